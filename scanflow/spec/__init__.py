@@ -1,0 +1,29 @@
+"""The application model, Scanflow's lingua franca: Python classes and ``scanflow.yaml``."""
+
+from scanflow.spec.loader import SPEC_FILE, Project, load_project
+from scanflow.spec.model import (
+    Agent,
+    Application,
+    Batching,
+    Executor,
+    PredictionLogging,
+    Resources,
+    Service,
+    Tracker,
+    Workflow,
+)
+
+__all__ = [
+    "SPEC_FILE",
+    "Agent",
+    "Application",
+    "Batching",
+    "Executor",
+    "PredictionLogging",
+    "Project",
+    "Resources",
+    "Service",
+    "Tracker",
+    "Workflow",
+    "load_project",
+]

@@ -1,0 +1,119 @@
+"""Rules across objects: duplicates, dangling or cyclic dependencies, inputs, files."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scanflow.spec.graph import InputSource, find_cycle, resolve_input, upstreams
+from scanflow.spec.model import Application
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Problem:
+    """One broken rule: where (a field path), what, and optionally the YAML line."""
+
+    loc: Loc
+    message: str
+    line: int | None = field(default=None, compare=False)
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def path(self) -> str:
+        return format_loc(self.loc)
+
+    def render(self) -> str:
+        where = self.path or "<application>"
+        if self.line is not None:
+            where = f"{self.source or '<yaml>'}:{self.line}: {where}"
+        return f"{where}: {self.message}"
+
+
+def format_loc(loc: Loc) -> str:
+    """``('workflows', 0, 'executors')`` -> ``workflows[0].executors``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close choice exists, else ``''``."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _duplicates(names: list[str], loc: Loc, kind: str) -> list[Problem]:
+    counts = Counter(names)
+    return [
+        Problem((*loc, i, "name"), f"duplicate {kind} name {n!r}; names must be unique")
+        for i, n in enumerate(names)
+        if counts[n] > 1 and names.index(n) != i
+    ]
+
+
+def find_problems(app: Application, base_dir: Path | None = None) -> list[Problem]:
+    """Every rule ``app`` breaks; file checks run only when ``base_dir`` is given."""
+    problems = _duplicates([w.name for w in app.workflows], ("workflows",), "workflow")
+    problems += _duplicates([s.name for s in app.services], ("services",), "service")
+    problems += _duplicates([a.name for a in app.agents], ("agents",), "agent")
+    for wi, workflow in enumerate(app.workflows):
+        wloc: Loc = ("workflows", wi)
+        names = [e.name for e in workflow.executors]
+        problems += _duplicates(names, (*wloc, "executors"), "executor")
+        edges = upstreams(workflow)
+        for ei, executor in enumerate(workflow.executors):
+            eloc: Loc = (*wloc, "executors", ei)
+            for di, dep in enumerate(executor.depends_on):
+                if dep == executor.name:
+                    problems.append(Problem((*eloc, "depends_on", di), "a step cannot depend on itself"))
+                elif dep not in names:
+                    problems.append(Problem(
+                        (*eloc, "depends_on", di),
+                        f"{dep!r} is not an executor of workflow {workflow.name!r}"
+                        + did_you_mean(dep, names),
+                    ))
+            for arg, ref in executor.input_refs().items():
+                key = arg if isinstance(executor.inputs, dict) else executor.inputs.index(ref)
+                source = resolve_input(workflow, edges, executor.name, ref)
+                if not isinstance(source, InputSource):
+                    problems.append(Problem((*eloc, "inputs", key), source))
+            if base_dir is not None:
+                problems += _file_problems(executor.script, executor.requirements, eloc, base_dir)
+        cycle = find_cycle(edges)
+        if cycle:
+            problems.append(Problem(
+                (*wloc, "executors"),
+                "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies",
+            ))
+    for si, service in enumerate(app.services):
+        if not service.min_workers <= service.workers <= service.max_workers:
+            problems.append(Problem(
+                ("services", si, "workers"),
+                f"workers={service.workers} must lie between min_workers={service.min_workers} "
+                f"and max_workers={service.max_workers}",
+            ))
+    return problems
+
+
+def _file_problems(
+    script: str | None, requirements: list[str] | str, loc: Loc, base_dir: Path
+) -> list[Problem]:
+    problems = []
+    if script is not None and not (base_dir / script).is_file():
+        problems.append(Problem(
+            (*loc, "script"),
+            f"script file {script!r} not found in {base_dir}; paths are relative to the "
+            "folder of scanflow.yaml",
+        ))
+    if isinstance(requirements, str) and not (base_dir / requirements).is_file():
+        problems.append(Problem(
+            (*loc, "requirements"),
+            f"requirements file {requirements!r} not found in {base_dir}; give a path relative "
+            "to the folder of scanflow.yaml, or a list of requirement strings",
+        ))
+    return problems

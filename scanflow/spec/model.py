@@ -1,0 +1,276 @@
+"""The application model: what a team declares once (pydantic v2).
+
+Every layer takes these objects; none invents its own. Structural rules (types,
+unknown fields, DNS-1123 names) live here; rules across objects (cycles, dangling
+dependencies, inputs) live in :mod:`scanflow.spec.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+Scalar = str | int | float | bool
+
+
+def _check_parameter(value: Any) -> Any:
+    scalars = (str, int, float, bool)
+    if isinstance(value, scalars):
+        return value
+    if isinstance(value, list) and all(isinstance(v, scalars) for v in value):
+        return value
+    raise ValueError(
+        f"got {type(value).__name__} {value!r}; a parameter must be a string, number, "
+        "boolean or a list of them (pass structured data as an input artifact instead)"
+    )
+
+
+ParameterValue = Annotated[Scalar | list[Scalar], BeforeValidator(_check_parameter)]
+Parameters = dict[str, ParameterValue]
+
+
+def _check_name(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if len(value) > 63 or not DNS1123_LABEL.match(value):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:63] or "my-name"
+        raise ValueError(
+            f"{value!r} is not a DNS-1123 label (lowercase letters, digits and '-', "
+            f"starting and ending with a letter or digit, at most 63 characters); "
+            f"try {suggestion!r}"
+        )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_check_name)]
+
+
+class _Model(BaseModel):
+    """Base: unknown fields are errors, and the first positional argument is the name."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    def __init__(self, name: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        super().__init__(**data)
+
+
+class Resources(_Model):
+    """What one executor or replica asks of a machine (Kubernetes requests later)."""
+
+    cpu: str | float | None = None
+    memory: str | None = None
+    gpu: int = Field(default=0, ge=0)
+
+
+def _function_reference(value: Any) -> Any:
+    if not callable(value):
+        return value
+    module, qualname = value.__module__, value.__qualname__
+    if module == "__main__" or "<locals>" in qualname:
+        raise ValueError(
+            f"function {qualname!r} is defined in {module!r}; executors run in their own "
+            "process, so move it to an importable module and pass it (or 'module:function')"
+        )
+    return f"{module}:{qualname}"
+
+
+class Executor(_Model):
+    """One step of a workflow: a script or a ``module:function``, run in its own process."""
+
+    name: Name
+    script: str | None = None
+    function: Annotated[str | None, BeforeValidator(_function_reference)] = None
+    parameters: Parameters = Field(default_factory=dict)
+    requirements: list[str] | str = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    inputs: dict[str, str] | list[str] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    retries: int = Field(default=0, ge=0)
+    retry_backoff: float = Field(default=1.0, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    cache: bool = True
+    resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("function")
+    @classmethod
+    def _function_has_colon(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[\w.]+:[\w.]+$", value):
+            raise ValueError(f"{value!r} is not 'module:function' (e.g. 'steps.train:main')")
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_are_identifiers(cls, value: list[str]) -> list[str]:
+        for out in value:
+            if not out.isidentifier():
+                raise ValueError(f"output {out!r} must be a Python identifier (e.g. 'model')")
+        return value
+
+    @model_validator(mode="after")
+    def _script_or_function(self) -> Executor:
+        if (self.script is None) == (self.function is None):
+            raise ValueError(
+                f"executor {self.name!r} needs exactly one of 'script' (a .py file) or "
+                "'function' ('module:function')"
+            )
+        return self
+
+    def input_refs(self) -> dict[str, str]:
+        """Inputs as ``{argument: reference}``; a list entry ``x.y`` becomes ``{y: x.y}``."""
+        if isinstance(self.inputs, dict):
+            return dict(self.inputs)
+        return {ref.rsplit(".", 1)[-1]: ref for ref in self.inputs}
+
+    def __rshift__(self, other: Executor | Iterable[Executor]) -> Executor | Iterable[Executor]:
+        """``a >> b`` makes ``b`` depend on ``a``; returns ``b`` so chains read left to right."""
+        for target in [other] if isinstance(other, Executor) else list(other):
+            if self.name not in target.depends_on:
+                target.depends_on.append(self.name)
+        return other
+
+    def __rrshift__(self, other: Iterable[Executor]) -> Executor:
+        """``[a, b] >> c`` makes ``c`` depend on both."""
+        for source in other:
+            source >> self
+        return self
+
+
+class Workflow(_Model):
+    """A DAG of executors with shared default parameters."""
+
+    name: Name
+    executors: list[Executor] = Field(default_factory=list)
+    parameters: Parameters = Field(default_factory=dict)
+
+    def add(
+        self,
+        executor: Executor,
+        depends_on: Iterable[Executor | str] = (),
+    ) -> Executor:
+        """Add ``executor`` after the given upstream executors (objects or names)."""
+        for upstream in depends_on:
+            name = upstream.name if isinstance(upstream, Executor) else upstream
+            if name not in executor.depends_on:
+                executor.depends_on.append(name)
+        self.executors.append(executor)
+        return executor
+
+    def executor(self, name: str) -> Executor:
+        """The executor called ``name``."""
+        for executor in self.executors:
+            if executor.name == name:
+                return executor
+        known = ", ".join(e.name for e in self.executors) or "none"
+        raise KeyError(f"workflow {self.name!r} has no executor {name!r} (known: {known})")
+
+
+class Batching(_Model):
+    """Adaptive micro-batching of concurrent prediction requests."""
+
+    enabled: bool = True
+    max_batch_size: int = Field(default=64, ge=1)
+    max_wait_ms: float = Field(default=2.0, ge=0)
+
+
+class PredictionLogging(_Model):
+    """Which predictions a service appends to its prediction log."""
+
+    enabled: bool = True
+    sample_rate: float = Field(default=1.0, ge=0, le=1)
+
+
+class Service(_Model):
+    """An online model service (runtime in :mod:`scanflow.serving`)."""
+
+    name: Name
+    model: str
+    workers: int = Field(default=1, ge=1)
+    min_workers: int = Field(default=1, ge=1)
+    max_workers: int = Field(default=4, ge=1)
+    batching: Batching = Field(default_factory=Batching)
+    backup_model: str | None = None
+    log_predictions: PredictionLogging = Field(default_factory=PredictionLogging)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    resources: Resources = Field(default_factory=Resources)
+
+
+class Agent(_Model):
+    """A supervising agent of the MAPE loop (runtime in :mod:`scanflow.agents`)."""
+
+    name: Name
+    role: Literal["monitor", "analyzer", "planner", "executor"] = "monitor"
+    strategy: str | None = None
+    sensors: list[str] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    actuators: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Tracker(_Model):
+    """Where runs, models and artifacts are tracked; the embedded SQLite store when absent."""
+
+    name: Name = "default"
+    uri: str | None = None
+    managed: bool = False
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class Application(_Model):
+    """What a team declares once: workflows, services, agents and a tracker."""
+
+    name: Name
+    team: Name = "default"
+    workflows: list[Workflow] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    agents: list[Agent] = Field(default_factory=list)
+    tracker: Tracker | None = None
+
+    def workflow(self, name: str) -> Workflow:
+        """The workflow called ``name``."""
+        for workflow in self.workflows:
+            if workflow.name == name:
+                return workflow
+        known = ", ".join(w.name for w in self.workflows) or "none"
+        from scanflow.errors import SpecError
+
+        raise SpecError([f"no workflow {name!r} in application {self.name!r} (known: {known})"])
+
+    # -- the YAML front door -------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, source: str | Path, *, check_files: bool = True) -> Application:
+        """Load and validate a ``scanflow.yaml`` (a path, or YAML text)."""
+        from scanflow.spec.loader import load_application
+
+        return load_application(source, check_files=check_files)
+
+    def to_yaml(self) -> str:
+        """The canonical YAML form; ``from_yaml(x.to_yaml()) == x``."""
+        import yaml
+
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+    def check(self, base_dir: str | Path | None = None) -> None:
+        """Raise :class:`~scanflow.errors.SpecError` listing every rule broken across objects."""
+        from scanflow.errors import SpecError
+        from scanflow.spec.checks import find_problems
+
+        problems = find_problems(self, Path(base_dir) if base_dir else None)
+        if problems:
+            raise SpecError([p.render() for p in problems])
+
