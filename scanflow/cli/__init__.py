@@ -1,0 +1,1 @@
+"""The ``scanflow`` command line."""

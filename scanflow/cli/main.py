@@ -1,0 +1,62 @@
+"""Entry point of the ``scanflow`` command: one Typer app, command groups in sibling modules.
+
+Each module ``scanflow.cli.<group>`` exposes ``register(app)``; errors derived from
+:class:`~scanflow.errors.ScanflowError` are printed without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from scanflow.errors import ScanflowError
+
+COMMAND_MODULES = ["project", "runs"]
+
+app = typer.Typer(
+    name="scanflow",
+    help="Scanflow: declare an ML application once; build, run, track, serve and supervise it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"scanflow.cli.{name}").register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (ScanflowError -> message on stderr, non-zero)."""
+    from scanflow.cli.output import err_console
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except ScanflowError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
