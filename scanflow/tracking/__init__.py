@@ -1,0 +1,1 @@
+"""MLflow glue: tracking URIs, runs of workflows and steps, and the step logging API."""
