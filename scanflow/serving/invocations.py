@@ -7,6 +7,7 @@ Responses are ``{"predictions": ...}``.
 
 from __future__ import annotations
 
+import csv
 import io
 from typing import Any
 
@@ -67,19 +68,29 @@ def decode_json(payload: Any, signature: Signature, *, allow_non_finite: bool = 
 
 def decode_csv(body: bytes, signature: Signature, *, allow_non_finite: bool = False
                ) -> ModelInput:
-    """A CSV body with a header row."""
-    if not body.strip():
-        raise RequestError("empty CSV body; send a header row and at least one data row")
-    import pandas as pd
-
+    """A CSV body with a header row (parsed without pandas)."""
     try:
-        frame = pd.read_csv(io.BytesIO(body))
-    except Exception as exc:
+        rows = [r for r in csv.reader(io.StringIO(body.decode("utf-8-sig"))) if r]
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise RequestError(f"body is not valid CSV: {exc}") from None
-    if frame.empty:
+    if not rows:
+        raise RequestError("empty CSV body; send a header row and at least one data row")
+    header, data = rows[0], rows[1:]
+    if not data:
         raise RequestError("the CSV body has a header but no data rows")
-    return columns_to_input({str(c): frame[c].to_numpy() for c in frame.columns}, signature,
-                            allow_non_finite=allow_non_finite)
+    for i, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            raise RequestError(f"CSV line {i} has {len(row)} fields, the header has "
+                               f"{len(header)}")
+    columns = {name: _numeric([row[i] for row in data]) for i, name in enumerate(header)}
+    return columns_to_input(columns, signature, allow_non_finite=allow_non_finite)
+
+
+def _numeric(values: list[str]) -> Any:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except ValueError:
+        return np.asarray(values, dtype=object)
 
 
 def decode(body: bytes, content_type: str, signature: Signature, *,

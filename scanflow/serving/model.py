@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from scanflow.serving.errors import ModelLoadError
+from scanflow.serving.resolve import read_mlmodel
 from scanflow.serving.signature import ColumnSpec, Signature, TensorSpec, parse_signature
 
 logger = logging.getLogger(__name__)
@@ -29,17 +29,6 @@ logger = logging.getLogger(__name__)
 # What a model predicts on: one array (single tensor) or named arrays (columns or tensors),
 # all with the same number of rows.
 ModelInput = np.ndarray | dict[str, np.ndarray]
-
-
-def read_mlmodel(path: str | Path) -> dict[str, Any]:
-    """The parsed ``MLmodel`` file of the model directory ``path``."""
-    mlmodel = Path(path) / "MLmodel"
-    if not mlmodel.is_file():
-        raise ModelLoadError(
-            f"{path} is not an MLflow model directory (no MLmodel file); pass a folder "
-            "written by mlflow.<flavor>.save_model or a models:/ or runs:/ URI"
-        )
-    return yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
 
 
 def rows_of(data: ModelInput) -> int:
@@ -155,8 +144,12 @@ def _load_estimator(path: Path, conf: dict[str, Any]) -> Any:
 
 def load_model(path: str | Path, *, name: str, version: str, fast: bool = True) -> LoadedModel:
     """Load the MLflow model in ``path``; raises :class:`ModelLoadError` with the reason."""
+    from scanflow.serving import lean
+
     path = Path(path)
     mlmodel = read_mlmodel(path)
+    if lean.active() and not lean.model_is_lean(mlmodel, fast):
+        lean.let_in()
     flavors = mlmodel.get("flavors") or {}
     signature = parse_signature(mlmodel)
     sk = flavors.get("sklearn")

@@ -73,10 +73,21 @@ def parse_uri(uri: str) -> ModelRef:
     return ModelRef(str(path.resolve()), "local", path.resolve().name or "model")
 
 
+def read_mlmodel(path: str | Path) -> dict:
+    """The parsed ``MLmodel`` file of the model folder ``path``."""
+    import yaml
+
+    mlmodel = Path(path) / "MLmodel"
+    if not mlmodel.is_file():
+        raise ModelLoadError(
+            f"{path} is not an MLflow model directory (no MLmodel file); pass a folder "
+            "written by mlflow.<flavor>.save_model or a models:/ or runs:/ URI"
+        )
+    return yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+
+
 def local_version(path: Path) -> str:
     """A version label for a local model folder (its MLflow model id, else ``local``)."""
-    from scanflow.serving.model import read_mlmodel
-
     mlmodel = read_mlmodel(path)
     ident = mlmodel.get("model_id") or mlmodel.get("model_uuid") or ""
     return str(ident)[:14] or "local"

@@ -1,27 +1,34 @@
 """Which model version takes traffic: one generation number shared by all processes.
 
 The supervisor stages a new model in every worker (each keeps it under a new generation),
-then writes the generation into a shared memory page. A worker reads that page when it
-hands a batch to a model, so every process switches at the same instant: a request sent
-after any response from the new version can never be answered by the old one.
+then writes the generation into a page of a file that every process maps shared. A worker
+reads that page when it hands a batch to a model, so every process switches at the same
+instant: a request sent after any response from the new version never gets the old one.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from scanflow.serving.model import LoadedModel
+if TYPE_CHECKING:
+    from scanflow.serving.model import LoadedModel
 
 _FMT = struct.Struct("q")
 
 
 class SharedGeneration:
-    """An int64 in an anonymous shared mapping; created before workers are forked."""
+    """An int64 in a small file mapped shared by the supervisor and every worker."""
 
-    def __init__(self) -> None:
-        self._page = mmap.mmap(-1, mmap.PAGESIZE)
-        _FMT.pack_into(self._page, 0, 0)
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(b"\0" * mmap.PAGESIZE)
+        with self.path.open("r+b") as f:
+            self._page = mmap.mmap(f.fileno(), mmap.PAGESIZE)
 
     def get(self) -> int:
         return _FMT.unpack_from(self._page, 0)[0]

@@ -1,24 +1,22 @@
 """The supervisor: one process that owns the port, the workers and the model version.
 
-- **Workers.** The supervisor binds the listening socket, loads the model once (so its
-  pages are shared copy-on-write) and forks workers that all accept on that socket.
-  :meth:`Supervisor.scale` grows or shrinks the pool live: new workers start accepting
-  when ready; retiring workers stop accepting and finish every request they hold
-  (see :mod:`scanflow.serving.http`), so no request is dropped. Crashed workers are
-  replaced.
+- **Workers.** The supervisor binds the listening socket and starts worker processes
+  (:mod:`scanflow.serving.worker`) that all accept on it. :meth:`Supervisor.scale` grows
+  or shrinks the pool live: a new worker accepts only once its model is loaded; a retiring
+  worker stops accepting and finishes every request it holds (see
+  :mod:`scanflow.serving.http`), so no request is dropped. Crashed workers are replaced.
 - **Hot-swap.** For ``models:/name@alias`` the supervisor polls where the alias points
   (:mod:`scanflow.serving.watch`). A new version is downloaded by a resolver subprocess,
-  loaded and smoke-tested here, then staged in every worker; when all have it, one write
-  to the shared generation (:mod:`scanflow.serving.slots`) switches traffic at once. A
-  version that fails anywhere is dropped, the old one keeps serving, and the reason is
+  then staged in every worker, which loads it and smoke-tests it; when all have it, one
+  write to the shared generation (:mod:`scanflow.serving.slots`) switches traffic at once.
+  A version that fails anywhere is dropped, the old one keeps serving, and the reason is
   logged, counted in ``/metrics`` and shown by ``/admin/status``.
 
-The loop is a plain ``selectors`` loop with no threads, so forking a worker is safe.
+The supervisor itself never imports numpy, scikit-learn or MLflow: it stays small.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -34,10 +32,9 @@ from typing import Any
 from scanflow.serving import metrics as metrics_mod
 from scanflow.serving.control import SupervisorEnd
 from scanflow.serving.errors import ModelLoadError, ServingError
-from scanflow.serving.model import LoadedModel, load_model
 from scanflow.serving.options import ServeOptions
-from scanflow.serving.resolve import local_version, parse_uri
-from scanflow.serving.slots import ModelSlots, SharedGeneration
+from scanflow.serving.resolve import parse_uri, read_mlmodel
+from scanflow.serving.slots import SharedGeneration
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +46,15 @@ RETRY_FAILED_AFTER = 60.0
 class Worker:
     """A forked worker as the supervisor sees it."""
 
-    pid: int
+    proc: subprocess.Popen
     channel: SupervisorEnd
     started: float
     ready: bool = False
     draining: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
 
 @dataclass
@@ -63,7 +64,6 @@ class Staging:
     gen: int
     version: str
     path: str
-    model: LoadedModel
     waiting: set[int]
     started: float
     errors: list[str] = field(default_factory=list)
@@ -87,8 +87,7 @@ class Supervisor:
         self.ref = parse_uri(self.service.model)
         self.target = self.service.workers
         self.workers: dict[int, Worker] = {}
-        self.generation = SharedGeneration()
-        self.slots = ModelSlots(self.generation)
+        self.generation = SharedGeneration(options.service_dir / "generation", create=True)
         self.current: dict[str, Any] | None = None  # version, path, gen, since
         self.staging: Staging | None = None
         self.last_error: str | None = None
@@ -101,6 +100,8 @@ class Supervisor:
         self._watcher: Any = None
         self._next_poll = 0.0
         self._crashes: list[float] = []
+        self._lean = False
+        self._last_gen = 0
         self._signals: list[int] = []
         self._stop_deadline = 0.0
         self.sock: socket.socket | None = None
@@ -238,19 +239,27 @@ class Supervisor:
 
     # -- model versions -------------------------------------------------------------
     def _initial_load(self) -> None:
+        """Resolve the model before the first workers start, so they load it right away."""
         try:
             found = self._resolve_blocking()
-            model = load_model(found["path"], name=self.service.name,
-                               version=found["version"], fast=self.service.fast_path)
+            self._lean = self._is_lean(found["path"])
         except ModelLoadError as exc:
             self._fail(str(exc), found=None)
             logger.error("service %s is NOT READY: %s (it keeps running and retries every "
                          "%.0f s)", self.service.name, exc, self._retry_interval())
             self._next_poll = time.monotonic() + self._retry_interval()
             return
-        self._commit(1, found["version"], found["path"], model)
+        self._commit(1, found["version"], found["path"])
         self._watcher_setup()
         self._next_poll = time.monotonic() + self.service.poll_interval
+
+    def _is_lean(self, path: str) -> bool:
+        from scanflow.serving.lean import model_is_lean
+
+        try:
+            return model_is_lean(read_mlmodel(path), self.service.fast_path)
+        except ModelLoadError:
+            return False
 
     def _retry_interval(self) -> float:
         return max(self.service.poll_interval, 5.0)
@@ -357,21 +366,15 @@ class Supervisor:
         version = str(found["version"])
         if self.current is not None and version == self.current["version"]:
             return
-        try:
-            model = load_model(found["path"], name=self.service.name, version=version,
-                               fast=self.service.fast_path)
-        except ModelLoadError as exc:
-            self._fail(str(exc), found=found)
-            return
         if self.current is None:  # first model: workers are already up, stage it in them
             self._watcher_setup()
-        self._stage(version, found["path"], model)
+        self._stage(version, found["path"])
 
-    def _stage(self, version: str, path: str, model: LoadedModel) -> None:
-        gen = max(self.generation.get(), max(self.slots.models, default=0)) + 1
+    def _stage(self, version: str, path: str) -> None:
+        self._last_gen += 1
+        gen = self._last_gen
         live = [w for w in self.workers.values() if not w.draining]
-        self.staging = Staging(gen, version, path, model, {w.pid for w in live},
-                               time.monotonic())
+        self.staging = Staging(gen, version, path, {w.pid for w in live}, time.monotonic())
         for worker in live:
             if not worker.channel.send({"op": "stage", "gen": gen, "path": path,
                                         "version": version}):
@@ -396,15 +399,14 @@ class Supervisor:
         if staging.waiting:
             return
         self.staging = None
-        self._commit(staging.gen, staging.version, staging.path, staging.model)
+        self._commit(staging.gen, staging.version, staging.path)
         for worker in self.workers.values():
             worker.channel.send({"op": "drop", "keep": staging.gen})
 
-    def _commit(self, gen: int, version: str, path: str, model: LoadedModel) -> None:
+    def _commit(self, gen: int, version: str, path: str) -> None:
         previous = self.current["version"] if self.current else None
-        self.slots.put(gen, model)
+        self._last_gen = max(self._last_gen, gen)
         self.generation.set(gen)  # <- every worker switches here
-        self.slots.drop_except(gen)
         self.current = {"version": version, "path": path, "gen": gen, "since": time.time()}
         self.last_error = None
         self.failed_versions.pop(version, None)
@@ -448,7 +450,7 @@ class Supervisor:
             if len(self._crashes) >= 5:
                 return  # crash loop: wait before forking again
             for _ in range(self.target - len(live)):
-                self._fork()
+                self._spawn()
 
     def _retire(self, worker: Worker) -> None:
         if not worker.draining:
@@ -458,47 +460,33 @@ class Supervisor:
             if self.staging is not None:
                 self.staging.waiting.discard(worker.pid)
 
-    def _fork(self) -> None:
+    def _spawn(self) -> None:
+        from scanflow.serving.worker import ENV_SETUP, WorkerSetup
+
         assert self.sock is not None
         parent_end, child_end = socket.socketpair()
-        reason = self.last_error or "the model is still loading"
-        inherited = [self._sel.fileno(), self._wake_r.fileno(), self._wake_w.fileno(),
-                     parent_end.fileno()]
-        inherited += [w.channel.fileno() for w in self.workers.values()]
-        if self._resolver is not None and self._resolver.stdout is not None:
-            inherited.append(self._resolver.stdout.fileno())
-        gc.collect()
-        gc.freeze()  # keep the shared pages shared: the collector would touch every object
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 1
-            try:
-                for fd in inherited:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                from scanflow.serving import worker as worker_mod
-
-                code = worker_mod.run(worker_mod.WorkerSetup(
-                    options=self.options, listen_sock=self.sock, control_sock=child_end,
-                    slots=self.slots, not_ready_reason=reason,
-                ))
-            except BaseException:
-                logger.exception("worker %d failed", os.getpid())
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        gc.unfreeze()
+        setup = WorkerSetup(
+            listen_fd=self.sock.fileno(), control_fd=child_end.fileno(),
+            generation_file=str(self.generation.path),
+            service=self.service.model_dump(mode="json"),
+            predictions_dir=str(self.options.predictions_dir),
+            max_request_bytes=self.options.max_request_bytes,
+            keep_alive=self.options.keep_alive, drain_timeout=self.options.drain_timeout,
+            model=dict(self.current) if self.current else None, lean=self._lean,
+            reason=self.last_error or "the model is still loading",
+        )
+        env = {**os.environ, ENV_SETUP: setup.to_env(),
+               "SCANFLOW_LOG_LEVEL": logging.getLevelName(logging.getLogger().level)}
+        proc = subprocess.Popen([sys.executable, "-m", "scanflow.serving.worker"], env=env,
+                                pass_fds=(self.sock.fileno(), child_end.fileno()))
         child_end.close()
-        parent_end.setblocking(True)
         channel = SupervisorEnd(parent_end)
-        worker = Worker(pid=pid, channel=channel, started=time.monotonic())
-        self.workers[pid] = worker
+        worker = Worker(proc=proc, channel=channel, started=time.monotonic())
+        self.workers[proc.pid] = worker
         self._sel.register(parent_end, selectors.EVENT_READ,
                            lambda _sock, w=worker: self._on_worker(w))
         if self.staging is not None:  # a worker born during a staging must stage too
-            self.staging.waiting.add(pid)
+            self.staging.waiting.add(proc.pid)
             channel.send({"op": "stage", "gen": self.staging.gen, "path": self.staging.path,
                           "version": self.staging.version})
         self.metrics.workers.set(len([w for w in self.workers.values() if not w.draining]))
@@ -512,6 +500,9 @@ class Supervisor:
             op = msg.get("op")
             if op == "ready":
                 worker.ready = True
+                gen = self.current["gen"] if self.current else None
+                if msg.get("error") and gen is not None and msg.get("gen") is None:
+                    self._worker_load_failed(msg["error"])
             elif op == "staged" and self.staging and int(msg["gen"]) == self.staging.gen:
                 self.staging.waiting.discard(worker.pid)
                 if not msg.get("ok"):
@@ -519,6 +510,14 @@ class Supervisor:
                 self._check_staging()
             elif op == "rpc":
                 self._rpc(worker, msg)
+
+    def _worker_load_failed(self, error: str) -> None:
+        """A worker could not load the committed version: the service is not ready."""
+        version = self.current["version"] if self.current else None
+        self.current = None
+        self.metrics.model_ready.set(0)
+        self._fail(f"version {version} cannot be loaded: {error}", found={"version": version})
+        self._next_poll = time.monotonic() + self._retry_interval()
 
     def _rpc(self, worker: Worker, msg: dict[str, Any]) -> None:
         method, params = msg.get("method"), msg.get("params") or {}
@@ -564,11 +563,8 @@ class Supervisor:
 
     def _reap(self) -> None:
         for pid in list(self.workers):
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, status = pid, 0
-            if done == 0:
+            code = self.workers[pid].proc.poll()
+            if code is None:
                 continue
             worker = self.workers.pop(pid)
             try:
@@ -579,7 +575,6 @@ class Supervisor:
             metrics_mod.process_exited(pid)
             if self.staging is not None:
                 self.staging.waiting.discard(pid)
-            code = os.waitstatus_to_exitcode(status) if status else 0
             if worker.draining:
                 logger.info("worker %d retired", pid)
             else:
@@ -620,4 +615,4 @@ def _resolver_reply(stdout: str, stderr: str) -> dict[str, Any]:
     return reply
 
 
-__all__ = ["Supervisor", "local_version"]
+__all__ = ["Supervisor"]

@@ -1,63 +1,67 @@
-"""One serving worker: a forked process that answers HTTP on the shared listening socket.
+"""One serving worker: a process that answers HTTP on the supervisor's listening socket.
 
-It inherits the supervisor's imported libraries and current model (copy-on-write), runs
-uvicorn with :class:`~scanflow.serving.http.ServingProtocol` on its own event loop, and
-obeys the supervisor's channel: stage a new version, drop old ones, drain and exit.
+Started by the supervisor as ``python -m scanflow.serving.worker`` with the listening
+socket and its end of the control channel passed as file descriptors, and its settings
+in ``$SCANFLOW_WORKER``. It loads the model it is given before it accepts connections,
+runs uvicorn with :class:`~scanflow.serving.http.ServingProtocol` and obeys the channel:
+stage a new version, drop old ones, drain and exit. It imports neither MLflow (unless the
+model needs pyfunc) nor, for numpy models, pandas (:mod:`scanflow.serving.lean`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import json
 import os
 import signal
 import socket
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
-from scanflow.serving import metrics as metrics_mod
-from scanflow.serving.app import ServingApp
-from scanflow.serving.batcher import Batcher
-from scanflow.serving.control import WorkerEnd
-from scanflow.serving.http import ServingProtocol
-from scanflow.serving.model import load_model
-from scanflow.serving.options import ServeOptions
-from scanflow.serving.predictions import PredictionLogWriter, WriterOptions
-from scanflow.serving.slots import ModelSlots
-
-logger = logging.getLogger(__name__)
+ENV_SETUP = "SCANFLOW_WORKER"
 
 
 @dataclass
 class WorkerSetup:
-    """Everything a worker gets from the supervisor at fork time."""
+    """What the supervisor hands a worker (JSON in ``$SCANFLOW_WORKER``)."""
 
-    options: ServeOptions
-    listen_sock: socket.socket
-    control_sock: socket.socket
-    slots: ModelSlots
-    not_ready_reason: str
+    listen_fd: int
+    control_fd: int
+    generation_file: str
+    service: dict[str, Any]  # Service.model_dump(mode="json")
+    predictions_dir: str
+    max_request_bytes: int
+    keep_alive: float
+    drain_timeout: float
+    model: dict[str, Any] | None = None  # {"gen", "path", "version"} to load before serving
+    lean: bool = False
+    reason: str = "the model is still loading"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_env(self) -> str:
+        return json.dumps(self.__dict__)
 
 
-def run(setup: WorkerSetup) -> int:
-    """Serve until drained; the process exit code (called in the forked child)."""
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+def main() -> int:
+    """Entry point of ``python -m scanflow.serving.worker``."""
+    setup = WorkerSetup(**json.loads(os.environ[ENV_SETUP]))
+    if setup.lean:
+        from scanflow.serving import lean
+
+        lean.keep_out()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM drains
+    import logging
+
+    logging.basicConfig(level=os.environ.get("SCANFLOW_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
     _one_blas_thread()
     import uvloop
 
-    loop = uvloop.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(_serve(setup))
-    finally:
-        loop.close()
+    return uvloop.run(_serve(setup))
 
 
 def _one_blas_thread() -> None:
-    """Workers are processes; nested BLAS threads would only fight over the same cores."""
+    """Workers are processes; BLAS threads inside them would only fight over the cores."""
     try:
         from threadpoolctl import threadpool_limits
 
@@ -67,36 +71,59 @@ def _one_blas_thread() -> None:
 
 
 async def _serve(setup: WorkerSetup) -> int:
+    import asyncio
+    import logging
+
     import uvicorn
 
-    options, service = setup.options, setup.options.service
+    from scanflow.serving import metrics as metrics_mod
+    from scanflow.serving.app import ServingApp
+    from scanflow.serving.batcher import Batcher
+    from scanflow.serving.control import WorkerEnd
+    from scanflow.serving.http import ServingProtocol
+    from scanflow.serving.model import load_model
+    from scanflow.serving.predictions import PredictionLogWriter, WriterOptions
+    from scanflow.serving.slots import ModelSlots, SharedGeneration
+
+    logger = logging.getLogger("scanflow.serving.worker")
+    service = setup.service
+    name, fast = service["name"], bool(service.get("fast_path", True))
+    slots = ModelSlots(SharedGeneration(setup.generation_file))
+    state: dict[str, Any] = {"reason": setup.reason}
+    loaded_gen, load_error = None, None
+    if setup.model:
+        try:
+            model = load_model(setup.model["path"], name=name,
+                               version=str(setup.model["version"]), fast=fast)
+            slots.put(int(setup.model["gen"]), model)
+            loaded_gen = int(setup.model["gen"])
+        except Exception as exc:
+            load_error = state["reason"] = str(exc)
+            logger.error("cannot load version %s: %s", setup.model["version"], exc)
     metrics = metrics_mod.get()
-    state: dict[str, Any] = {"reason": setup.not_ready_reason}
+    batching = service.get("batching") or {}
 
     def on_batch(requests: int, rows: int) -> None:
         metrics.batch_requests.observe(requests)
         metrics.batch_rows.observe(rows)
 
-    batcher = Batcher(
-        setup.slots.current,
-        max_batch_size=service.batching.max_batch_size,
-        max_wait_ms=service.batching.max_wait_ms,
-        enabled=service.batching.enabled,
-        on_batch=on_batch,
-    )
+    batcher = Batcher(slots.current, max_batch_size=int(batching.get("max_batch_size", 64)),
+                      max_wait_ms=float(batching.get("max_wait_ms", 2.0)),
+                      enabled=bool(batching.get("enabled", True)), on_batch=on_batch)
+    plog = service.get("log_predictions") or {}
     writer = None
-    plog = service.log_predictions
-    if plog.enabled and plog.sample_rate > 0:
+    if plog.get("enabled", True) and plog.get("sample_rate", 1.0) > 0:
         writer = PredictionLogWriter(
-            options.predictions_dir,
-            WriterOptions(flush_interval=plog.flush_interval_ms / 1000.0,
-                          segment_bytes=int(plog.segment_mb * 2**20),
-                          max_bytes=int(plog.max_mb * 2**20), queue_size=plog.queue_size),
+            setup.predictions_dir,
+            WriterOptions(flush_interval=float(plog.get("flush_interval_ms", 200)) / 1000.0,
+                          segment_bytes=int(float(plog.get("segment_mb", 16)) * 2**20),
+                          max_bytes=int(float(plog.get("max_mb", 512)) * 2**20),
+                          queue_size=int(plog.get("queue_size", 20_000))),
             on_written=metrics.logged.inc,
             on_dropped=lambda reason, n: metrics.dropped.labels(reason).inc(n),
         )
-    server: uvicorn.Server | None = None
     loop = asyncio.get_running_loop()
+    server: uvicorn.Server | None = None
     control: WorkerEnd
 
     def stage(msg: dict[str, Any]) -> None:
@@ -104,19 +131,18 @@ async def _serve(setup: WorkerSetup) -> int:
             gen = int(msg["gen"])
             try:
                 model = await loop.run_in_executor(
-                    None, lambda: load_model(msg["path"], name=service.name,
-                                             version=str(msg["version"]),
-                                             fast=service.fast_path))
+                    None, lambda: load_model(msg["path"], name=name,
+                                             version=str(msg["version"]), fast=fast))
             except Exception as exc:
                 control.notify("staged", gen=gen, ok=False, error=str(exc))
                 return
-            setup.slots.put(gen, model)
+            slots.put(gen, model)
             control.notify("staged", gen=gen, ok=True)
 
         loop.create_task(load())
 
     def drop(msg: dict[str, Any]) -> None:
-        setup.slots.drop_except(int(msg["keep"]))
+        slots.drop_except(int(msg["keep"]))
 
     def drain(msg: dict[str, Any]) -> None:
         if server is not None:
@@ -125,36 +151,35 @@ async def _serve(setup: WorkerSetup) -> int:
     def reason(msg: dict[str, Any]) -> None:
         state["reason"] = msg.get("reason", "")
 
-    control = WorkerEnd(setup.control_sock,
+    control = WorkerEnd(socket.socket(fileno=setup.control_fd),
                         {"stage": stage, "drop": drop, "drain": drain, "reason": reason})
     await control.start()
     app = ServingApp(
-        name=service.name,
-        current_model=setup.slots.current,
-        batcher=batcher,
-        metrics=metrics,
-        max_request_bytes=options.max_request_bytes,
-        allow_non_finite=service.allow_non_finite,
-        prediction_log=writer,
-        sample_rate=plog.sample_rate,
-        control=control.call,
-        not_ready_reason=lambda: state["reason"],
+        name=name, current_model=slots.current, batcher=batcher, metrics=metrics,
+        max_request_bytes=setup.max_request_bytes,
+        allow_non_finite=bool(service.get("allow_non_finite", False)),
+        prediction_log=writer, sample_rate=float(plog.get("sample_rate", 1.0)),
+        control=control.call, not_ready_reason=lambda: state["reason"],
     )
     config = uvicorn.Config(
         app, http=ServingProtocol, ws="none", lifespan="off", interface="asgi3",
         access_log=False, log_config=None, proxy_headers=False, server_header=False,
-        timeout_keep_alive=int(max(1, options.keep_alive)),
-        timeout_graceful_shutdown=int(max(1, options.drain_timeout)),
-        backlog=2048,
+        timeout_keep_alive=int(max(1, setup.keep_alive)),
+        timeout_graceful_shutdown=int(max(1, setup.drain_timeout)),
     )
     server = uvicorn.Server(config)
-    serving = loop.create_task(server.serve(sockets=[setup.listen_sock]))
+    listen = socket.socket(fileno=setup.listen_fd)
+    serving = loop.create_task(server.serve(sockets=[listen]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     if server.started:
-        control.notify("ready", pid=os.getpid())
+        control.notify("ready", pid=os.getpid(), gen=loaded_gen, error=load_error)
     await serving
     batcher.close()
     if writer is not None:
         writer.close()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
