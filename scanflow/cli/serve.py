@@ -98,9 +98,26 @@ def serve(
         state_dir=state_dir or (proj.state_dir if proj else Path.cwd() / ".scanflow"),
         tracking_uri=_tracking(tracking_uri, proj),
     )
-    from scanflow.serving.supervisor import Supervisor
+    from scanflow.serving.resolve import parse_uri
+    from scanflow.serving.supervisor import exec_supervisor
 
-    raise typer.Exit(Supervisor(options).run())
+    parse_uri(service.model)  # a malformed URI is an error now, not a service never ready
+    _check_port(host, port)
+    exec_supervisor(options, log_level)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ScanflowError(f"cannot listen on {host}:{port}: {exc.strerror}; pick a free "
+                                "port with --port (or the service's 'port')") from None
 
 
 def _tracking(explicit: str | None, proj) -> str:

@@ -36,7 +36,7 @@ from scanflow.serving.options import ServeOptions
 from scanflow.serving.resolve import parse_uri, read_mlmodel
 from scanflow.serving.slots import SharedGeneration
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("scanflow.serving.supervisor")
 
 TICK = 0.25
 RETRY_FAILED_AFTER = 60.0
@@ -475,7 +475,8 @@ class Supervisor:
             model=dict(self.current) if self.current else None, lean=self._lean,
             reason=self.last_error or "the model is still loading",
         )
-        env = {**os.environ, ENV_SETUP: setup.to_env(),
+        env = {"MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would only hold freed memory
+               **os.environ, ENV_SETUP: setup.to_env(),
                "SCANFLOW_LOG_LEVEL": logging.getLevelName(logging.getLogger().level)}
         proc = subprocess.Popen([sys.executable, "-m", "scanflow.serving.worker"], env=env,
                                 pass_fds=(self.sock.fileno(), child_end.fileno()))
@@ -590,6 +591,31 @@ class Supervisor:
         signal.set_wakeup_fd(-1)
 
 
+ENV_OPTIONS = "SCANFLOW_SUPERVISOR"
+
+
+def exec_supervisor(options: ServeOptions, log_level: str = "info") -> None:
+    """Replace this process with a bare supervisor (``python -m scanflow.serving.supervisor``)
+    that imports only what supervising needs; the PID stays the same."""
+    env = {**os.environ, ENV_OPTIONS: json.dumps(options.to_json()),
+           "SCANFLOW_LOG_LEVEL": log_level.upper()}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "scanflow.serving.supervisor"], env)
+
+
+def main() -> int:
+    """Entry point of ``python -m scanflow.serving.supervisor`` (options in the environment)."""
+    logging.basicConfig(level=os.environ.get("SCANFLOW_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    options = ServeOptions.from_json(json.loads(os.environ.pop(ENV_OPTIONS)))
+    try:
+        return Supervisor(options).run()
+    except ServingError as exc:
+        logger.error("%s", exc)
+        return exc.exit_code
+
+
 def _kill(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -615,4 +641,7 @@ def _resolver_reply(stdout: str, stderr: str) -> dict[str, Any]:
     return reply
 
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "exec_supervisor"]
+
+if __name__ == "__main__":
+    sys.exit(main())
