@@ -75,11 +75,15 @@ def _create(path: Path, lines: list[str]) -> None:
     uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
     python = path / "bin" / "python"
     if uv:
-        steps = [[uv, "venv", "-q", "--python", sys.executable, str(path)],
-                 [uv, "pip", "install", "-q", "--python", str(python), *lines]]
+        steps = [
+            [uv, "venv", "-q", "--python", sys.executable, str(path)],
+            [uv, "pip", "install", "-q", "--python", str(python), *lines],
+        ]
     else:
-        steps = [[sys.executable, "-m", "venv", str(path)],
-                 [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *lines]]
+        steps = [
+            [sys.executable, "-m", "venv", str(path)],
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *lines],
+        ]
     for i, command in enumerate(steps):
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -29,6 +29,28 @@ def _register_commands() -> None:
         importlib.import_module(f"scanflow.cli.{name}").register(app)
 
 
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    app_dir: str = typer.Option(
+        ".",
+        "--app",
+        "-a",
+        envvar="SCANFLOW_APP_DIR",
+        help="Folder of the application (holds scanflow.yaml).",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens in detail."),
+) -> None:
+    """Options shared by every command."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"app_dir": app_dir}
+
+
 _register_commands()
 
 

@@ -273,4 +273,3 @@ class Application(_Model):
         problems = find_problems(self, Path(base_dir) if base_dir else None)
         if problems:
             raise SpecError([p.render() for p in problems])
-

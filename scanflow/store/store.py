@@ -83,7 +83,8 @@ class Store:
                     return matches[0]
                 raise StoreError(
                     f"no run {run_id!r} in this project; 'scanflow runs' lists the runs"
-                    if not matches else f"run id prefix {run_id!r} is ambiguous; give more of it"
+                    if not matches
+                    else f"run id prefix {run_id!r} is ambiguous; give more of it"
                 )
             return run
 

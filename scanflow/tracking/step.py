@@ -113,12 +113,16 @@ def register_model(name: str, model_uri: str | None = None, alias: str | None = 
 
 def _guess_flavor(model: Any) -> str:
     top = type(model).__module__.split(".")[0]
-    flavors = {"sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm",
-               "torch": "pytorch", "keras": "keras", "tensorflow": "tensorflow"}
+    flavors = {
+        "sklearn": "sklearn",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+        "torch": "pytorch",
+        "keras": "keras",
+        "tensorflow": "tensorflow",
+    }
     if top in flavors:
         return flavors[top]
     if callable(getattr(model, "predict", None)):
         return "sklearn"
-    raise TypeError(
-        f"cannot guess the MLflow flavor of {type(model).__name__}; pass flavor='...'"
-    )
+    raise TypeError(f"cannot guess the MLflow flavor of {type(model).__name__}; pass flavor='...'")

@@ -23,8 +23,13 @@ from scanflow.tracking.config import embedded_artifact_root
 log = logging.getLogger(__name__)
 
 PROBE_TRIES = 3
-_STATUS = {"succeeded": "FINISHED", "cached": "FINISHED", "failed": "FAILED",
-           "cancelled": "KILLED", "skipped": "KILLED"}
+_STATUS = {
+    "succeeded": "FINISHED",
+    "cached": "FINISHED",
+    "failed": "FAILED",
+    "cancelled": "KILLED",
+    "skipped": "KILLED",
+}
 
 
 def probe(uri: str, tries: int = PROBE_TRIES, timeout: float = 2.0) -> None:
@@ -146,7 +151,10 @@ class WorkflowTracking:
         return self._submit(create)
 
     def finish_run(
-        self, run: Future[str], status: str, artifacts: Path | None = None,
+        self,
+        run: Future[str],
+        status: str,
+        artifacts: Path | None = None,
         text: dict[str, str] | None = None,
     ) -> None:
         """Log ``artifacts`` (a folder) and ``text`` files, then end the run with ``status``."""

@@ -46,8 +46,12 @@ def code_digest(executor: Executor, base_dir: Path) -> str:
 
 
 def cache_key(
-    executor: Executor, base_dir: Path, parameters: dict[str, Any],
-    input_digests: dict[str, str], python: str, requirements: list[str],
+    executor: Executor,
+    base_dir: Path,
+    parameters: dict[str, Any],
+    input_digests: dict[str, str],
+    python: str,
+    requirements: list[str],
 ) -> str:
     """The key under which a step's outputs are cached."""
     material = {

@@ -114,10 +114,18 @@ class LocalEngine:
         order = topological_order(upstreams(wf))
         edges = upstreams(wf)
         record = RunRecord(
-            id=run_id, app=app.name, team=app.team, workflow=wf.name, status="pending",
-            parameters=params, spec=app.to_yaml(), base_dir=str(self.project.base_dir),
-            run_dir=str(run_dir), tracking_uri=self.tracking_uri if self.tracking_enabled else None,
-            engine_pid=os.getpid(), created_at=now(),
+            id=run_id,
+            app=app.name,
+            team=app.team,
+            workflow=wf.name,
+            status="pending",
+            parameters=params,
+            spec=app.to_yaml(),
+            base_dir=str(self.project.base_dir),
+            run_dir=str(run_dir),
+            tracking_uri=self.tracking_uri if self.tracking_enabled else None,
+            engine_pid=os.getpid(),
+            created_at=now(),
         )
         steps = [
             StepRecord(run_id=run_id, name=name, status="pending", depends_on=sorted(edges[name]))
@@ -150,12 +158,21 @@ class LocalEngine:
     ) -> RunRecord:
         wf = app.workflow(record.workflow)
         ctx = _RunContext(
-            run=record, app=app, workflow=wf, base_dir=Path(record.base_dir),
-            steps={s.name: s for s in self.store.steps(record.id)}, edges=upstreams(wf),
+            run=record,
+            app=app,
+            workflow=wf,
+            base_dir=Path(record.base_dir),
+            steps={s.name: s for s in self.store.steps(record.id)},
+            edges=upstreams(wf),
             use_cache=use_cache,
         )
-        self.store.update_run(record.id, status="running", started_at=record.started_at or now(),
-                              engine_pid=os.getpid(), error=None)
+        self.store.update_run(
+            record.id,
+            status="running",
+            started_at=record.started_at or now(),
+            engine_pid=os.getpid(),
+            error=None,
+        )
         self._emit(StepEvent(record.id, "", "running", message=f"run {record.id} started"))
         try:
             self._start_tracking(ctx)
@@ -180,10 +197,17 @@ class LocalEngine:
                 while pending or running:
                     for name in list(pending):
                         upstream = [ctx.steps[u].status for u in ctx.edges[name]]
-                        if any(s not in DONE_OK and s not in ("pending", "running")
-                               for s in upstream) or self._cancel.is_set():
+                        if (
+                            any(
+                                s not in DONE_OK and s not in ("pending", "running")
+                                for s in upstream
+                            )
+                            or self._cancel.is_set()
+                        ):
                             pending.remove(name)
-                            why = "cancelled" if self._cancel.is_set() else "an upstream step failed"
+                            why = (
+                                "cancelled" if self._cancel.is_set() else "an upstream step failed"
+                            )
                             status = "cancelled" if self._cancel.is_set() else "skipped"
                             self._set_step(ctx, name, status=status, error=why)
                             self._emit(StepEvent(ctx.run.id, name, status, message=why))
@@ -227,17 +251,27 @@ class LocalEngine:
             requirements = read_requirements(executor.requirements, ctx.base_dir)
             python = ensure_environment(requirements)
             params = step_parameters(ctx.workflow, executor, ctx.run.parameters)
-            key = cache_key(executor, ctx.base_dir, params,
-                            {k: self._digest_of(ctx, v) for k, v in inputs.items()},
-                            python, requirements)
+            key = cache_key(
+                executor,
+                ctx.base_dir,
+                params,
+                {k: self._digest_of(ctx, v) for k, v in inputs.items()},
+                python,
+                requirements,
+            )
         except ScanflowError as exc:
             return self._end_step(ctx, name, "failed", str(exc))
         self._set_step(ctx, name, cache_key=key)
         if ctx.use_cache and executor.cache:
             hit = self.store.find_cached(key)
             if hit is not None:
-                self._set_step(ctx, name, output_dir=hit.output_dir, cached_from=hit.run_id,
-                               outputs_digest=hit.outputs_digest)
+                self._set_step(
+                    ctx,
+                    name,
+                    output_dir=hit.output_dir,
+                    cached_from=hit.run_id,
+                    outputs_digest=hit.outputs_digest,
+                )
                 return self._end_step(ctx, name, "cached", f"outputs of run {hit.run_id}")
         outputs_dir = step_dir / "outputs"
         outputs_dir.mkdir(parents=True, exist_ok=True)
@@ -249,44 +283,68 @@ class LocalEngine:
         for number in range(first, first + executor.retries + 1):
             if self._cancel.is_set():
                 return self._end_step(ctx, name, "cancelled", "cancelled")
-            error = self._attempt(ctx, executor, step, number, step_dir, python, params,
-                                  inputs, outputs)
+            error = self._attempt(
+                ctx, executor, step, number, step_dir, python, params, inputs, outputs
+            )
             if error is None:
                 missing = [o for o, p in outputs.items() if not Path(p).exists()]
                 if not outputs_dir.is_dir():
                     error = f"the step deleted its output folder {outputs_dir}"
                 elif missing:
-                    error = ("declared output(s) not written: " + ", ".join(
-                        f"{o} (expected at {outputs[o]})" for o in missing))
+                    error = "declared output(s) not written: " + ", ".join(
+                        f"{o} (expected at {outputs[o]})" for o in missing
+                    )
                 else:
                     digest = tree_digest(outputs_dir)
                     self._set_step(ctx, name, outputs_digest=digest)
                     if executor.cache:
-                        self.store.put_cached(CacheEntry(
-                            key=key, run_id=ctx.run.id, step=name, output_dir=str(outputs_dir),
-                            outputs_digest=digest, created_at=now()))
+                        self.store.put_cached(
+                            CacheEntry(
+                                key=key,
+                                run_id=ctx.run.id,
+                                step=name,
+                                output_dir=str(outputs_dir),
+                                outputs_digest=digest,
+                                created_at=now(),
+                            )
+                        )
                     return self._end_step(ctx, name, "succeeded", "")
             if self._cancel.is_set():
                 return self._end_step(ctx, name, "cancelled", error or "cancelled")
             if number < first + executor.retries:
                 delay = executor.retry_backoff * 2 ** (number - first)
-                self._emit(StepEvent(ctx.run.id, name, "retrying", number,
-                                     message=f"{error}; retrying in {delay:g}s"))
+                self._emit(
+                    StepEvent(
+                        ctx.run.id,
+                        name,
+                        "retrying",
+                        number,
+                        message=f"{error}; retrying in {delay:g}s",
+                    )
+                )
                 if self._cancel.wait(delay):
                     return self._end_step(ctx, name, "cancelled", "cancelled")
         return self._end_step(ctx, name, "failed", error or "failed")
 
     def _attempt(
-        self, ctx: _RunContext, executor: Executor, step: StepRecord, number: int,
-        step_dir: Path, python: str, params: dict[str, Any], inputs: dict[str, str],
+        self,
+        ctx: _RunContext,
+        executor: Executor,
+        step: StepRecord,
+        number: int,
+        step_dir: Path,
+        python: str,
+        params: dict[str, Any],
+        inputs: dict[str, str],
         outputs: dict[str, str],
     ) -> str | None:
         """One try of a step; returns None on success, else what went wrong."""
         log_path = step_dir / "logs" / f"attempt-{number}.log"
         env = self._step_env(ctx, executor, step_dir)
         argv, env = command_for(executor, ctx.base_dir, python, params, inputs, outputs, env)
-        attempt_id = self.store.add_attempt(AttemptRecord(
-            step_id=step.id, number=number, log_path=str(log_path), started_at=now()))
+        attempt_id = self.store.add_attempt(
+            AttemptRecord(step_id=step.id, number=number, log_path=str(log_path), started_at=now())
+        )
         try:
             process = StepProcess(argv, env, step_dir / "work", log_path, executor.timeout)
         except OSError as exc:
@@ -310,15 +368,21 @@ class LocalEngine:
             error = "cancelled"
         elif outcome.exit_code != 0:
             error = f"exited with code {outcome.exit_code}; see {log_path}"
-        self.store.update_attempt(attempt_id, exit_code=outcome.exit_code, error=error,
-                                  finished_at=now())
+        self.store.update_attempt(
+            attempt_id, exit_code=outcome.exit_code, error=error, finished_at=now()
+        )
         return error
 
     def _end_step(self, ctx: _RunContext, name: str, status: str, message: str) -> str:
         step = ctx.steps[name]
         finished = now()
-        self._set_step(ctx, name, status=status, finished_at=finished,
-                       error=message if status not in DONE_OK else None)
+        self._set_step(
+            ctx,
+            name,
+            status=status,
+            finished_at=finished,
+            error=message if status not in DONE_OK else None,
+        )
         if ctx.tracking is not None and name in ctx.mlflow_steps:
             outputs = Path(step.output_dir) if status == "succeeded" and step.output_dir else None
             ctx.tracking.finish_run(ctx.mlflow_steps[name], status, outputs)
@@ -335,7 +399,9 @@ class LocalEngine:
                 raise EngineError(f"step {executor.name!r}: {source}")
             upstream = ctx.steps[source.step]
             if not upstream.output_dir:
-                raise EngineError(f"step {executor.name!r}: upstream {source.step!r} has no outputs")
+                raise EngineError(
+                    f"step {executor.name!r}: upstream {source.step!r} has no outputs"
+                )
             path = Path(upstream.output_dir) / source.output
             if not path.exists():
                 raise EngineError(
@@ -354,15 +420,17 @@ class LocalEngine:
         env = dict(os.environ)
         env.update(executor.env)
         path = [str(ctx.base_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-        env.update({
-            "PYTHONPATH": os.pathsep.join(path),
-            "PYTHONUNBUFFERED": "1",
-            "SCANFLOW_APP": ctx.app.name,
-            "SCANFLOW_APP_DIR": str(ctx.base_dir),
-            "SCANFLOW_RUN_ID": ctx.run.id,
-            "SCANFLOW_STEP": executor.name,
-            "SCANFLOW_OUTPUTS_DIR": str(step_dir / "outputs"),
-        })
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(path),
+                "PYTHONUNBUFFERED": "1",
+                "SCANFLOW_APP": ctx.app.name,
+                "SCANFLOW_APP_DIR": str(ctx.base_dir),
+                "SCANFLOW_RUN_ID": ctx.run.id,
+                "SCANFLOW_STEP": executor.name,
+                "SCANFLOW_OUTPUTS_DIR": str(step_dir / "outputs"),
+            }
+        )
         if ctx.tracking is not None and executor.name in ctx.mlflow_steps:
             env["MLFLOW_TRACKING_URI"] = self.tracking_uri
             try:
@@ -378,8 +446,12 @@ class LocalEngine:
 
         probe(self.tracking_uri)
         tracking = WorkflowTracking(self.tracking_uri, ctx.app.name, ctx.base_dir)
-        tags = {"scanflow.app": ctx.app.name, "scanflow.team": ctx.app.team,
-                "scanflow.workflow": ctx.workflow.name, "scanflow.run_id": ctx.run.id}
+        tags = {
+            "scanflow.app": ctx.app.name,
+            "scanflow.team": ctx.app.team,
+            "scanflow.workflow": ctx.workflow.name,
+            "scanflow.run_id": ctx.run.id,
+        }
         if ctx.run.mlflow_run_id:
             ctx.mlflow_parent = tracking.reopen_run(ctx.run.mlflow_run_id)
         else:
@@ -389,19 +461,28 @@ class LocalEngine:
                 continue
             params = step_parameters(ctx.workflow, ctx.workflow.executor(name), ctx.run.parameters)
             ctx.mlflow_steps[name] = tracking.start_run(
-                name, {**tags, "scanflow.step": name}, params, ctx.mlflow_parent)
+                name, {**tags, "scanflow.step": name}, params, ctx.mlflow_parent
+            )
         ctx.tracking = tracking
 
     def _finish(self, ctx: _RunContext, status: str, error: str | None) -> None:
         for name, step in ctx.steps.items():
             if step.status in ("pending", "running"):
-                self._set_step(ctx, name, status="cancelled" if status == "cancelled" else "skipped",
-                               finished_at=now())
+                self._set_step(
+                    ctx,
+                    name,
+                    status="cancelled" if status == "cancelled" else "skipped",
+                    finished_at=now(),
+                )
         if error is None and status == "failed":
             failed = [n for n, s in ctx.steps.items() if s.status == "failed"]
             error = f"step(s) failed: {', '.join(failed)}"
-        fields: dict[str, Any] = {"status": status, "finished_at": now(), "error": error,
-                                  "engine_pid": None}
+        fields: dict[str, Any] = {
+            "status": status,
+            "finished_at": now(),
+            "error": error,
+            "engine_pid": None,
+        }
         if ctx.tracking is not None:
             ctx.tracking.finish_run(ctx.mlflow_parent, status, text={"scanflow.yaml": ctx.run.spec})
             ctx.tracking.close()
@@ -455,13 +536,18 @@ def step_parameters(
         if key in run_params and key not in workflow.parameters:
             params[key] = run_params[key]
     prefix = f"{executor.name}."
-    params.update({k[len(prefix):]: v for k, v in run_params.items() if k.startswith(prefix)})
+    params.update({k[len(prefix) :]: v for k, v in run_params.items() if k.startswith(prefix)})
     return params
 
 
 def command_for(
-    executor: Executor, base_dir: Path, python: str, params: dict[str, Any],
-    inputs: dict[str, str], outputs: dict[str, str], env: dict[str, str],
+    executor: Executor,
+    base_dir: Path,
+    python: str,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+    outputs: dict[str, str],
+    env: dict[str, str],
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and environment that start ``executor``."""
     if executor.script is not None:
@@ -481,4 +567,3 @@ def _create_time(pid: int) -> float | None:
         return psutil.Process(pid).create_time()
     except Exception:  # noqa: BLE001 - the process may already be gone
         return None
-

@@ -29,15 +29,24 @@ class StepProcess:
     """A started step process; :meth:`wait` blocks until it ends (or its timeout kills it)."""
 
     def __init__(
-        self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path,
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        log_path: Path,
         timeout: float | None,
     ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.pid = self.proc.pid
         self.timed_out = False
