@@ -99,7 +99,9 @@ def run_workflow(
             record = engine.run(workflow, params, max_parallel=max_parallel, use_cache=use_cache)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if record.status != "succeeded":
+    if record.status == "succeeded" and record.error:
+        err_console.print(f"[yellow]warning:[/] {record.error}")
+    elif record.status != "succeeded":
         err_console.print(f"run {record.id} {record.status}: {record.error or ''}".rstrip(": "))
         err_console.print(
             f"inspect it with 'scanflow show {record.id}' and "

@@ -12,8 +12,9 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,16 @@ def probe(uri: str, tries: int = PROBE_TRIES, timeout: float = 2.0) -> None:
         "the tracker URI in scanflow.yaml or $SCANFLOW_TRACKING_URI, then resume the run "
         "with 'scanflow run --resume RUN'"
     )
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 class WorkflowTracking:
@@ -109,8 +120,12 @@ class WorkflowTracking:
             from mlflow.tracking import MlflowClient
 
             if self.uri.startswith("sqlite:///"):
-                Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._client = MlflowClient(self.uri)
+                with _file_lock(Path(self.uri.removeprefix("sqlite:///") + ".lock")):
+                    # the first use of a SQLite store creates its tables: one process at a time
+                    self._client = MlflowClient(self.uri)
+                    self._client.search_experiments(max_results=1)
+            else:
+                self._client = MlflowClient(self.uri)
             self._experiment_id = self._ensure_experiment()
         return self._client
 

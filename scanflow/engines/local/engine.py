@@ -491,7 +491,7 @@ class LocalEngine:
             except Exception as exc:  # noqa: BLE001
                 fields["error"] = error or f"tracking failed: {exc}"
             if ctx.tracking.errors and not fields["error"]:
-                log.warning("tracking errors in run %s: %s", ctx.run.id, ctx.tracking.errors)
+                fields["error"] = "tracking incomplete: " + "; ".join(ctx.tracking.errors[:3])
         self.store.update_run(ctx.run.id, **fields)
         self._emit(StepEvent(ctx.run.id, "", status, message=error or ""))
 
