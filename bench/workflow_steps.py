@@ -124,7 +124,7 @@ def metaflow_flow(n: int, shape: str) -> str:
             body += ["    @step", f"    def {name}(self):"]
             body += [f"        self.next(self.{nxt})" if nxt else "        pass"]
     else:
-        branches = [f"b{i}" for i in range(n - 2)]
+        branches = [f"b{i}" for i in range(n)]  # plus Metaflow's required start/join/end
         body += [
             "    @step",
             "    def start(self):",
@@ -225,7 +225,7 @@ def main() -> None:
         print(f"peers skipped: no interpreter at {args.peers}", file=sys.stderr)
     results = []
     for n in args.steps:
-        for shape in ("chain", "fanout"):
+        for shape in ("chain",) if n == 1 else ("chain", "fanout"):
             samples: dict[str, list[float]] = {name: [] for name in args.systems if name in runners}
             for _ in range(args.repeat):  # interleaved: every system once per round
                 for name in samples:
