@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import time
@@ -27,11 +26,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(predictions_app, name="predictions")
 
 
-def _project(path: Path | None):  # -> Project | None
+def _app_dir(ctx: typer.Context) -> Path:
+    return Path((ctx.obj or {}).get("app_dir", ".") if ctx is not None else ".")
+
+
+def _project(ctx: typer.Context):  # -> Project | None
+    """The application of ``--app`` if that folder has a scanflow.yaml, else None."""
     from scanflow.spec import SPEC_FILE, load_project
 
-    folder = path or Path.cwd()
-    if path is None and not (folder / SPEC_FILE).is_file():
+    folder = _app_dir(ctx)
+    if not (folder / SPEC_FILE).is_file():
         return None
     return load_project(folder)
 
@@ -43,12 +47,8 @@ def _service_name(uri: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name).strip("-")[:63] or "model"
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
-
-
 def serve(
+    ctx: typer.Context,
     model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION, "
                                              "runs:/RUN/PATH or a local MLflow model folder")],
     name: Annotated[str | None, typer.Option(help="Service (and OIP model) name")] = None,
@@ -64,11 +64,10 @@ def serve(
     sample_rate: Annotated[float, typer.Option(help="Fraction of requests logged")] = 1.0,
     max_request_mb: Annotated[float, typer.Option(help="Larger bodies get 413")] = 16.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between alias checks")] = 2.0,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI")] = None,
-    project: Annotated[Path | None, typer.Option(help="Application folder (tracking URI and "
-                                                 "state from its scanflow.yaml)")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI "
+                                                     "(default: the application's)")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="Where logs and caches go "
-                                                   "(default: <project>/.scanflow)")] = None,
+                                                   "(default: <app>/.scanflow)")] = None,
     spec_json: Annotated[str | None, typer.Option(hidden=True)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
@@ -76,8 +75,7 @@ def serve(
     from scanflow.serving.options import ServeOptions
     from scanflow.spec.model import Batching, PredictionLogging, Service
 
-    _setup_logging(log_level)
-    proj = _project(project)
+    proj = _project(ctx)
     if spec_json:
         service = Service.model_validate_json(spec_json)
     else:
@@ -131,7 +129,7 @@ def _tracking(explicit: str | None, proj) -> str:
 
 
 def up(
-    path: Annotated[Path, typer.Argument(help="Application folder")] = Path("."),
+    ctx: typer.Context,
     service: Annotated[list[str] | None, typer.Option(help="Only these services")] = None,
     base_port: Annotated[int, typer.Option(help="First port for services without one")] = 8080,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 120.0,
@@ -140,7 +138,7 @@ def up(
     from scanflow.serving.process import ServiceProcess
     from scanflow.spec import load_project
 
-    proj = load_project(path)
+    proj = load_project(_app_dir(ctx))
     chosen = [s for s in proj.app.services if not service or s.name in service]
     if not chosen:
         raise ScanflowError(f"no services to serve in {proj.spec_path} (declared: "
@@ -186,12 +184,12 @@ def scale(
 
 
 # -- predictions ------------------------------------------------------------------------
-def _log_for(service: str | None, project: Path | None, directory: Path | None):
+def _log_for(service: str | None, ctx: typer.Context, directory: Path | None):
     from scanflow.serving.predictions import PredictionLog
 
     if directory is not None:
         return PredictionLog(directory)
-    proj = _project(project)
+    proj = _project(ctx)
     root = (proj.state_dir if proj else Path.cwd() / ".scanflow") / "predictions"
     if service is None:
         found = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
@@ -228,17 +226,17 @@ def _short(value: object, width: int = 48) -> str:
 
 @predictions_app.command("tail")
 def tail(
+    ctx: typer.Context,
     service: Annotated[str | None, typer.Argument(help="Service name")] = None,
     n: Annotated[int, typer.Option("-n", help="Records to show")] = 10,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones")] = False,
-    project: Annotated[Path | None, typer.Option(help="Application folder")] = None,
     directory: Annotated[Path | None, typer.Option("--dir", help="Log folder")] = None,
     output: Annotated[OutputFormat, typer.Option("-o", help="table or json")] = OutputFormat.table,
 ) -> None:
     """Show the most recent predictions of a service."""
     from rich.table import Table
 
-    log = _log_for(service, project, directory)
+    log = _log_for(service, ctx, directory)
 
     def show(records: list[dict]) -> None:
         if output is OutputFormat.json:
@@ -268,19 +266,19 @@ def tail(
 
 @predictions_app.command("export")
 def export(
+    ctx: typer.Context,
     service: Annotated[str | None, typer.Argument(help="Service name")] = None,
     out: Annotated[Path, typer.Option("--out", "-O", help="File to write")] = Path(
         "predictions.jsonl"),
     fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet")] = "jsonl",
     since: Annotated[str | None, typer.Option(help="From (epoch seconds or ISO time)")] = None,
     until: Annotated[str | None, typer.Option(help="Until (epoch seconds or ISO time)")] = None,
-    project: Annotated[Path | None, typer.Option(help="Application folder")] = None,
     directory: Annotated[Path | None, typer.Option("--dir", help="Log folder")] = None,
 ) -> None:
     """Write a service's predictions to one file (JSON lines, CSV or Parquet)."""
     import orjson
 
-    log = _log_for(service, project, directory)
+    log = _log_for(service, ctx, directory)
     if fmt not in ("jsonl", "csv", "parquet"):
         raise ScanflowError(f"--format {fmt!r} is not one of jsonl, csv, parquet")
     lo, hi = _time(since), _time(until)

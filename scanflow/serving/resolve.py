@@ -149,7 +149,7 @@ def resolve(uri: str, *, tracking_uri: str | None, cache_dir: str | Path,
         return Resolved(uri, ref.name, str(version), "")
     if ref.kind in ("alias", "version"):
         artifact_uri = f"models:/{ref.name}/{version}"
-        dest = cache / _safe(ref.name) / str(version)
+        dest = cache_path(cache, ref.name, str(version))
     elif ref.kind == "logged":
         artifact_uri, dest = uri, cache / "logged" / _safe(ref.name)
     else:
@@ -162,6 +162,11 @@ def resolve(uri: str, *, tracking_uri: str | None, cache_dir: str | Path,
     except Exception as exc:
         raise ModelLoadError(f"cannot download {artifact_uri}: {exc}") from exc
     return Resolved(uri, ref.name, str(version), path)
+
+
+def cache_path(cache_dir: str | Path, name: str, version: str) -> Path:
+    """Where version ``version`` of registered model ``name`` is downloaded."""
+    return Path(cache_dir) / _safe(name) / str(version)
 
 
 def _safe(name: str) -> str:

@@ -271,7 +271,26 @@ class Supervisor:
             cmd += ["--tracking-uri", self.options.tracking_uri]
         return cmd
 
+    def _cached(self, version: str | None) -> dict[str, Any] | None:
+        """A registry version already downloaded (no MLflow import needed to serve it)."""
+        if version is None or self.ref.kind not in ("alias", "version"):
+            return None
+        from scanflow.serving.resolve import cache_path
+
+        path = cache_path(self.options.model_cache, self.ref.name, version)
+        return {"version": version, "path": str(path)} if (path / "MLmodel").is_file() else None
+
     def _resolve_blocking(self) -> dict[str, Any]:
+        version = self.ref.version
+        if self.ref.kind == "alias":
+            self._watcher_setup()
+            try:
+                version = self._watcher.version() if self._watcher is not None else None
+            except Exception:
+                version = None
+        cached = self._cached(version)
+        if cached is not None:
+            return cached
         if self.ref.kind == "local":
             from scanflow.serving.resolve import resolve
 
@@ -318,6 +337,10 @@ class Supervisor:
             return
         logger.info("alias %s@%s moved to version %s (serving %s): loading it",
                     self.ref.name, self.ref.alias, version, self.current["version"])
+        cached = self._cached(version)
+        if cached is not None:
+            self._resolved(cached)
+            return
         self._start_resolver(f"models:/{self.ref.name}/{version}")
 
     def _start_resolver(self, uri: str | None = None) -> None:
