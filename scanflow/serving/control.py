@@ -101,7 +101,9 @@ class WorkerEnd:
             self._writer.write(json.dumps({"op": op, **fields}, default=str).encode() + b"\n")
 
     async def call(self, method: str, params: dict[str, Any], timeout: float = 60.0) -> Any:
-        """Ask the supervisor and wait for its answer."""
+        """Ask the supervisor and wait for its answer (longer when it was asked to wait)."""
+        if params.get("wait"):
+            timeout = max(timeout, float(params.get("timeout", 30)) + 10)
         ident = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._waiting[ident] = fut

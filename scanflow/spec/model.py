@@ -216,15 +216,6 @@ class Service(_Model):
     allow_non_finite: bool = False  # accept NaN/inf in float inputs
     fast_path: bool = True  # call scikit-learn models directly on numpy (else mlflow.pyfunc)
 
-    @model_validator(mode="after")
-    def _worker_bounds(self) -> Service:
-        if not self.min_workers <= self.workers <= self.max_workers:
-            raise ValueError(
-                f"service {self.name!r}: workers={self.workers} must lie within "
-                f"min_workers={self.min_workers} and max_workers={self.max_workers}"
-            )
-        return self
-
 
 class Agent(_Model):
     """A supervising agent of the MAPE loop (runtime in :mod:`scanflow.agents`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import textwrap
 import threading
@@ -74,13 +75,28 @@ mlflow.models.set_model(Broken())
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     import mlflow
-    from mlflow.models import infer_signature
     from sklearn.datasets import load_digits
-    from sklearn.linear_model import LogisticRegression
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     X, y = load_digits(return_X_y=True)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        return _build_registry(mlflow, root, uri, X, y)
+    finally:  # MLflow's globals (and the env vars it sets) must not leak into other tests
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _build_registry(mlflow, root: Path, uri: str, X: np.ndarray, y: np.ndarray) -> Registry:
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.create_experiment("serving-tests", artifact_location=(root / "art").as_uri())

@@ -40,7 +40,7 @@ def test_alias_move_swaps_under_load_without_failures_or_going_back(champion, re
     proc, _ = champion
     assert proc.client.status()["model_version"] == "1"
     body = oip_body(registry.X[:1])
-    with Load(f"{proc.url}/v2/models/digits/infer", body, clients=6) as load:
+    with Load(f"{proc.url}/v2/models/digits/infer", body, clients=6, max_seconds=300) as load:
         wait_for(lambda: load.count() > 100, 30, "load on version 1")
         registry.set_alias("champion", "2")
         wait_for(lambda: proc.client.status()["model_version"] == "2", 60, "version 2 serving")

@@ -141,17 +141,17 @@ def test_metrics_cover_requests_batches_version_and_workers(server, registry):
 def test_live_scaling_under_load_drops_nothing(server, registry):
     proc, http, _ = server
     body = oip_body(registry.X[:1])
-    with Load(f"{proc.url}/v2/models/digits/infer", body, clients=6) as load:
+    with Load(f"{proc.url}/v2/models/digits/infer", body, clients=6, max_seconds=300) as load:
         wait_for(lambda: load.count() > 50, 30, "first requests")
-        grown = proc.client.scale(3, wait=True)
+        grown = proc.client.scale(3, wait=True, timeout=180)
         assert grown["settled"] and grown["workers_ready"] == 3
         before = load.count()
-        wait_for(lambda: load.count() > before + 100, 30, "requests on 3 workers")
-        shrunk = proc.client.scale(1, wait=True)
+        wait_for(lambda: load.count() > before + 100, 60, "requests on 3 workers")
+        shrunk = proc.client.scale(1, wait=True, timeout=180)
         assert shrunk["settled"] and shrunk["workers"] == 1
         before = load.count()
-        wait_for(lambda: load.count() > before + 100, 30, "requests on 1 worker")
-        assert proc.client.scale(2, wait=True)["workers_ready"] == 2
+        wait_for(lambda: load.count() > before + 100, 60, "requests on 1 worker")
+        assert proc.client.scale(2, wait=True, timeout=180)["workers_ready"] == 2
     assert len(load.result.records) > 300
     assert load.result.failures == []
 
