@@ -359,6 +359,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # run the clean-ups that stop the server under test
+
+    signal.signal(signal.SIGTERM, stop)
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2

@@ -72,6 +72,7 @@ def _one_blas_thread() -> None:
 
 async def _serve(setup: WorkerSetup) -> int:
     import asyncio
+    import gc
     import logging
 
     import uvicorn
@@ -137,6 +138,7 @@ async def _serve(setup: WorkerSetup) -> int:
                 control.notify("staged", gen=gen, ok=False, error=str(exc))
                 return
             slots.put(gen, model)
+            gc.freeze()
             control.notify("staged", gen=gen, ok=True)
 
         loop.create_task(load())
@@ -169,6 +171,7 @@ async def _serve(setup: WorkerSetup) -> int:
     )
     server = uvicorn.Server(config)
     listen = socket.socket(fileno=setup.listen_fd)
+    gc.freeze()  # libraries and model are long-lived: keep them out of every collection
     serving = loop.create_task(server.serve(sockets=[listen]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
