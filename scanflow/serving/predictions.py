@@ -138,16 +138,28 @@ class PredictionLogWriter:
         n = len(self._queue)
         if not n:
             return
-        chunks = []
+        chunk: list[bytes] = []
+        size = 0
         for _ in range(n):
             record = self._queue.popleft()
             try:
-                chunks.append(orjson.dumps(record, option=_DUMP, default=_default))
+                line = orjson.dumps(record, option=_DUMP, default=_default)
             except Exception as exc:  # a record that cannot be encoded is dropped alone
                 self._drop("encode_error", 1, exc)
-        data = b"".join(chunks)
-        if not data:
-            return
+                continue
+            chunk.append(line)
+            size += len(line)
+            if self._size + size >= self.options.segment_bytes:
+                if not self._write(chunk):
+                    return
+                chunk, size = [], 0
+                self._seal()
+                self._enforce_limit()
+        if chunk:
+            self._write(chunk)
+
+    def _write(self, lines: list[bytes]) -> bool:
+        data = b"".join(lines)
         try:
             fd = self._open()
             view = memoryview(data)
@@ -157,16 +169,15 @@ class PredictionLogWriter:
             if self.options.fsync:
                 os.fsync(fd)
         except OSError as exc:
-            self._drop("write_error", len(chunks), exc)
+            self._drop("write_error", len(lines) + len(self._queue), exc)
+            self._queue.clear()
             self._abandon()
-            return
+            return False
         self._size += len(data)
-        self.written += len(chunks)
+        self.written += len(lines)
         if self._on_written:
-            self._on_written(len(chunks))
-        if self._size >= self.options.segment_bytes:
-            self._seal()
-            self._enforce_limit()
+            self._on_written(len(lines))
+        return True
 
     def _open(self) -> int:
         if self._fd is None:
