@@ -64,6 +64,8 @@ def serve(
     sample_rate: Annotated[float, typer.Option(help="Fraction of requests logged")] = 1.0,
     max_request_mb: Annotated[float, typer.Option(help="Larger bodies get 413")] = 16.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between alias checks")] = 2.0,
+    backup_model: Annotated[str | None, typer.Option(help="Model URI served while MODEL_URI "
+                                                     "cannot be loaded")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI "
                                                      "(default: the application's)")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="Where logs and caches go "
@@ -88,6 +90,7 @@ def serve(
                 log_predictions=PredictionLogging(enabled=log_predictions,
                                                   sample_rate=sample_rate),
                 max_request_mb=max_request_mb, poll_interval=poll_interval,
+                backup_model=backup_model,
             )
         except ValueError as exc:
             raise ScanflowError(f"invalid serve options: {exc}") from None

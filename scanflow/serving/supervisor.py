@@ -101,6 +101,7 @@ class Supervisor:
         self._next_poll = 0.0
         self._crashes: list[float] = []
         self._lean = False
+        self.on_backup = False  # serving backup_model because the model cannot be loaded
         self._last_gen = 0
         self._signals: list[int] = []
         self._stop_deadline = 0.0
@@ -143,6 +144,7 @@ class Supervisor:
             "port": self.options.port,
             "ready": self.current is not None,
             "model_version": self.current["version"] if self.current else None,
+            "serving_backup": self.on_backup,
             "generation": self.generation.get(),
             "staging": ({"version": self.staging.version, "waiting": len(self.staging.waiting)}
                         if self.staging else None),
@@ -245,13 +247,44 @@ class Supervisor:
             self._lean = self._is_lean(found["path"])
         except ModelLoadError as exc:
             self._fail(str(exc), found=None)
-            logger.error("service %s is NOT READY: %s (it keeps running and retries every "
-                         "%.0f s)", self.service.name, exc, self._retry_interval())
             self._next_poll = time.monotonic() + self._retry_interval()
+            if not self._serve_backup(str(exc)):
+                logger.error("service %s is NOT READY: %s (it keeps running and retries every "
+                             "%.0f s)", self.service.name, exc, self._retry_interval())
             return
         self._commit(1, found["version"], found["path"])
         self._watcher_setup()
         self._next_poll = time.monotonic() + self.service.poll_interval
+
+    def _serve_backup(self, reason: str) -> bool:
+        """Serve ``backup_model`` while the model cannot be loaded; False without one."""
+        uri = self.service.backup_model
+        staging_backup = self.staging is not None and self.staging.version.startswith("backup-")
+        if not uri or self.on_backup or staging_backup:
+            return False
+        try:
+            ref = parse_uri(uri)
+            if ref.kind == "local":
+                from scanflow.serving.resolve import resolve
+
+                found = resolve(ref.uri, tracking_uri=None, cache_dir=self.options.model_cache)
+                found_dict = {"version": found.version, "path": found.path}
+            else:
+                out = subprocess.run(self._resolver_cmd(uri), capture_output=True, text=True,
+                                     timeout=600)
+                found_dict = _resolver_reply(out.stdout, out.stderr)
+        except ModelLoadError as exc:
+            logger.error("backup model %s cannot be loaded either: %s", uri, exc)
+            return False
+        logger.warning("service %s serves its backup model %s because: %s", self.service.name,
+                       uri, reason)
+        if self.workers:
+            self._stage(f"backup-{found_dict['version']}", found_dict["path"])
+        else:
+            self._lean = self._is_lean(found_dict["path"])
+            self._commit(self._last_gen + 1, f"backup-{found_dict['version']}",
+                         found_dict["path"])
+        return True
 
     def _is_lean(self, path: str) -> bool:
         from scanflow.serving.lean import model_is_lean
@@ -318,7 +351,7 @@ class Supervisor:
         self._next_poll = now + interval
         if self._resolver is not None or self.staging is not None:
             return
-        if self.current is None:  # not ready: resolve and load from scratch
+        if self.current is None or self.on_backup:  # resolve and load the model from scratch
             self._next_poll = now + self._retry_interval()
             self._start_resolver()
             return
@@ -431,7 +464,9 @@ class Supervisor:
         self._last_gen = max(self._last_gen, gen)
         self.generation.set(gen)  # <- every worker switches here
         self.current = {"version": version, "path": path, "gen": gen, "since": time.time()}
-        self.last_error = None
+        self.on_backup = version.startswith("backup-")
+        if not self.on_backup:
+            self.last_error = None
         self.failed_versions.pop(version, None)
         self.metrics.model_ready.set(1)
         self.metrics.model_version.set(_numeric(version))
@@ -542,6 +577,7 @@ class Supervisor:
         self.metrics.model_ready.set(0)
         self._fail(f"version {version} cannot be loaded: {error}", found={"version": version})
         self._next_poll = time.monotonic() + self._retry_interval()
+        self._serve_backup(error)
 
     def _rpc(self, worker: Worker, msg: dict[str, Any]) -> None:
         method, params = msg.get("method"), msg.get("params") or {}

@@ -101,3 +101,19 @@ def test_sigkill_loses_at_most_the_flush_window_and_no_sealed_segment(registry, 
     old = [rid for rid, t in answered if t < killed_at - window - 1.0]
     assert old and [rid for rid in old if rid not in logged] == []
     assert len(logged) <= len(answered)
+
+
+def test_the_backup_model_serves_while_the_model_cannot_be_loaded(registry, tmp_path):
+    service = Service("digits", model="models:/no-such-model@champion",
+                      backup_model=str(registry.model_dir))
+    proc = _start(service, registry, tmp_path)
+    try:
+        proc.wait_ready(120)
+        status = proc.client.status()
+        assert status["serving_backup"] and status["model_version"].startswith("backup-")
+        assert "no-such-model" in status["last_error"]
+        r = httpx.post(f"{proc.url}/v2/models/digits/infer", json=oip_body(registry.X[:2]))
+        assert r.status_code == 200 and r.headers["x-model-version"].startswith("backup-")
+        assert r.json()["outputs"][0]["data"] == registry.y[:2].tolist()
+    finally:
+        proc.stop()
