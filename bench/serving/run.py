@@ -268,8 +268,9 @@ def in_process(work: Path) -> dict:
     code = f"""
 import json, time, numpy as np, pandas as pd, mlflow
 from scanflow.serving.model import load_model
-path = mlflow.artifacts.download_artifacts("models:/digits/1", tracking_uri="sqlite:///{work}/mlflow.db",
-                                           dst_path="{work}/inproc")
+mlflow.set_tracking_uri("sqlite:///{work}/mlflow.db")
+mlflow.set_registry_uri("sqlite:///{work}/mlflow.db")
+path = mlflow.artifacts.download_artifacts("models:/digits/1", dst_path="{work}/inproc")
 direct = load_model(path, name="digits", version="1")
 pyfunc = mlflow.pyfunc.load_model(path)
 from sklearn.datasets import load_digits
