@@ -25,9 +25,11 @@ def test_up_serves_the_declared_services_until_interrupted(registry, tmp_path):
         f"    port: {port}\n"
         "    log_predictions: {enabled: false}\n"
     )
-    proc = subprocess.Popen([sys.executable, "-m", "scanflow.cli.main", "--app", str(tmp_path),
-                             "up"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri})
+    out_file = tmp_path / "up.out"
+    with out_file.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "scanflow.cli.main", "--app",
+                                 str(tmp_path), "up"], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri})
     try:
         def ready() -> bool:
             try:
@@ -41,10 +43,12 @@ def test_up_serves_the_declared_services_until_interrupted(registry, tmp_path):
         assert r.json()["outputs"][0]["data"] == registry.y[:3].tolist()
         assert (tmp_path / ".scanflow" / "serving" / "digits" / "server.log").is_file()
         assert not (tmp_path / ".scanflow" / "predictions" / "digits").exists()
+        wait_for(lambda: b"digits http://127.0.0.1:" in out_file.read_bytes(), 60,
+                 "up to report the service")
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    assert b"digits http://127.0.0.1:" in out and b"stopping services" in out
+        proc.wait(60)
+    assert b"stopping services" in out_file.read_bytes()
     assert proc.returncode == 0
 
 
