@@ -603,8 +603,11 @@ class Supervisor:
 
     def _settled(self) -> bool:
         live = [w for w in self.workers.values() if not w.draining]
+        # a retiring worker that carries a waiting admin call cannot leave before its answer
+        holding = {d.worker_pid for d in self._deferred}
         return (len(live) == self.target and all(w.ready for w in live)
-                and not any(w.draining for w in self.workers.values()))
+                and not any(w.draining and w.pid not in holding
+                            for w in self.workers.values()))
 
     def _answer_deferred(self) -> None:
         if not self._deferred:

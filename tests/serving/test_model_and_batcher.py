@@ -34,8 +34,9 @@ def test_a_folder_without_mlmodel_is_a_clear_load_error(tmp_path):
 def test_a_model_failing_its_smoke_prediction_is_refused(registry):
     import mlflow
 
-    path = mlflow.artifacts.download_artifacts(f"models:/digits/{registry.broken_version}",
-                                               tracking_uri=registry.tracking_uri)
+    source = registry.client().get_model_version_download_uri("digits",
+                                                              registry.broken_version)
+    path = mlflow.artifacts.download_artifacts(artifact_uri=source)
     with pytest.raises(ModelLoadError, match="failed its smoke prediction.*cannot predict"):
         load_model(path, name="digits", version=registry.broken_version)
 
