@@ -21,11 +21,14 @@ class PSIDetector:
     Continuous features use ``bins`` reference-quantile bins, categorical ones their
     categories (plus unseen ones). The data set drifts when at least ``drift_share`` of
     the features do. Common reading: below 0.1 stable, 0.1-0.25 moderate, above 0.25 major.
+    PSI is unstable on few rows (empty bins weigh heavily), so windows of fewer than
+    ``min_rows`` rows get no verdict (``drift`` False, ``details["too_few_rows"]``).
     """
 
     threshold: float = 0.2
     bins: int = 10
-    drift_share: float = 0.3
+    drift_share: float = 0.1
+    min_rows: int = 100
     name: str = "psi"
 
     def __post_init__(self) -> None:
@@ -73,9 +76,10 @@ class PSIDetector:
             key=lambda f: order[f.feature],
         )
         share = float(drift.mean()) if drift.size else 0.0
+        too_few = summary.n_rows < self.min_rows
         return DriftResult(
             detector=self.name,
-            drift=share >= self.drift_share,
+            drift=share >= self.drift_share and not too_few,
             statistic=share,
             threshold=self.drift_share,
             n_reference=ref.n_rows,
@@ -88,6 +92,8 @@ class PSIDetector:
                 "mean_psi": float(values.mean()) if values.size else 0.0,
                 "n_drifted": int(drift.sum()),
                 "drifted_features": [f.feature for f in features if f.drift],
+                "too_few_rows": too_few,
+                "min_rows": self.min_rows,
             },
         )
 

@@ -37,34 +37,73 @@ def ks_from_cells(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarra
 
 
 def chi2_from_counts(
-    reference: np.ndarray, current: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Chi-squared test of homogeneity (2 x categories table) per feature.
+    reference: np.ndarray, current: np.ndarray, min_expected: float = 5.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Test of homogeneity (2 x categories table) per feature.
 
-    Categories empty on both sides are left out. No continuity correction, so with two
-    categories it equals the two-proportion z-test. Returns statistic, degrees of freedom
-    and p-value; a feature with fewer than two categories in use has p-value 1.
+    The chi-squared approximation needs about ``min_expected`` rows expected in every cell,
+    which rare categories and small windows break (a single new value in 25 rows would
+    read as p = 1e-8). So categories expected fewer times on the smaller side are pooled
+    into one cell; a pooled cell still too small joins the smallest other category; and a
+    table left with two columns and a small cell gets Fisher's exact test instead. No
+    continuity correction: with two large categories this is the two-proportion z-test.
+    Returns statistic, degrees of freedom, p-value and whether Fisher's test was used;
+    a feature with fewer than two categories in use has p-value 1.
     """
     from scipy import special
 
-    reference = reference.astype(np.float64)
-    current = current.astype(np.float64)
-    n = reference.sum(axis=1, keepdims=True)
-    m = current.sum(axis=1, keepdims=True)
-    total = reference + current
+    ref, cur = _pool_rare(reference.astype(np.float64), current.astype(np.float64), min_expected)
+    n = ref.sum(axis=1, keepdims=True)
+    m = cur.sum(axis=1, keepdims=True)
+    total = ref + cur
     grand = np.maximum(n + m, 1.0)
     exp_ref = total * n / grand
     exp_cur = total * m / grand
     used = total > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(used, (reference - exp_ref) ** 2 / exp_ref, 0.0)
-        terms += np.where(used, (current - exp_cur) ** 2 / exp_cur, 0.0)
+        terms = np.where(used, (ref - exp_ref) ** 2 / exp_ref, 0.0)
+        terms += np.where(used, (cur - exp_cur) ** 2 / exp_cur, 0.0)
     stat = np.nan_to_num(terms.sum(axis=1))
     dof = used.sum(axis=1) - 1
     empty = (n[:, 0] == 0) | (m[:, 0] == 0) | (dof < 1)
     p = np.where(empty, 1.0, special.chdtrc(np.maximum(dof, 1), stat))
+    small = np.where(used, np.minimum(exp_ref, exp_cur), np.inf).min(axis=1) < min_expected
+    fisher = ~empty & (dof == 1) & small
+    for j in np.flatnonzero(fisher):
+        cols = np.flatnonzero(used[j])
+        table = np.array([ref[j, cols], cur[j, cols]]).round().astype(np.int64)
+        p[j] = _fisher_exact(table)
     stat[empty] = 0.0
-    return stat, np.maximum(dof, 0), p
+    return stat, np.maximum(dof, 0), p, fisher
+
+
+def _pool_rare(
+    ref: np.ndarray, cur: np.ndarray, min_expected: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pool categories expected fewer than ``min_expected`` times into one extra cell."""
+    n, m = ref.sum(axis=1, keepdims=True), cur.sum(axis=1, keepdims=True)
+    smaller = np.minimum(n, m) / np.maximum(n + m, 1.0)
+    total = ref + cur
+    rare = (total > 0) & (total * smaller < min_expected)
+    pooled_ref = np.where(rare, ref, 0.0).sum(axis=1)
+    pooled_cur = np.where(rare, cur, 0.0).sum(axis=1)
+    ref, cur = np.where(rare, 0.0, ref), np.where(rare, 0.0, cur)
+    kept = (ref + cur) > 0
+    still_small = ((pooled_ref + pooled_cur) * smaller[:, 0] < min_expected) & (
+        kept.sum(axis=1) >= 2
+    )
+    smallest = np.argmin(np.where(kept, ref + cur, np.inf), axis=1)
+    rows = np.flatnonzero(still_small)
+    ref[rows, smallest[rows]] += pooled_ref[rows]
+    cur[rows, smallest[rows]] += pooled_cur[rows]
+    pooled_ref[rows] = pooled_cur[rows] = 0.0
+    return np.column_stack([ref, pooled_ref]), np.column_stack([cur, pooled_cur])
+
+
+def _fisher_exact(table: np.ndarray) -> float:
+    from scipy.stats import fisher_exact
+
+    return float(fisher_exact(table).pvalue)
 
 
 def psi_from_counts(reference: np.ndarray, current: np.ndarray, eps: float = 1e-4) -> np.ndarray:

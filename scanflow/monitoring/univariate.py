@@ -53,9 +53,12 @@ class FeatureDriftDetector:
         """Compare two summaries laid out by ``profile`` (reference first)."""
         ref = profile.reference
         ks_stat, ks_p = ks_from_cells(ref.continuous[:, :-1], summary.continuous[:, :-1])
-        chi_stat, _, chi_p = chi2_from_counts(ref.categorical[:, :-1], summary.categorical[:, :-1])
+        chi_stat, _, chi_p, fisher = chi2_from_counts(
+            ref.categorical[:, :-1], summary.categorical[:, :-1]
+        )
         names = [*profile.continuous_names, *profile.categorical_names]
         kinds = [CONTINUOUS] * len(ks_stat) + [CATEGORICAL] * len(chi_stat)
+        tests = ["ks"] * len(ks_stat) + ["fisher" if f else "chi2" for f in fisher]
         stats = np.concatenate([ks_stat, chi_stat])
         p = np.concatenate([ks_p, chi_p])
         adjusted = adjust_pvalues(p, self.correction)
@@ -70,7 +73,7 @@ class FeatureDriftDetector:
                 FeatureDrift(
                     feature=names[i],
                     kind=kinds[i],
-                    test="ks" if kinds[i] == CONTINUOUS else "chi2",
+                    test=tests[i],
                     statistic=float(stats[i]),
                     threshold=self.alpha,
                     drift=bool(drift[i]),
