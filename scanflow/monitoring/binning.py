@@ -66,23 +66,32 @@ class ContinuousBins:
         return 2 * self.edges.shape[1] + 2
 
     def count(self, matrix: np.ndarray) -> np.ndarray:
-        """Rows of ``matrix`` (rows, features) counted per cell: (features, n_cells)."""
+        """Rows of ``matrix`` (rows, features) counted per cell: (features, n_cells).
+
+        Each column is sorted once; the edges are then located in it (two binary searches
+        per edge), which is several times faster than locating every row among the edges.
+        """
         n_features, n_cells = self.n_features, self.n_cells
+        counts = np.zeros((n_features, n_cells), dtype=np.int64)
         if matrix.shape[0] == 0:
-            return np.zeros((n_features, n_cells), dtype=np.int64)
-        columns = np.ascontiguousarray(matrix.T)
-        cells = np.empty(columns.shape, dtype=np.int64)
+            return counts
+        columns = np.ascontiguousarray(matrix.T, dtype=np.float64)
+        finite = np.isfinite(columns)
+        n_finite = finite.sum(axis=1)
+        if not finite.all():
+            columns = np.where(finite, columns, np.nan)  # NaN sorts last, past every edge
+        columns.sort(axis=1)
         for j in range(n_features):
-            edges = self.edges[j, : self.sizes[j]]
-            values = columns[j]
-            right = np.searchsorted(edges, values, side="right")
-            on_edge = edges[np.maximum(right - 1, 0)] == values
-            on_edge &= right > 0
-            cells[j] = 2 * right - on_edge
-        cells[~np.isfinite(columns)] = n_cells - 1
-        cells += (np.arange(n_features, dtype=np.int64) * n_cells)[:, None]
-        counts = np.bincount(cells.ravel(), minlength=n_features * n_cells)
-        return counts.reshape(n_features, n_cells)
+            k = int(self.sizes[j])
+            edges = self.edges[j, :k]
+            at_or_below = np.searchsorted(columns[j], edges, side="right")
+            below = np.searchsorted(columns[j], edges, side="left")
+            counts[j, 1 : 2 * k : 2] = at_or_below - below
+            counts[j, 0] = below[0]
+            counts[j, 2 : 2 * k - 1 : 2] = below[1:] - at_or_below[:-1]
+            counts[j, 2 * k] = n_finite[j] - at_or_below[-1]
+        counts[:, -1] = matrix.shape[0] - n_finite
+        return counts
 
     def psi_bins(self, reference_cells: np.ndarray, n_bins: int) -> np.ndarray:
         """Map each cell to one of ``n_bins`` reference-quantile bins (missing cell: ``n_bins``).

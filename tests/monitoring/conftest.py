@@ -28,11 +28,23 @@ def digits() -> Digits:
     return Digits(x[ref], y[ref], x[rest], y[rest])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """One BLAS thread: on a busy 2-core machine, more threads make small matrix work crawl."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def model(digits: Digits):
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return LogisticRegression(max_iter=2000).fit(digits.reference, digits.reference_labels)
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return classifier.fit(digits.reference, digits.reference_labels)
 
 
 @pytest.fixture(scope="session")

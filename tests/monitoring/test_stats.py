@@ -45,7 +45,7 @@ def test_ks_with_quantile_edges_is_low_by_at_most_one_cell() -> None:
 def test_ks_p_values_match_kstwo() -> None:
     rng = np.random.default_rng(3)
     for n in (50, 141, 450, 990, 5000, 99010):
-        d = np.concatenate([rng.uniform(0, 0.25, 200), [0.0, 1.0, 0.5 / n, 1 / n, 1 - 1 / n]])
+        d = np.concatenate([rng.uniform(0, 0.25, 40), [0.0, 1.0, 0.5 / n, 1 / n, 1 - 1 / n]])
         ours, scipy_sf = ks_sf(d, np.full(d.size, n)), stats.kstwo.sf(d, n)
         assert np.max(np.abs(ours - scipy_sf)) < 1e-5
         decisive = scipy_sf > 1e-4
