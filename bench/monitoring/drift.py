@@ -106,6 +106,9 @@ def scanflow_check(profile: ReferenceProfile, cur: np.ndarray, detector=DEFAULT)
         "drift": result.drift,
         "share": result.statistic,
         "columns": {f.feature: f.drift for f in result.features},
+        "tests": {
+            f.feature: {"test": f.test, "p": f.p_value, "drift": f.drift} for f in result.features
+        },
     }
 
 
@@ -158,6 +161,11 @@ def case_verdicts() -> dict:
         ours = scanflow_check(profile, cur)
         ours_rule = scanflow_check(profile, cur, EVIDENTLY_RULE)
         agree = sum(ours_rule["columns"][c] == ev["columns"][c]["drift"] for c in COLUMNS)
+        differ = {
+            c: {"evidently": ev["columns"][c], "scanflow": ours_rule["tests"][c]}
+            for c in COLUMNS
+            if ours_rule["columns"][c] != ev["columns"][c]["drift"]
+        }
         rows[name] = {
             "evidently": {"drift": ev["drift"], "share": ev["share"]},
             "scanflow_default": {"drift": ours["drift"], "share": ours["share"]},
@@ -165,6 +173,7 @@ def case_verdicts() -> dict:
             "alibi_ksdrift": alibi_check(alibi_detector(ref), cur),
             "scipy_ks_bonferroni": scipy_check(ref, cur),
             "per_feature_agreement_with_evidently": f"{agree}/{FEATURES}",
+            "features_judged_differently": differ,
             "evidently_tests": sorted({v["method"] for v in ev["columns"].values()}),
         }
         print(f"verdicts  {name}: {json.dumps(rows[name])}", file=sys.stderr)
