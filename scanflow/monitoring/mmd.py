@@ -9,7 +9,7 @@ import numpy as np
 
 from scanflow.monitoring.base import as_summary, check_alpha
 from scanflow.monitoring.errors import MonitoringError
-from scanflow.monitoring.kernels import sq_distances, standardise
+from scanflow.monitoring.kernels import one_blas_thread, sq_distances, standardise
 from scanflow.monitoring.profile import ReferenceProfile
 from scanflow.monitoring.result import DriftResult
 
@@ -47,6 +47,17 @@ class MMDDetector:
             raise MonitoringError(
                 "MMD needs numeric features and at least 2 current rows in the window sample"
             )
+        with one_blas_thread():
+            return self._test(profile, ref, cur, rng, summary.n_rows)
+
+    def _test(
+        self,
+        profile: ReferenceProfile,
+        ref: np.ndarray,
+        cur: np.ndarray,
+        rng: np.random.Generator,
+        n_current: int,
+    ) -> DriftResult:
         x = standardise(profile, np.vstack([ref, cur]))
         width2 = profile.cached(
             f"mmd_width:{self.max_rows}:{self.seed}", lambda: _median_sq(x[: len(ref)])
@@ -66,7 +77,7 @@ class MMDDetector:
             threshold=self.alpha,
             p_value=p,
             n_reference=profile.reference.n_rows,
-            n_current=summary.n_rows,
+            n_current=n_current,
             details={
                 "mmd2": observed,
                 "null_mmd2_q95": float(np.quantile(null, 0.95)),

@@ -9,7 +9,7 @@ import numpy as np
 
 from scanflow.monitoring.base import as_summary, check_alpha
 from scanflow.monitoring.errors import MonitoringError
-from scanflow.monitoring.kernels import sq_distances, standardise
+from scanflow.monitoring.kernels import one_blas_thread, sq_distances, standardise
 from scanflow.monitoring.profile import ReferenceProfile
 from scanflow.monitoring.result import DriftResult
 
@@ -89,7 +89,8 @@ class OutlierDetector:
         x = standardise(profile, rows)
         out = np.empty(len(x))
         for start in range(0, len(x), self.chunk):
-            d = sq_distances(x[start : start + self.chunk], ref)
+            with one_blas_thread():
+                d = sq_distances(x[start : start + self.chunk], ref)
             if leave_out:
                 idx = np.arange(start, min(start + self.chunk, len(x)))
                 d[idx - start, idx] = np.inf

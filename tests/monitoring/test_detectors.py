@@ -142,3 +142,16 @@ def test_detector_errors(digits, profile) -> None:
         FeatureDriftDetector().check(profile, (digits.held_out[:10], [1, 2, 3]))
     with pytest.raises(MonitoringError, match="holds no rows"):
         FeatureDriftDetector().check(profile, digits.held_out[:0])
+
+
+def test_matrix_work_runs_on_one_blas_thread() -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from scanflow.monitoring.kernels import one_blas_thread
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with one_blas_thread():
+            inside = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+        after = {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+    assert inside == {1}
+    assert after == {2} or after == {1}  # restored (a 1-thread BLAS build stays at 1)
