@@ -143,16 +143,6 @@ class ReferenceProfile:
     def categorical_names(self) -> list[str]:
         return [n for n, k in zip(self.names, self.kinds, strict=True) if k == CATEGORICAL]
 
-    @property
-    def numeric_names(self) -> list[str]:
-        """Features in the row sample: continuous ones, then numeric categorical ones."""
-        numeric_cat = [
-            n
-            for n, c in zip(self.categorical_names, self.categorical_bins.categories, strict=True)
-            if c.dtype.kind == "f"
-        ]
-        return [*self.continuous_names, *numeric_cat]
-
     def summarise(
         self,
         data: Any,

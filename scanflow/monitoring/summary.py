@@ -53,11 +53,6 @@ class Summary:
             last_time=_pick(max, self.last_time, other.last_time),
         )
 
-    @property
-    def n_missing(self) -> np.ndarray:
-        """Missing values per feature, continuous features first."""
-        return np.concatenate([self.continuous[:, -1], self.categorical[:, -1]])
-
 
 def bottom_k(rows: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows with the smallest keys (all of them when there are fewer)."""
