@@ -20,8 +20,15 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from scanflow.errors import ScanflowError
-    from scanflow.spec import Agent, Application, Executor, Service, Tracker, Workflow
+    from scanflow.errors import ScanflowError  # noqa: F401
+    from scanflow.spec import (  # noqa: F401
+        Agent,
+        Application,
+        Executor,
+        Service,
+        Tracker,
+        Workflow,
+    )
 
 __all__ = [*_LAZY, "__version__"]
 

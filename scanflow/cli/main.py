@@ -29,6 +29,28 @@ def _register_commands() -> None:
         importlib.import_module(f"scanflow.cli.{name}").register(app)
 
 
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    app_dir: str = typer.Option(
+        ".",
+        "--app",
+        "-a",
+        envvar="SCANFLOW_APP_DIR",
+        help="Folder of the application (holds scanflow.yaml).",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens in detail."),
+) -> None:
+    """Options shared by every command."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"app_dir": app_dir}
+
+
 _register_commands()
 
 
@@ -37,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from scanflow.cli.output import err_console
 
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
     except ScanflowError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         return exc.exit_code
@@ -55,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

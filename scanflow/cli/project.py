@@ -1,7 +1,105 @@
-"""CLI commands (filled in below)."""
+"""Commands about the application itself: ``init``, ``validate``, ``demo``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import typer
 
+from scanflow.cli import context
+from scanflow.cli.output import OutputFormat, console, print_json
+from scanflow.errors import ScanflowError
+
+
+def examples_root() -> Path:
+    """Where the bundled examples are (inside the wheel, or the source checkout)."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "_examples", package.parent / "examples"):
+        if candidate.is_dir():
+            return candidate
+    raise ScanflowError("the bundled examples are missing from this installation; reinstall")
+
+
+def create_project(directory: Path, example: str, force: bool = False) -> Path:
+    """Copy the example ``example`` into ``directory``; returns the spec path."""
+    source = examples_root() / example
+    if not (source / "scanflow.yaml").is_file():
+        known = sorted(p.name for p in examples_root().iterdir() if (p / "scanflow.yaml").is_file())
+        raise ScanflowError(f"no example {example!r}; choose one of: {', '.join(known)}")
+    if (directory / "scanflow.yaml").exists() and not force:
+        raise ScanflowError(
+            f"{directory / 'scanflow.yaml'} already exists; pick another folder or pass --force"
+        )
+    shutil.copytree(
+        source,
+        directory,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", ".scanflow"),
+    )
+    return directory / "scanflow.yaml"
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``init``, ``validate`` and ``demo``."""
+
+    @app.command()
+    def init(
+        directory: Path = typer.Argument(..., help="Folder to create the application in."),
+        example: str = typer.Option("hello", "--example", "-e", help="Example to start from."),
+        force: bool = typer.Option(False, help="Overwrite an existing scanflow.yaml."),
+    ) -> None:
+        """Create an application folder from an example (hello, digits)."""
+        spec = create_project(directory, example, force)
+        console.print(f"created {spec}")
+        console.print(
+            f"next: [bold]scanflow --app {directory} validate[/] and "
+            f"[bold]scanflow --app {directory} run WORKFLOW[/]"
+        )
+
+    @app.command()
+    def validate(
+        ctx: typer.Context,
+        output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+    ) -> None:
+        """Check scanflow.yaml: fields, names, dependencies, inputs and files."""
+        proj = context.project(ctx)
+        summary = {
+            "app": proj.app.name,
+            "team": proj.app.team,
+            "spec": str(proj.spec_path),
+            "workflows": {w.name: [e.name for e in w.executors] for w in proj.app.workflows},
+            "services": [s.name for s in proj.app.services],
+            "agents": [a.name for a in proj.app.agents],
+        }
+        if output is OutputFormat.json:
+            print_json({"valid": True, **summary})
+            return
+        steps = sum(len(v) for v in summary["workflows"].values())
+        console.print(
+            f"[green]valid[/]: application [bold]{proj.app.name}[/] (team {proj.app.team}): "
+            f"{len(summary['workflows'])} workflow(s), {steps} executor(s), "
+            f"{len(summary['services'])} service(s), {len(summary['agents'])} agent(s)"
+        )
+
+    @app.command()
+    def demo(
+        directory: Path = typer.Option(
+            Path("demo-app"), "--dir", help="Folder for the demo application (created)."
+        ),
+    ) -> None:
+        """Run the digits example end to end: load data, train two models, register the best."""
+        from scanflow.cli.runs import run_workflow
+        from scanflow.spec import load_project
+
+        if not (directory / "scanflow.yaml").exists():
+            create_project(directory, "digits")
+        console.print(f"demo application in [bold]{directory}[/]")
+        code = run_workflow(load_project(directory), "train", {}, None, True)
+        if code == 0:
+            uri = load_project(directory).state_dir / "mlflow.db"
+            console.print(
+                f"model [bold]digits@champion[/] registered; browse the runs with "
+                f"[bold]mlflow ui --backend-store-uri sqlite:///{uri.resolve()}[/]"
+            )
+        raise typer.Exit(code)

@@ -1,7 +1,324 @@
-"""CLI commands (filled in below)."""
+"""Commands about workflow runs: ``run``, ``runs``, ``show``, ``logs``."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
 
 import typer
 
+from scanflow.cli import context
+from scanflow.cli.output import OutputFormat, console, err_console, print_json
+from scanflow.errors import ScanflowError
+from scanflow.spec.loader import Project
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "cached": "cyan",
+    "failed": "red",
+    "running": "yellow",
+    "pending": "dim",
+    "skipped": "dim",
+    "cancelled": "magenta",
+    "retrying": "yellow",
+}
+EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, Any]:
+    """``["lr=0.1", "train.seed=3"]`` -> typed values (YAML scalars)."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ScanflowError(f"parameter {pair!r} is not KEY=VALUE (e.g. -p lr=0.1)")
+        try:
+            params[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            params[key] = raw
+    return params
+
+
+def _styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+class ProgressPrinter:
+    """Prints one line per step event while a workflow runs."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, event: Any) -> None:
+        clock = f"[dim]{time.monotonic() - self.started:7.2f}s[/]"
+        if not event.step:
+            if event.status == "running":
+                console.print(f"{clock} run [bold]{event.run_id}[/] started")
+            else:
+                tail = f": {event.message}" if event.message else ""
+                console.print(f"{clock} run [bold]{event.run_id}[/] {_styled(event.status)}{tail}")
+            return
+        if event.status == "running":
+            text = f"{clock} {event.step:<24} running (attempt {event.attempt})"
+        else:
+            took = f" in {event.duration:.2f}s" if event.duration is not None else ""
+            note = f" - {event.message}" if event.message else ""
+            text = f"{clock} {event.step:<24} {_styled(event.status)}{took}{note}"
+        console.print(text, highlight=False)
+
+
+def run_workflow(
+    project: Project,
+    workflow: str | None,
+    params: dict[str, Any],
+    max_parallel: int | None,
+    use_cache: bool,
+    resume: str | None = None,
+    tracking: bool = True,
+) -> int:
+    """Run (or resume) a workflow with live progress; returns the exit code."""
+    from scanflow.engines.local import LocalEngine
+
+    engine = LocalEngine(project, tracking=tracking, on_event=ProgressPrinter())
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        if resume:
+            record = engine.resume(resume, max_parallel=max_parallel, use_cache=use_cache)
+        else:
+            if workflow is None:
+                names = ", ".join(w.name for w in project.app.workflows) or "none"
+                raise ScanflowError(f"name the workflow to run (workflows: {names})")
+            record = engine.run(workflow, params, max_parallel=max_parallel, use_cache=use_cache)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if record.status == "succeeded" and record.error:
+        err_console.print(f"[yellow]warning:[/] {record.error}")
+    elif record.status != "succeeded":
+        err_console.print(f"run {record.id} {record.status}: {record.error or ''}".rstrip(": "))
+        err_console.print(
+            f"inspect it with 'scanflow show {record.id}' and "
+            f"'scanflow logs {record.id}'; retry with 'scanflow run --resume {record.id}'"
+        )
+    return EXIT_CODES.get(record.status, 1)
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    if start is None:
+        return None
+    return (end or time.time()) - start
+
+
+def run_summary(store: Any, run: Any) -> dict[str, Any]:
+    """A run with its steps and attempts as plain data (the ``-o json`` form)."""
+    attempts = store.attempts(run.id)
+    return {
+        "id": run.id,
+        "app": run.app,
+        "team": run.team,
+        "workflow": run.workflow,
+        "status": run.status,
+        "parameters": run.parameters,
+        "error": run.error,
+        "mlflow_run_id": run.mlflow_run_id,
+        "tracking_uri": run.tracking_uri,
+        "run_dir": run.run_dir,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": _duration(run.started_at, run.finished_at),
+        "steps": [
+            {
+                "name": s.name,
+                "status": s.status,
+                "depends_on": s.depends_on,
+                "duration": _duration(s.started_at, s.finished_at),
+                "error": s.error,
+                "cached_from": s.cached_from,
+                "output_dir": s.output_dir,
+                "mlflow_run_id": s.mlflow_run_id,
+                "attempts": [
+                    {
+                        "number": a.number,
+                        "exit_code": a.exit_code,
+                        "log": a.log_path,
+                        "error": a.error,
+                        "duration": _duration(a.started_at, a.finished_at),
+                    }
+                    for a in attempts.get(s.id, [])
+                ],
+            }
+            for s in store.steps(run.id)
+        ],
+    }
+
+
+def _fmt_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``run``, ``runs``, ``show`` and ``logs``."""
+
+    @app.command()
+    def run(
+        ctx: typer.Context,
+        workflow: str = typer.Argument(None, help="Workflow to run (not with --resume)."),
+        param: list[str] = typer.Option([], "--param", "-p", help="KEY=VALUE or STEP.KEY=VALUE."),
+        max_parallel: int = typer.Option(
+            None, "--max-parallel", min=1, help="Steps at once (default: CPU count)."
+        ),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
+        resume: str = typer.Option(None, "--resume", help="Re-run what did not succeed in RUN."),
+        no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+    ) -> None:
+        """Run a workflow locally, each step in its own process, with live progress."""
+        if resume and workflow:
+            raise ScanflowError("give either WORKFLOW or --resume RUN, not both")
+        proj = context.project(ctx, check_files=not resume)
+        code = run_workflow(
+            proj,
+            workflow,
+            parse_parameters(param),
+            max_parallel,
+            not no_cache,
+            resume,
+            not no_tracking,
+        )
+        raise typer.Exit(code)
+
+    @app.command()
+    def runs(
+        ctx: typer.Context,
+        workflow: str = typer.Option(None, "--workflow", "-w", help="Only runs of this workflow."),
+        limit: int = typer.Option(20, "--limit", "-n", min=1),
+        output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+    ) -> None:
+        """List the newest workflow runs."""
+        from rich.table import Table
+
+        records = context.store(ctx).list_runs(workflow, limit)
+        rows = [
+            {
+                "id": r.id,
+                "workflow": r.workflow,
+                "status": r.status,
+                "started_at": r.started_at,
+                "duration": _duration(r.started_at, r.finished_at),
+            }
+            for r in records
+        ]
+        if output is OutputFormat.json:
+            print_json(rows)
+            return
+        table = Table("run", "workflow", "status", "started", "duration")
+        for row in rows:
+            started = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started_at"]))
+                if row["started_at"]
+                else "-"
+            )
+            table.add_row(
+                row["id"],
+                row["workflow"],
+                _styled(row["status"]),
+                started,
+                _fmt_seconds(row["duration"]),
+            )
+        console.print(table if rows else "no runs yet; start one with 'scanflow run WORKFLOW'")
+
+    @app.command()
+    def show(
+        ctx: typer.Context,
+        run_id: str = typer.Argument(..., metavar="RUN"),
+        output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+    ) -> None:
+        """Show a run's DAG with step states, durations and attempts."""
+        from rich.table import Table
+
+        store = context.store(ctx)
+        summary = run_summary(store, store.get_run(run_id))
+        if output is OutputFormat.json:
+            print_json(summary)
+            return
+        console.print(
+            f"run [bold]{summary['id']}[/] workflow [bold]{summary['workflow']}[/] "
+            f"{_styled(summary['status'])} {_fmt_seconds(summary['duration'])}"
+            + (f"\n[red]{summary['error']}[/]" if summary["error"] else "")
+        )
+        table = Table("step", "after", "status", "duration", "attempts (exit codes)", "note")
+        for step in summary["steps"]:
+            codes = ", ".join(str(a["exit_code"]) for a in step["attempts"]) or "-"
+            note = step["error"] or (
+                f"cached from {step['cached_from']}" if step["cached_from"] else ""
+            )
+            table.add_row(
+                step["name"],
+                ", ".join(step["depends_on"]) or "-",
+                _styled(step["status"]),
+                _fmt_seconds(step["duration"]),
+                f"{len(step['attempts'])} ({codes})",
+                note,
+            )
+        console.print(table)
+
+    @app.command()
+    def logs(
+        ctx: typer.Context,
+        run_id: str = typer.Argument(..., metavar="RUN"),
+        step: str = typer.Argument(None, help="Only this step."),
+        follow: bool = typer.Option(
+            False, "--follow", "-f", help="Keep printing until the run ends."
+        ),
+    ) -> None:
+        """Print the logs of a run's steps (every attempt), optionally following them."""
+        store = context.store(ctx)
+        run = store.get_run(run_id)
+        names = [s.name for s in store.steps(run.id)]
+        if step is not None and step not in names:
+            raise ScanflowError(f"run {run.id} has no step {step!r} (steps: {', '.join(names)})")
+        offsets: dict[str, int] = {}
+        while True:
+            printed = _print_new_logs(store, run.id, step, offsets)
+            if not follow:
+                if not offsets:
+                    console.print("no logs yet")
+                return
+            if store.get_run(run.id).status not in ("running", "pending") and not printed:
+                return
+            time.sleep(0.2)
+
+
+def _print_new_logs(store: Any, run_id: str, only: str | None, offsets: dict[str, int]) -> bool:
+    import sys
+
+    steps = {s.id: s.name for s in store.steps(run_id)}
+    printed = False
+    for step_id, attempts in store.attempts(run_id).items():
+        name = steps[step_id]
+        if only is not None and name != only:
+            continue
+        for attempt in attempts:
+            path = Path(attempt.log_path)
+            if not path.exists():
+                continue
+            offset = offsets.get(attempt.log_path)
+            if offset is None:
+                sys.stdout.write(f"==> {name} attempt {attempt.number} <==\n")
+                offset = 0
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+            if chunk:
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                printed = True
+            offsets[attempt.log_path] = offset + len(chunk)
+    sys.stdout.flush()
+    return printed

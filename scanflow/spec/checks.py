@@ -70,13 +70,17 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
             eloc: Loc = (*wloc, "executors", ei)
             for di, dep in enumerate(executor.depends_on):
                 if dep == executor.name:
-                    problems.append(Problem((*eloc, "depends_on", di), "a step cannot depend on itself"))
+                    problems.append(
+                        Problem((*eloc, "depends_on", di), "a step cannot depend on itself")
+                    )
                 elif dep not in names:
-                    problems.append(Problem(
-                        (*eloc, "depends_on", di),
-                        f"{dep!r} is not an executor of workflow {workflow.name!r}"
-                        + did_you_mean(dep, names),
-                    ))
+                    problems.append(
+                        Problem(
+                            (*eloc, "depends_on", di),
+                            f"{dep!r} is not an executor of workflow {workflow.name!r}"
+                            + did_you_mean(dep, names),
+                        )
+                    )
             for arg, ref in executor.input_refs().items():
                 key = arg if isinstance(executor.inputs, dict) else executor.inputs.index(ref)
                 source = resolve_input(workflow, edges, executor.name, ref)
@@ -86,17 +90,23 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
                 problems += _file_problems(executor.script, executor.requirements, eloc, base_dir)
         cycle = find_cycle(edges)
         if cycle:
-            problems.append(Problem(
-                (*wloc, "executors"),
-                "dependency cycle: " + " -> ".join(cycle) + "; remove one of these dependencies",
-            ))
+            problems.append(
+                Problem(
+                    (*wloc, "executors"),
+                    "dependency cycle: "
+                    + " -> ".join(cycle)
+                    + "; remove one of these dependencies",
+                )
+            )
     for si, service in enumerate(app.services):
         if not service.min_workers <= service.workers <= service.max_workers:
-            problems.append(Problem(
-                ("services", si, "workers"),
-                f"workers={service.workers} must lie between min_workers={service.min_workers} "
-                f"and max_workers={service.max_workers}",
-            ))
+            problems.append(
+                Problem(
+                    ("services", si, "workers"),
+                    f"workers={service.workers} must lie between min_workers={service.min_workers} "
+                    f"and max_workers={service.max_workers}",
+                )
+            )
     return problems
 
 
@@ -105,15 +115,19 @@ def _file_problems(
 ) -> list[Problem]:
     problems = []
     if script is not None and not (base_dir / script).is_file():
-        problems.append(Problem(
-            (*loc, "script"),
-            f"script file {script!r} not found in {base_dir}; paths are relative to the "
-            "folder of scanflow.yaml",
-        ))
+        problems.append(
+            Problem(
+                (*loc, "script"),
+                f"script file {script!r} not found in {base_dir}; paths are relative to the "
+                "folder of scanflow.yaml",
+            )
+        )
     if isinstance(requirements, str) and not (base_dir / requirements).is_file():
-        problems.append(Problem(
-            (*loc, "requirements"),
-            f"requirements file {requirements!r} not found in {base_dir}; give a path relative "
-            "to the folder of scanflow.yaml, or a list of requirement strings",
-        ))
+        problems.append(
+            Problem(
+                (*loc, "requirements"),
+                f"requirements file {requirements!r} not found in {base_dir}; give a path relative "
+                "to the folder of scanflow.yaml, or a list of requirement strings",
+            )
+        )
     return problems

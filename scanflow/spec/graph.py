@@ -100,5 +100,7 @@ def resolve_input(
             f"no upstream step outputs {ref!r}; add the producing step to depends_on, "
             f"or write it as 'step.{ref}'"
         )
-    return f"input {ref!r} is output by several upstream steps ({', '.join(producers)}); " \
+    return (
+        f"input {ref!r} is output by several upstream steps ({', '.join(producers)}); "
         f"write it as 'step.{ref}'"
+    )

@@ -45,8 +45,10 @@ def load_project(path: str | Path = ".", *, check_files: bool = True) -> Project
     spec_path = spec_path_for(path)
     if not spec_path.is_file():
         raise SpecError(
-            [f"no {SPEC_FILE} at {spec_path.parent.resolve()}; create one with "
-             "'scanflow init DIR' or pass the folder that holds it"]
+            [
+                f"no {SPEC_FILE} at {spec_path.parent.resolve()}; create one with "
+                "'scanflow init DIR' or pass the folder that holds it"
+            ]
         )
     text = spec_path.read_text(encoding="utf-8")
     app = parse(text, source=str(spec_path), base_dir=spec_path.parent if check_files else None)
@@ -73,8 +75,12 @@ def parse(text: str, *, source: str | None = None, base_dir: Path | None = None)
         raise SpecError([f"{label}{line}: YAML syntax error: {problem}"], source) from None
     if not isinstance(data, dict):
         raise SpecError(
-            [f"{label}:1: the top level must be a mapping with at least 'name' "
-             "(e.g. 'name: my-app')"], source)
+            [
+                f"{label}:1: the top level must be a mapping with at least 'name' "
+                "(e.g. 'name: my-app')"
+            ],
+            source,
+        )
     try:
         app = Application.model_validate(data)
     except ValidationError as exc:

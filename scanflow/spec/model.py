@@ -154,8 +154,8 @@ class Workflow(_Model):
     """A DAG of executors with shared default parameters."""
 
     name: Name
-    executors: list[Executor] = Field(default_factory=list)
     parameters: Parameters = Field(default_factory=dict)
+    executors: list[Executor] = Field(default_factory=list)
 
     def add(
         self,
@@ -273,4 +273,3 @@ class Application(_Model):
         problems = find_problems(self, Path(base_dir) if base_dir else None)
         if problems:
             raise SpecError([p.render() for p in problems])
-

@@ -1,0 +1,1 @@
+"""Environments for executors: virtualenvs locally (OCI images for clusters later)."""

@@ -1,0 +1,1 @@
+"""Engines run workflows and services: local (embedded default), Kubernetes later."""

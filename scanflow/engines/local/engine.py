@@ -1,0 +1,577 @@
+"""The local engine: runs a workflow DAG on this machine, every step in its own process.
+
+The engine keeps all state in the store, so a run that was interrupted (even by SIGKILL
+of the engine) resumes where it stopped: ``LocalEngine(project).resume(run_id)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scanflow.engines.local.process import StepProcess
+from scanflow.errors import EngineError, ScanflowError
+from scanflow.spec.graph import InputSource, resolve_input, topological_order, upstreams
+from scanflow.spec.loader import Project
+from scanflow.spec.model import Application, Executor, Workflow
+from scanflow.store import DONE_OK, AttemptRecord, CacheEntry, RunRecord, StepRecord, Store
+from scanflow.store.store import now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Something that happened to a step (or to the run, when ``step`` is empty)."""
+
+    run_id: str
+    step: str
+    status: str
+    attempt: int = 0
+    duration: float | None = None
+    message: str = ""
+
+
+EventHandler = Callable[[StepEvent], None]
+
+
+@dataclass
+class _RunContext:
+    run: RunRecord
+    app: Application
+    workflow: Workflow
+    base_dir: Path
+    steps: dict[str, StepRecord]
+    edges: dict[str, set[str]]
+    use_cache: bool
+    tracking: Any = None
+    mlflow_parent: Future[str] | None = None
+    mlflow_steps: dict[str, Future[str]] = field(default_factory=dict)
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as a command-line word: booleans lower-case, lists as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return str(value)
+
+
+def new_run_id(workflow: str) -> str:
+    """A unique, sortable run id such as ``train-20261124-153000-1a2b``."""
+    return f"{workflow}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+class LocalEngine:
+    """Runs workflows of one project; state in ``<project>/.scanflow``."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        store: Store | None = None,
+        tracking: bool = True,
+        tracking_uri: str | None = None,
+        on_event: EventHandler | None = None,
+    ) -> None:
+        from scanflow.tracking.config import tracking_uri as resolve_uri
+
+        self.project = project
+        self.store = store or Store.for_state_dir(project.state_dir)
+        self.tracking_enabled = tracking
+        self.tracking_uri = tracking_uri or resolve_uri(project.app, project.base_dir)
+        self.on_event = on_event or (lambda event: None)
+        self._cancel = threading.Event()
+        self._running: dict[str, StepProcess] = {}
+        self._lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------------
+    def run(
+        self,
+        workflow: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        max_parallel: int | None = None,
+        use_cache: bool = True,
+    ) -> RunRecord:
+        """Run ``workflow`` to the end; returns the finished run record."""
+        app = self.project.app
+        app.check(self.project.base_dir)
+        wf = app.workflow(workflow)
+        params = apply_overrides(wf, parameters or {})
+        run_id = new_run_id(wf.name)
+        run_dir = self.project.state_dir / "runs" / run_id
+        edges = upstreams(wf)
+        order = topological_order(edges)
+        record = RunRecord(
+            id=run_id,
+            app=app.name,
+            team=app.team,
+            workflow=wf.name,
+            status="pending",
+            parameters=params,
+            spec=app.to_yaml(),
+            base_dir=str(self.project.base_dir),
+            run_dir=str(run_dir),
+            tracking_uri=self.tracking_uri if self.tracking_enabled else None,
+            engine_pid=os.getpid(),
+            created_at=now(),
+        )
+        steps = [
+            StepRecord(run_id=run_id, name=name, status="pending", depends_on=sorted(edges[name]))
+            for name in order
+        ]
+        self.store.add_run(record, steps)
+        return self._execute(record, app, max_parallel, use_cache)
+
+    def resume(
+        self, run_id: str, *, max_parallel: int | None = None, use_cache: bool = True
+    ) -> RunRecord:
+        """Run again the steps of ``run_id`` that did not succeed; the others keep their outputs."""
+        from scanflow.engines.local.recovery import prepare_resume
+
+        record = prepare_resume(self.store, run_id)
+        app = Application.from_yaml(record.spec, check_files=False)
+        return self._execute(record, app, max_parallel, use_cache)
+
+    def run_workflow(
+        self,
+        workflow: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        max_parallel: int | None = None,
+        use_cache: bool = True,
+    ) -> RunRecord:
+        """:class:`~scanflow.engines.base.Engine` API: same as :meth:`run`."""
+        return self.run(workflow, parameters, max_parallel=max_parallel, use_cache=use_cache)
+
+    def resume_run(self, run_id: str) -> RunRecord:
+        """:class:`~scanflow.engines.base.Engine` API: same as :meth:`resume`."""
+        return self.resume(run_id)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The current record of ``run_id``."""
+        return self.store.get_run(run_id)
+
+    def cancel(self) -> None:
+        """Stop every running step (SIGTERM, then SIGKILL) and mark the run cancelled."""
+        self._cancel.set()
+        with self._lock:
+            running = list(self._running.values())
+        for process in running:
+            threading.Thread(target=process.terminate, daemon=True).start()
+
+    # -- the run loop -----------------------------------------------------------------
+    def _execute(
+        self, record: RunRecord, app: Application, max_parallel: int | None, use_cache: bool
+    ) -> RunRecord:
+        wf = app.workflow(record.workflow)
+        ctx = _RunContext(
+            run=record,
+            app=app,
+            workflow=wf,
+            base_dir=Path(record.base_dir),
+            steps={s.name: s for s in self.store.steps(record.id)},
+            edges=upstreams(wf),
+            use_cache=use_cache,
+        )
+        self.store.update_run(
+            record.id,
+            status="running",
+            started_at=record.started_at or now(),
+            engine_pid=os.getpid(),
+            error=None,
+        )
+        self._emit(StepEvent(record.id, "", "running", message=f"run {record.id} started"))
+        try:
+            self._start_tracking(ctx)
+            status = self._schedule(ctx, max_parallel or os.cpu_count() or 1)
+            error = None
+        except KeyboardInterrupt:
+            self.cancel()
+            status, error = "cancelled", "interrupted"
+        except ScanflowError as exc:
+            status, error = "failed", str(exc)
+        self._finish(ctx, status, error)
+        return self.store.get_run(record.id)
+
+    def _schedule(self, ctx: _RunContext, max_parallel: int) -> str:
+        pending = [n for n, s in ctx.steps.items() if s.status not in DONE_OK]
+        for name in pending:
+            if ctx.steps[name].status != "pending":
+                self._set_step(ctx, name, status="pending", error=None)
+        running: dict[Future[str], str] = {}
+        with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="step") as pool:
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        upstream = [ctx.steps[u].status for u in ctx.edges[name]]
+                        if (
+                            any(
+                                s not in DONE_OK and s not in ("pending", "running")
+                                for s in upstream
+                            )
+                            or self._cancel.is_set()
+                        ):
+                            pending.remove(name)
+                            why = (
+                                "cancelled" if self._cancel.is_set() else "an upstream step failed"
+                            )
+                            status = "cancelled" if self._cancel.is_set() else "skipped"
+                            self._set_step(ctx, name, status=status, error=why)
+                            self._emit(StepEvent(ctx.run.id, name, status, message=why))
+                        elif all(s in DONE_OK for s in upstream) and len(running) < max_parallel:
+                            pending.remove(name)
+                            self._set_step(ctx, name, status="running", started_at=now())
+                            running[pool.submit(self._guarded_step, ctx, name)] = name
+                    if not running:
+                        continue
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        name = running.pop(future)
+                        ctx.steps[name].status = future.result()
+            except BaseException:
+                self.cancel()
+                wait(list(running))
+                raise
+        statuses = {s.status for s in ctx.steps.values()}
+        if "cancelled" in statuses or self._cancel.is_set():
+            return "cancelled"
+        return "succeeded" if statuses <= DONE_OK else "failed"
+
+    # -- one step ---------------------------------------------------------------------
+    def _guarded_step(self, ctx: _RunContext, name: str) -> str:
+        try:
+            return self._run_step(ctx, name)
+        except Exception as exc:  # noqa: BLE001 - recorded on the step, the run goes on
+            log.exception("step %s failed inside the engine", name)
+            return self._end_step(ctx, name, "failed", f"engine error: {exc}")
+
+    def _run_step(self, ctx: _RunContext, name: str) -> str:
+        """Run one step with its retries; returns its final status."""
+        from scanflow.build.envs import ensure_environment, read_requirements
+        from scanflow.engines.local.cache import cache_key, tree_digest
+
+        executor = ctx.workflow.executor(name)
+        step = ctx.steps[name]
+        step_dir = Path(ctx.run.run_dir) / "steps" / name
+        try:
+            inputs = self._input_paths(ctx, executor)
+            requirements = read_requirements(executor.requirements, ctx.base_dir)
+            python = ensure_environment(requirements)
+            params = step_parameters(ctx.workflow, executor, ctx.run.parameters)
+            input_digests = {k: tree_digest(Path(v)) for k, v in inputs.items()}
+            key = cache_key(executor, ctx.base_dir, params, input_digests, python, requirements)
+        except ScanflowError as exc:
+            return self._end_step(ctx, name, "failed", str(exc))
+        self._set_step(ctx, name, cache_key=key)
+        if ctx.use_cache and executor.cache:
+            hit = self.store.find_cached(key)
+            if hit is not None:
+                self._set_step(
+                    ctx,
+                    name,
+                    output_dir=hit.output_dir,
+                    cached_from=hit.run_id,
+                    outputs_digest=hit.outputs_digest,
+                )
+                return self._end_step(ctx, name, "cached", f"outputs of run {hit.run_id}")
+        outputs_dir = step_dir / "outputs"
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+        (step_dir / "work").mkdir(exist_ok=True)
+        self._set_step(ctx, name, output_dir=str(outputs_dir))
+        outputs = {out: str(outputs_dir / out) for out in executor.outputs}
+        attempts = self.store.attempts(ctx.run.id).get(step.id, [])
+        first = len(attempts) + 1
+        for number in range(first, first + executor.retries + 1):
+            if self._cancel.is_set():
+                return self._end_step(ctx, name, "cancelled", "cancelled")
+            error = self._attempt(
+                ctx, executor, step, number, step_dir, python, params, inputs, outputs
+            )
+            if error is None:
+                missing = [o for o, p in outputs.items() if not Path(p).exists()]
+                if not outputs_dir.is_dir():
+                    error = f"the step deleted its output folder {outputs_dir}"
+                elif missing:
+                    error = "declared output(s) not written: " + ", ".join(
+                        f"{o} (expected at {outputs[o]})" for o in missing
+                    )
+                else:
+                    digest = tree_digest(outputs_dir)
+                    self._set_step(ctx, name, outputs_digest=digest)
+                    if executor.cache:
+                        self.store.put_cached(
+                            CacheEntry(
+                                key=key,
+                                run_id=ctx.run.id,
+                                step=name,
+                                output_dir=str(outputs_dir),
+                                outputs_digest=digest,
+                                created_at=now(),
+                            )
+                        )
+                    return self._end_step(ctx, name, "succeeded", "")
+            if self._cancel.is_set():
+                return self._end_step(ctx, name, "cancelled", error or "cancelled")
+            if number < first + executor.retries:
+                delay = executor.retry_backoff * 2 ** (number - first)
+                self._emit(
+                    StepEvent(
+                        ctx.run.id,
+                        name,
+                        "retrying",
+                        number,
+                        message=f"{error}; retrying in {delay:g}s",
+                    )
+                )
+                if self._cancel.wait(delay):
+                    return self._end_step(ctx, name, "cancelled", "cancelled")
+        return self._end_step(ctx, name, "failed", error or "failed")
+
+    def _attempt(
+        self,
+        ctx: _RunContext,
+        executor: Executor,
+        step: StepRecord,
+        number: int,
+        step_dir: Path,
+        python: str,
+        params: dict[str, Any],
+        inputs: dict[str, str],
+        outputs: dict[str, str],
+    ) -> str | None:
+        """One try of a step; returns None on success, else what went wrong."""
+        log_path = step_dir / "logs" / f"attempt-{number}.log"
+        env = self._step_env(ctx, executor, step_dir)
+        argv, env = command_for(executor, ctx.base_dir, python, params, inputs, outputs, env)
+        attempt_id = self.store.add_attempt(
+            AttemptRecord(step_id=step.id, number=number, log_path=str(log_path), started_at=now())
+        )
+        try:
+            process = StepProcess(argv, env, step_dir / "work", log_path, executor.timeout)
+        except OSError as exc:
+            error = f"could not start {argv[0]}: {exc}"
+            self.store.update_attempt(attempt_id, error=error, finished_at=now())
+            return error
+        with self._lock:
+            self._running[step.name] = process
+        if self._cancel.is_set():
+            process.terminate()
+        self.store.update_attempt(attempt_id, pid=process.pid)
+        self._set_step(ctx, step.name, pid=process.pid, pid_started_at=_create_time(process.pid))
+        self._emit(StepEvent(ctx.run.id, step.name, "running", number))
+        outcome = process.wait()
+        with self._lock:
+            self._running.pop(step.name, None)
+        error = None
+        if outcome.timed_out:
+            error = f"timed out after {executor.timeout:g}s (process group killed)"
+        elif self._cancel.is_set() and outcome.exit_code != 0:
+            error = "cancelled"
+        elif outcome.exit_code != 0:
+            error = f"exited with code {outcome.exit_code}; see {log_path}"
+        self.store.update_attempt(
+            attempt_id, exit_code=outcome.exit_code, error=error, finished_at=now()
+        )
+        return error
+
+    def _end_step(self, ctx: _RunContext, name: str, status: str, message: str) -> str:
+        step = ctx.steps[name]
+        finished = now()
+        self._set_step(
+            ctx,
+            name,
+            status=status,
+            finished_at=finished,
+            error=message if status not in DONE_OK else None,
+        )
+        if ctx.tracking is not None and name in ctx.mlflow_steps:
+            outputs = Path(step.output_dir) if status == "succeeded" and step.output_dir else None
+            ctx.tracking.finish_run(ctx.mlflow_steps[name], status, outputs)
+        duration = finished - step.started_at if step.started_at else None
+        self._emit(StepEvent(ctx.run.id, name, status, duration=duration, message=message))
+        return status
+
+    # -- helpers ----------------------------------------------------------------------
+    def _input_paths(self, ctx: _RunContext, executor: Executor) -> dict[str, str]:
+        paths = {}
+        for arg, ref in executor.input_refs().items():
+            source = resolve_input(ctx.workflow, ctx.edges, executor.name, ref)
+            if not isinstance(source, InputSource):
+                raise EngineError(f"step {executor.name!r}: {source}")
+            upstream = ctx.steps[source.step]
+            if not upstream.output_dir:
+                raise EngineError(
+                    f"step {executor.name!r}: upstream {source.step!r} has no outputs"
+                )
+            path = Path(upstream.output_dir) / source.output
+            if not path.exists():
+                raise EngineError(
+                    f"step {executor.name!r}: input {arg!r} ({ref}) is missing at {path}; "
+                    f"re-run with --no-cache to rebuild it"
+                )
+            paths[arg] = str(path)
+        return paths
+
+    def _step_env(self, ctx: _RunContext, executor: Executor, step_dir: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(executor.env)
+        path = [str(ctx.base_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(path),
+                "PYTHONUNBUFFERED": "1",
+                "SCANFLOW_APP": ctx.app.name,
+                "SCANFLOW_APP_DIR": str(ctx.base_dir),
+                "SCANFLOW_RUN_ID": ctx.run.id,
+                "SCANFLOW_STEP": executor.name,
+                "SCANFLOW_OUTPUTS_DIR": str(step_dir / "outputs"),
+            }
+        )
+        if ctx.tracking is not None and executor.name in ctx.mlflow_steps:
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+            try:
+                env["MLFLOW_RUN_ID"] = ctx.mlflow_steps[executor.name].result(timeout=120)
+            except Exception as exc:  # noqa: BLE001 - the step still runs, untracked
+                log.warning("no MLflow run for step %s: %s", executor.name, exc)
+        return env
+
+    def _start_tracking(self, ctx: _RunContext) -> None:
+        if not self.tracking_enabled:
+            return
+        from scanflow.tracking.workflow_runs import WorkflowTracking, probe
+
+        probe(self.tracking_uri)
+        tracking = WorkflowTracking(self.tracking_uri, ctx.app.name, ctx.base_dir)
+        tags = {
+            "scanflow.app": ctx.app.name,
+            "scanflow.team": ctx.app.team,
+            "scanflow.workflow": ctx.workflow.name,
+            "scanflow.run_id": ctx.run.id,
+        }
+        if ctx.run.mlflow_run_id:
+            ctx.mlflow_parent = tracking.reopen_run(ctx.run.mlflow_run_id)
+        else:
+            ctx.mlflow_parent = tracking.start_run(ctx.run.id, tags, ctx.run.parameters, None)
+        for name, step in ctx.steps.items():
+            if step.status in DONE_OK:
+                continue
+            params = step_parameters(ctx.workflow, ctx.workflow.executor(name), ctx.run.parameters)
+            ctx.mlflow_steps[name] = tracking.start_run(
+                name, {**tags, "scanflow.step": name}, params, ctx.mlflow_parent
+            )
+        ctx.tracking = tracking
+
+    def _finish(self, ctx: _RunContext, status: str, error: str | None) -> None:
+        for name, step in ctx.steps.items():
+            if step.status in ("pending", "running"):
+                self._set_step(
+                    ctx,
+                    name,
+                    status="cancelled" if status == "cancelled" else "skipped",
+                    finished_at=now(),
+                )
+        if error is None and status == "failed":
+            failed = [n for n, s in ctx.steps.items() if s.status == "failed"]
+            error = f"step(s) failed: {', '.join(failed)}"
+        fields: dict[str, Any] = {
+            "status": status,
+            "finished_at": now(),
+            "error": error,
+            "engine_pid": None,
+        }
+        if ctx.tracking is not None:
+            ctx.tracking.finish_run(ctx.mlflow_parent, status, text={"scanflow.yaml": ctx.run.spec})
+            ctx.tracking.close()
+            try:
+                fields["mlflow_run_id"] = ctx.mlflow_parent.result(timeout=0)
+            except Exception as exc:  # noqa: BLE001
+                fields["error"] = error or f"tracking failed: {exc}"
+            if ctx.tracking.errors and not fields["error"]:
+                fields["error"] = "tracking incomplete: " + "; ".join(ctx.tracking.errors[:3])
+        self.store.update_run(ctx.run.id, **fields)
+        self._emit(StepEvent(ctx.run.id, "", status, message=error or ""))
+
+    def _set_step(self, ctx: _RunContext, name: str, **fields: Any) -> None:
+        step = ctx.steps[name]
+        for key, value in fields.items():
+            setattr(step, key, value)
+        self.store.update_step(step.id, **fields)
+
+    def _emit(self, event: StepEvent) -> None:
+        try:
+            self.on_event(event)
+        except Exception:  # noqa: BLE001 - a broken display must not break a run
+            log.exception("event handler failed")
+
+
+def apply_overrides(workflow: Workflow, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Run parameters: the workflow's, with ``key`` or ``step.key`` overrides applied."""
+    params: dict[str, Any] = dict(workflow.parameters)
+    known = set(workflow.parameters)
+    for executor in workflow.executors:
+        known |= {f"{executor.name}.{k}" for k in executor.parameters} | set(executor.parameters)
+    for key, value in overrides.items():
+        if key not in known:
+            from scanflow.spec.checks import did_you_mean
+
+            raise EngineError(
+                f"unknown parameter {key!r} for workflow {workflow.name!r}"
+                + (did_you_mean(key, sorted(known)) or f"; known: {', '.join(sorted(known))}")
+            )
+        params[key] = value
+    return params
+
+
+def step_parameters(
+    workflow: Workflow, executor: Executor, run_params: dict[str, Any]
+) -> dict[str, Any]:
+    """What a step receives: run-level parameters, its own, then its ``step.key`` overrides."""
+    params = {k: v for k, v in run_params.items() if "." not in k}
+    params.update(executor.parameters)
+    for key in executor.parameters:
+        if key in run_params and key not in workflow.parameters:
+            params[key] = run_params[key]
+    prefix = f"{executor.name}."
+    params.update({k[len(prefix) :]: v for k, v in run_params.items() if k.startswith(prefix)})
+    return params
+
+
+def command_for(
+    executor: Executor,
+    base_dir: Path,
+    python: str,
+    params: dict[str, Any],
+    inputs: dict[str, str],
+    outputs: dict[str, str],
+    env: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that start ``executor``."""
+    if executor.script is not None:
+        argv = [python, str(base_dir / executor.script)]
+        for key, value in {**params, **inputs, **outputs}.items():
+            argv += [f"--{key}", format_value(value)]
+        return argv, env
+    call = {"function": executor.function, "kwargs": {**params, **inputs, **outputs}}
+    env = {**env, "SCANFLOW_STEP_CALL": json.dumps(call)}
+    return [python, "-m", "scanflow.engines.local.step_main"], env
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:  # noqa: BLE001 - the process may already be gone
+        return None

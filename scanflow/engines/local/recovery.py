@@ -1,0 +1,53 @@
+"""Resuming a run: refuse a live one, stop orphaned step processes, reset unfinished steps."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from scanflow.engines.local.process import kill_group
+from scanflow.errors import EngineError
+from scanflow.store import DONE_OK, RunRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+def process_alive(pid: int | None, started_at: float | None = None) -> bool:
+    """Whether ``pid`` runs and (when ``started_at`` is known) is the same process as then."""
+    if not pid:
+        return False
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(process.create_time() - started_at) < 1.0
+    except psutil.Error:
+        return False
+
+
+def prepare_resume(store: Store, run_id: str) -> RunRecord:
+    """Make ``run_id`` ready to run again; returns its record."""
+    run = store.get_run(run_id)
+    if run.status == "succeeded":
+        raise EngineError(f"run {run.id} already succeeded; nothing to resume")
+    if run.status in ("running", "pending") and run.engine_pid and _engine_alive(run.engine_pid):
+        raise EngineError(
+            f"run {run.id} is still running under engine process {run.engine_pid}; "
+            "stop it first (Ctrl-C or kill it) or wait for it to end"
+        )
+    for step in store.steps(run.id):
+        if step.status in DONE_OK:
+            continue
+        if step.status == "running" and process_alive(step.pid, step.pid_started_at):
+            log.warning("stopping orphaned process group %d of step %s", step.pid, step.name)
+            kill_group(step.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        store.update_step(step.id, status="pending", error=None, pid=None, finished_at=None)
+    return run
+
+
+def _engine_alive(pid: int) -> bool:
+    import os
+
+    return pid != os.getpid() and process_alive(pid)

@@ -1,0 +1,173 @@
+"""Access to Scanflow's state store (SQLite under ``.scanflow/`` by default, any SQLAlchemy URL).
+
+Every method is one short transaction, safe to call from several threads and processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from scanflow.errors import StoreError
+from scanflow.store.models import AttemptRecord, Base, CacheEntry, RunRecord, StepRecord
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped", "cached"})
+DONE_OK = frozenset({"succeeded", "cached"})
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """Runs, steps, attempts and cache entries."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = create_engine(url, connect_args={"timeout": 30} if "sqlite" in url else {})
+        if url.startswith("sqlite"):
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+        self._lock = threading.Lock()
+        try:
+            Base.metadata.create_all(self._engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open the state store {url}: {exc.orig}") from None
+
+    @classmethod
+    def for_state_dir(cls, state_dir: str | Path) -> Store:
+        """The SQLite store ``<state_dir>/scanflow.db`` (the folder is created)."""
+        state_dir = Path(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{state_dir.resolve() / 'scanflow.db'}")
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._lock, Session(self._engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    # -- runs -----------------------------------------------------------------------
+    def add_run(self, run: RunRecord, steps: list[StepRecord]) -> None:
+        """Insert a run with its steps."""
+        with self._session() as s:
+            s.add(run)
+            s.flush()
+            s.add_all(steps)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; a unique prefix is enough."""
+        with self._session() as s:
+            run = s.get(RunRecord, run_id)
+            if run is None:
+                matches = s.scalars(
+                    select(RunRecord).where(RunRecord.id.like(f"{run_id}%")).limit(2)
+                ).all()
+                if len(matches) == 1:
+                    return matches[0]
+                raise StoreError(
+                    f"no run {run_id!r} in this project; 'scanflow runs' lists the runs"
+                    if not matches
+                    else f"run id prefix {run_id!r} is ambiguous; give more of it"
+                )
+            return run
+
+    def list_runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The newest runs first."""
+        with self._session() as s:
+            query = select(RunRecord).order_by(RunRecord.created_at.desc()).limit(limit)
+            if workflow:
+                query = query.where(RunRecord.workflow == workflow)
+            return list(s.scalars(query))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set fields of a run."""
+        with self._session() as s:
+            run = s.get(RunRecord, run_id)
+            if run is None:
+                raise StoreError(f"no run {run_id!r}")
+            for key, value in fields.items():
+                setattr(run, key, value)
+
+    # -- steps ----------------------------------------------------------------------
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """The steps of a run, in declaration order."""
+        with self._session() as s:
+            query = select(StepRecord).where(StepRecord.run_id == run_id).order_by(StepRecord.id)
+            return list(s.scalars(query))
+
+    def update_step(self, step_id: int, **fields: Any) -> None:
+        """Set fields of a step."""
+        with self._session() as s:
+            step = s.get(StepRecord, step_id)
+            if step is None:
+                raise StoreError(f"no step with id {step_id}")
+            for key, value in fields.items():
+                setattr(step, key, value)
+
+    # -- attempts -------------------------------------------------------------------
+    def add_attempt(self, attempt: AttemptRecord) -> int:
+        """Insert an attempt; returns its id."""
+        with self._session() as s:
+            s.add(attempt)
+            s.flush()
+            return attempt.id
+
+    def update_attempt(self, attempt_id: int, **fields: Any) -> None:
+        """Set fields of an attempt."""
+        with self._session() as s:
+            attempt = s.get(AttemptRecord, attempt_id)
+            if attempt is None:
+                raise StoreError(f"no attempt with id {attempt_id}")
+            for key, value in fields.items():
+                setattr(attempt, key, value)
+
+    def attempts(self, run_id: str) -> dict[int, list[AttemptRecord]]:
+        """Attempts of every step of a run, keyed by step id, oldest first."""
+        with self._session() as s:
+            query = (
+                select(AttemptRecord)
+                .join(StepRecord, StepRecord.id == AttemptRecord.step_id)
+                .where(StepRecord.run_id == run_id)
+                .order_by(AttemptRecord.number)
+            )
+            result: dict[int, list[AttemptRecord]] = {}
+            for attempt in s.scalars(query):
+                result.setdefault(attempt.step_id, []).append(attempt)
+            return result
+
+    # -- cache ----------------------------------------------------------------------
+    def find_cached(self, key: str) -> CacheEntry | None:
+        """The cache entry for ``key`` whose output folder still exists."""
+        with self._session() as s:
+            entry = s.get(CacheEntry, key)
+            if entry is not None and not Path(entry.output_dir).is_dir():
+                s.delete(entry)
+                return None
+            return entry
+
+    def put_cached(self, entry: CacheEntry) -> None:
+        """Remember a successful step's outputs under its cache key."""
+        with self._session() as s:
+            s.merge(entry)
+
+
+def now() -> float:
+    """Wall-clock seconds since the epoch (the store's time unit)."""
+    return time.time()

@@ -1,0 +1,128 @@
+"""The logging API for step code: it attaches to the step's MLflow run through the environment.
+
+The engine sets ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID`` for every step, so step code
+needs no setup. Outside a Scanflow step the calls fall back to MLflow's own active run.
+MLflow is imported on the first call only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_RUN_ID = "MLFLOW_RUN_ID"
+_state: dict[str, Any] = {}
+
+
+def _client() -> Any:
+    if "client" not in _state:
+        from mlflow.tracking import MlflowClient
+
+        _state["client"] = MlflowClient()
+    return _state["client"]
+
+
+def current_run_id() -> str:
+    """The MLflow run id of the running step (or of MLflow's active run outside a step)."""
+    run_id = os.environ.get(ENV_RUN_ID)
+    if run_id:
+        return run_id
+    import mlflow
+
+    run = mlflow.active_run() or mlflow.start_run()
+    return run.info.run_id
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Log one metric value to the step's run."""
+    _client().log_metric(current_run_id(), key, float(value), step=step)
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    """Log several metrics in one request."""
+    import time
+
+    from mlflow.entities import Metric
+
+    stamp = int(time.time() * 1000)
+    batch = [Metric(k, float(v), stamp, step or 0) for k, v in metrics.items()]
+    _client().log_batch(current_run_id(), metrics=batch)
+
+
+def log_param(key: str, value: Any) -> None:
+    """Log one parameter to the step's run."""
+    _client().log_param(current_run_id(), key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log several parameters in one request."""
+    from mlflow.entities import Param
+
+    _client().log_batch(current_run_id(), params=[Param(k, str(v)) for k, v in params.items()])
+
+
+def set_tag(key: str, value: Any) -> None:
+    """Set a tag on the step's run."""
+    _client().set_tag(current_run_id(), key, value)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Upload a file or folder as an artifact of the step's run."""
+    path = Path(path)
+    if path.is_dir():
+        _client().log_artifacts(current_run_id(), str(path), artifact_path)
+    else:
+        _client().log_artifact(current_run_id(), str(path), artifact_path)
+
+
+def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwargs: Any) -> str:
+    """Log ``model`` with its MLflow flavor (guessed from its type); returns the model URI.
+
+    The URI is remembered, so a following :func:`register_model` needs no URI.
+    """
+    import importlib
+
+    import mlflow
+
+    flavor = flavor or _guess_flavor(model)
+    module = importlib.import_module(f"mlflow.{flavor}")
+    with mlflow.start_run(run_id=current_run_id(), nested=True):
+        info = module.log_model(model, name=name, **kwargs)
+    _state["last_model_uri"] = info.model_uri
+    return info.model_uri
+
+
+def register_model(name: str, model_uri: str | None = None, alias: str | None = None) -> str:
+    """Register a model version (by default the last one logged) and optionally point ``alias``
+    at it; returns the version number."""
+    import mlflow
+
+    uri = model_uri or _state.get("last_model_uri")
+    if uri is None:
+        from scanflow.errors import TrackingError
+
+        raise TrackingError(
+            "register_model() has no model to register: call log_model() first or pass model_uri"
+        )
+    version = mlflow.register_model(uri, name)
+    if alias:
+        _client().set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def _guess_flavor(model: Any) -> str:
+    top = type(model).__module__.split(".")[0]
+    flavors = {
+        "sklearn": "sklearn",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+        "torch": "pytorch",
+        "keras": "keras",
+        "tensorflow": "tensorflow",
+    }
+    if top in flavors:
+        return flavors[top]
+    if callable(getattr(model, "predict", None)):
+        return "sklearn"
+    raise TypeError(f"cannot guess the MLflow flavor of {type(model).__name__}; pass flavor='...'")

@@ -1,0 +1,60 @@
+"""Shared fixtures: throw-away application folders and the helpers to fill them."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from scanflow.spec import Project, load_project
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write ``{relative path: text}`` under ``root`` (text is dedented)."""
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """``make_project(yaml, {file: text})`` writes an app folder and loads it."""
+
+    def make(spec: str, files: dict[str, str] | None = None, name: str = "app") -> Project:
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        write_files(root, {"scanflow.yaml": spec, **(files or {})})
+        return load_project(root)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    monkeypatch.delenv("SCANFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.setenv("SCANFLOW_ENV_CACHE", str(tmp_path_factory.getbasetemp() / "envs"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,111 @@
+"""Workflow runs in MLflow: a tagged parent run, nested step runs, and step code logging."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from scanflow.engines.local import LocalEngine
+from scanflow.tracking.config import embedded_tracking_uri
+
+STEPS = """
+from pathlib import Path
+from scanflow import tracking
+
+def prepare(size, table):
+    Path(table).write_text("x" * size)
+    tracking.log_metric("size", size)
+
+def fit(table, model, lr=0.1):
+    tracking.log_metrics({"loss": 1.0 - lr, "rows": len(Path(table).read_text())})
+    tracking.set_tag("stage", "fit")
+    Path(model).write_text("weights")
+"""
+
+SPEC = """
+name: tracked
+team: vision
+workflows:
+- name: train
+  parameters: {size: 7}
+  executors:
+  - name: prepare
+    function: steps:prepare
+    outputs: [table]
+  - name: fit
+    function: steps:fit
+    parameters: {lr: 0.25}
+    inputs: [prepare.table]
+    outputs: [model]
+"""
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory):
+    from conftest import write_files
+
+    from scanflow.spec import load_project
+
+    root = tmp_path_factory.mktemp("tracked")
+    write_files(root, {"scanflow.yaml": SPEC, "steps.py": STEPS})
+    project = load_project(root)
+    engine = LocalEngine(project)
+    run = engine.run("train")
+    assert run.status == "succeeded", run.error
+    from mlflow.tracking import MlflowClient
+
+    return project, engine, run, MlflowClient(embedded_tracking_uri(root))
+
+
+def test_parent_run_is_tagged(tracked_run) -> None:
+    _, _, run, client = tracked_run
+    parent = client.get_run(run.mlflow_run_id)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == run.id
+    assert parent.data.tags["scanflow.app"] == "tracked"
+    assert parent.data.tags["scanflow.team"] == "vision"
+    assert parent.data.tags["scanflow.workflow"] == "train"
+    assert parent.data.tags["scanflow.run_id"] == run.id
+    assert parent.data.params == {"size": "7"}
+    artifacts = [a.path for a in client.list_artifacts(run.mlflow_run_id)]
+    assert "scanflow.yaml" in artifacts
+
+
+def test_steps_are_nested_runs_with_params_metrics_and_outputs(tracked_run) -> None:
+    _, _, run, client = tracked_run
+    experiment = client.get_experiment_by_name("tracked")
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
+    )
+    by_step = {c.data.tags["scanflow.step"]: c for c in children}
+    assert set(by_step) == {"prepare", "fit"}
+    fit = by_step["fit"]
+    assert fit.info.status == "FINISHED"
+    assert fit.data.params == {"size": "7", "lr": "0.25"}
+    assert fit.data.metrics == {"loss": 0.75, "rows": 7.0}
+    assert fit.data.tags["stage"] == "fit"
+    assert by_step["prepare"].data.metrics == {"size": 7.0}
+    outputs = [a.path for a in client.list_artifacts(fit.info.run_id, "outputs")]
+    assert outputs == ["outputs/model"]
+
+
+def test_mlflow_cli_reads_the_same_store(tracked_run) -> None:
+    project, _, run, _ = tracked_run
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "runs",
+            "list",
+            "--experiment-id",
+            tracked_run[3].get_experiment_by_name("tracked").experiment_id,
+        ],
+        env={"MLFLOW_TRACKING_URI": embedded_tracking_uri(project.base_dir), "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert run.id in done.stdout
