@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from k8s_support import UP_TIMEOUT, K8sCluster, running_pids, sim
+
+from .k8s_support import UP_TIMEOUT, K8sCluster, running_pids, sim
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

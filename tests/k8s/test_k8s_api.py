@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-from k8s_support import REPO, K8sCluster, wait_until
+
+from .k8s_support import REPO, K8sCluster, wait_until
 
 ARGO_CRDS = Path(
     os.environ.get("SCANFLOW_ARGO_CRDS", REPO.parent / "shared" / "k8s" / "argo-v4.1.2")

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from k8s_support import K8sCluster, running_pids, sim
+
+from .k8s_support import K8sCluster, running_pids, sim
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:

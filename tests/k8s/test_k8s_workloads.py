@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from k8s_support import K8sCluster, wait_until
+
+from .k8s_support import K8sCluster, wait_until
 
 NODES = {"kwok-node-0", "kwok-node-1", "kwok-node-2"}
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
