@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
-        format="k8s-sim: %(message)s",
+        format="k8s-sim [%(relativeCreated)5.0f ms] %(message)s",
         stream=sys.stderr,
     )
     try:

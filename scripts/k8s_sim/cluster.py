@@ -111,6 +111,7 @@ def _wait(what: str, cond: Callable[[], bool], cluster: Cluster, deadline: float
                     f"its log {rec.log} ends with:\n{_tail(rec.log)}"
                 )
         if cond():
+            log.info("%s: ok", what)
             return
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {r.log}\n{_tail(r.log, 8)}" for r in cluster.records)
@@ -139,7 +140,7 @@ def _node(name: str) -> dict:
     }
 
 
-def _nodes_ready(api: Api, count: int) -> bool:
+def _nodes_ready(api: Api, count: int, untainted: bool = True) -> bool:
     status, body = api.request("GET", "/api/v1/nodes?labelSelector=type%3Dkwok")
     if status != 200 or not isinstance(body, dict):
         return False
@@ -147,7 +148,7 @@ def _nodes_ready(api: Api, count: int) -> bool:
     for node in body.get("items", []):
         conds = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
         taints = {t["key"] for t in node.get("spec", {}).get("taints", []) or []}
-        if conds.get("Ready") == "True" and not taints & _BAD_TAINTS:
+        if conds.get("Ready") == "True" and not (untainted and taints & _BAD_TAINTS):
             ready += 1
     return ready >= count
 
@@ -270,6 +271,8 @@ def _start(cluster: Cluster, v: Versions, nodes: int, timeout: float) -> None:
             f"--cluster-signing-cert-file={ca}",
             f"--cluster-signing-key-file={keys.key('ca')}",
             "--controllers=*",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--secure-port={cm_port}",
@@ -314,14 +317,25 @@ def _start(cluster: Cluster, v: Versions, nodes: int, timeout: float) -> None:
             cluster,
             deadline,
         )
-    _wait(f"{nodes} kwok nodes Ready", lambda: _nodes_ready(api, nodes), cluster, deadline)
+    _wait(f"{nodes} kwok nodes Ready", lambda: _nodes_ready(api, nodes, False), cluster, deadline)
+    nodes_ready = round(time.monotonic() - t0, 2)
+    # The node lifecycle controller removes the not-ready taint (added to every new node by
+    # admission) once it runs; until then nothing can be scheduled.
+    _wait(
+        "node.kubernetes.io/not-ready taints removed",
+        lambda: _nodes_ready(api, nodes),
+        cluster,
+        deadline,
+    )
     _wait(
         "the default ServiceAccount",
         lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
         cluster,
         deadline,
     )
-    cluster.data.update(ready=True, ready_seconds=round(time.monotonic() - t0, 2))
+    cluster.data.update(
+        ready=True, nodes_ready_seconds=nodes_ready, ready_seconds=round(time.monotonic() - t0, 2)
+    )
     cluster.save()
     log.info("cluster up in %.1f s: %s", time.monotonic() - t0, server)
 
