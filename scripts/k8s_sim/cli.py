@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from . import build, cluster, procs
 from .config import SimError, cache_dir, state_dir, versions
@@ -90,7 +91,7 @@ def _cmd_kubectl(args: argparse.Namespace) -> int:
             f"the cluster is not up (state {state_dir()}); run: scripts/k8s-sim up", file=sys.stderr
         )
         return EXIT_DOWN
-    kubectl = build.binary(cache_dir(versions(c.data["versions"]["kubernetes"])), "kubectl")
+    kubectl = build.binary(Path(c.data["cache"]), "kubectl")
     os.execv(kubectl, [str(kubectl), f"--kubeconfig={c.kubeconfig}", *args.args])
     return 0  # not reached
 

@@ -165,7 +165,7 @@ def up(v: Versions, nodes: int = 3, timeout: float = 180.0) -> tuple[Cluster, bo
             return old, False
         if old:
             log.warning("found a partly running cluster in %s; stopping it first", state)
-            procs.stop(list(reversed(old.records)))
+            _stop_all(old.records)
         build.build(v)
         if state.exists():
             shutil.rmtree(state)
@@ -174,7 +174,7 @@ def up(v: Versions, nodes: int = 3, timeout: float = 180.0) -> tuple[Cluster, bo
         try:
             _start(cluster, v, nodes, timeout)
         except BaseException:
-            procs.stop(list(reversed(cluster.records)))
+            _stop_all(cluster.records)
             for sub in ("pki", "etcd-data", "cluster.json"):
                 p = state / sub
                 shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
@@ -340,6 +340,14 @@ def _start(cluster: Cluster, v: Versions, nodes: int, timeout: float) -> None:
     log.info("cluster up in %.1f s: %s", time.monotonic() - t0, server)
 
 
+def _stop_all(recs: list[procs.ProcRecord]) -> list[str]:
+    """Stop the clients first, then the API server, then etcd (an API server whose etcd is
+    gone takes many seconds to shut down). Returns the names of those that were running."""
+    stopped = procs.stop([r for r in recs if r.name not in ("kube-apiserver", "etcd")])
+    stopped += procs.stop([r for r in recs if r.name == "kube-apiserver"])
+    return stopped + procs.stop([r for r in recs if r.name == "etcd"])
+
+
 def down(state: Path | None = None) -> list[str]:
     """Stop exactly the processes ``up`` recorded and remove the state directory.
     Returns the names of the components that were still running."""
@@ -349,10 +357,7 @@ def down(state: Path | None = None) -> list[str]:
         stopped: list[str] = []
         if cluster:
             recs = cluster.records
-            # Clients first, then the API server, then etcd.
-            stopped += procs.stop([r for r in recs if r.name not in ("kube-apiserver", "etcd")])
-            stopped += procs.stop([r for r in recs if r.name == "kube-apiserver"])
-            stopped += procs.stop([r for r in recs if r.name == "etcd"])
+            stopped = _stop_all(recs)
             left = [r.name for r in recs if procs.alive(r)]
             if left:
                 raise SimError(f"could not stop {', '.join(left)}; state kept in {state}")

@@ -95,6 +95,9 @@ def test_up_status_kubeconfig_down_contract(tmp_path: Path) -> None:
         kubeconfig.returncode == 0 and Path(kubeconfig.stdout.strip()) == state / "admin.kubeconfig"
     )
 
+    nodes = sim("kubectl", "get", "nodes", "-o", "name", env=env)
+    assert nodes.returncode == 0 and nodes.stdout.split() == ["node/kwok-node-0"]
+
     down = sim("down", env=env)
     assert down.returncode == 0, down.stderr
     assert down.stdout.strip() == (
