@@ -16,11 +16,11 @@ demo: $(STAMP)
 	$(VENV)/bin/scanflow demo
 
 test: $(STAMP) k8s-sim
-	$(VENV)/bin/ruff check scanflow tests bench
+	$(VENV)/bin/ruff check scanflow tests bench scripts
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check scanflow tests bench
+	$(VENV)/bin/ruff check scanflow tests bench scripts
 
 # Kubernetes control plane binaries for tests/k8s (cached outside the repo; seconds when built).
 k8s-sim:
