@@ -27,7 +27,7 @@ k8s-sim:
 	scripts/k8s-sim build
 
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	bash bench/run_all.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache
