@@ -1,0 +1,160 @@
+"""Metric logging from one step: Scanflow's batched API vs ``mlflow.log_metric`` per call.
+
+Usage: ``python bench/tracking/metric_logging.py [--metrics 1000] [--repeat 5]
+[--backends sqlite postgres] [--uri http://...]``
+
+For each backend, every round logs ``--metrics`` values of one metric (steps 0..N-1) into a
+fresh run, once per contender, in interleaved order:
+
+- ``mlflow.log_metric``: MLflow's fluent API, one synchronous call per value (the peer);
+- ``mlflow async``: the same calls with ``synchronous=False``, then
+  ``mlflow.flush_async_logging()`` (MLflow's own asynchronous logging, for reference);
+- ``scanflow``: ``scanflow.tracking.log_metric`` per value, then ``tracking.flush()``.
+
+Times run from the first call until the data is stored (flush returned); each run's
+metric history is then read back and must hold every value. Backends: ``sqlite`` is the
+embedded store every step uses by default; ``postgres`` is the tracker stack's MLflow
+server on PostgreSQL (started in a temporary app folder, or ``--uri`` of a running one).
+Results: JSON on stdout and in ``bench/results/metric_logging.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "results" / "metric_logging.json"
+CONTENDERS = ("mlflow.log_metric", "mlflow async", "scanflow")
+
+
+def log_with_mlflow(n: int, synchronous: bool) -> None:
+    import mlflow
+
+    for i in range(n):
+        mlflow.log_metric("loss", 1.0 / (i + 1), step=i, synchronous=synchronous)
+    if not synchronous:
+        mlflow.flush_async_logging()
+
+
+def log_with_scanflow(n: int) -> None:
+    from scanflow import tracking
+
+    for i in range(n):
+        tracking.log_metric("loss", 1.0 / (i + 1), step=i)
+    tracking.flush()
+
+
+def one_round(contender: str, n: int, experiment_id: str) -> float:
+    """Log ``n`` values into a fresh run; returns seconds until they are stored."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=contender)
+    run_id = run.info.run_id
+    os.environ["MLFLOW_RUN_ID"] = run_id  # what the engine sets for a step
+    with mlflow.start_run(run_id=run_id):
+        start = time.perf_counter()
+        if contender == "scanflow":
+            log_with_scanflow(n)
+        else:
+            log_with_mlflow(n, synchronous=contender == "mlflow.log_metric")
+        elapsed = time.perf_counter() - start
+    stored = len(client.get_metric_history(run_id, "loss"))
+    if stored != n:
+        raise SystemExit(f"{contender}: {stored} of {n} values stored")
+    return elapsed
+
+
+def bench_backend(uri: str, n: int, repeat: int) -> dict[str, Any]:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from scanflow.tracking import step
+
+    mlflow.set_tracking_uri(uri)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    step._state.clear()
+    client = MlflowClient()
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    name = f"metric-logging-{int(time.time())}"
+    experiment_id = client.create_experiment(name, artifact_location=location)
+    for contender in CONTENDERS:  # warm-up: imports, connections, first writes
+        one_round(contender, 50, experiment_id)
+    times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+    for r in range(repeat):
+        order = CONTENDERS if r % 2 == 0 else tuple(reversed(CONTENDERS))
+        for contender in order:
+            times[contender].append(one_round(contender, n, experiment_id))
+    peer = statistics.median(times["mlflow.log_metric"])
+    summary = {}
+    for contender, values in times.items():
+        median = statistics.median(values)
+        ratios = [p / v for p, v in zip(times["mlflow.log_metric"], values, strict=True)]
+        summary[contender] = {
+            "median_s": round(median, 5), "min_s": round(min(values), 5),
+            "max_s": round(max(values), 5), "per_call_ms": round(median / n * 1000, 4),
+            "speedup_vs_per_call": round(peer / median, 1),
+            "speedup_min": round(min(ratios), 1), "speedup_max": round(max(ratios), 1),
+        }
+    return {"uri": uri.split("@")[-1], "metrics": n, "repeat": repeat, "results": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--metrics", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"],
+                        choices=["sqlite", "postgres"])
+    parser.add_argument("--uri", help="tracking URI of a running server for 'postgres'")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"python": sys.version.split()[0], "backends": {}}
+    import mlflow
+
+    report["mlflow"] = mlflow.__version__
+    with tempfile.TemporaryDirectory(prefix="scanflow-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # the stack's PostgreSQL runs as another user when we are root
+        for backend in args.backends:
+            if backend == "sqlite":
+                uri = f"sqlite:///{tmp}/sqlite/mlflow.db"
+                Path(tmp, "sqlite").mkdir()
+                report["backends"]["sqlite"] = bench_backend(uri, args.metrics, args.repeat)
+            else:
+                report["backends"]["postgres"] = bench_postgres(Path(tmp) / "app", args)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+def bench_postgres(app_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    if args.uri:
+        return bench_backend(args.uri, args.metrics, args.repeat)
+    from scanflow.spec.loader import load_project
+    from scanflow.tracking.stack import TrackerStack
+
+    app_dir.mkdir()
+    (app_dir / "scanflow.yaml").write_text("name: bench\ntracker:\n  managed: true\n")
+    stack = TrackerStack(load_project(app_dir))
+    result = stack.up()
+    try:
+        report = bench_backend(result.status.uri or "", args.metrics, args.repeat)
+        report["stack"] = {"start_seconds": round(result.seconds, 2),
+                           "resident_memory_mb": round(stack.status().memory["rss"] / 2**20),
+                           "proportional_memory_mb": round(stack.status().memory["pss"] / 2**20)}
+        return report
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()
