@@ -9,6 +9,8 @@ fresh run, once per contender, in interleaved order:
 - ``mlflow.log_metric``: MLflow's fluent API, one synchronous call per value (the peer);
 - ``mlflow async``: the same calls with ``synchronous=False``, then
   ``mlflow.flush_async_logging()`` (MLflow's own asynchronous logging, for reference);
+- ``mlflow log_batch``: all values built by hand into one ``MlflowClient.log_batch`` call
+  (what the store itself costs for them: the floor for any batching);
 - ``scanflow``: ``scanflow.tracking.log_metric`` per value, then ``tracking.flush()``.
 
 Times run from the first call until the data is stored (flush returned); each run's
@@ -32,7 +34,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results" / "metric_logging.json"
-CONTENDERS = ("mlflow.log_metric", "mlflow async", "scanflow")
+CONTENDERS = ("mlflow.log_metric", "mlflow async", "mlflow log_batch", "scanflow")
 
 
 def log_with_mlflow(n: int, synchronous: bool) -> None:
@@ -52,6 +54,15 @@ def log_with_scanflow(n: int) -> None:
     tracking.flush()
 
 
+def log_with_one_batch(n: int, run_id: str) -> None:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    stamp = int(time.time() * 1000)
+    metrics = [Metric("loss", 1.0 / (i + 1), stamp, i) for i in range(n)]
+    MlflowClient().log_batch(run_id, metrics=metrics)
+
+
 def one_round(contender: str, n: int, experiment_id: str) -> float:
     """Log ``n`` values into a fresh run; returns seconds until they are stored."""
     import mlflow
@@ -65,6 +76,8 @@ def one_round(contender: str, n: int, experiment_id: str) -> float:
         start = time.perf_counter()
         if contender == "scanflow":
             log_with_scanflow(n)
+        elif contender == "mlflow log_batch":
+            log_with_one_batch(n, run_id)
         else:
             log_with_mlflow(n, synchronous=contender == "mlflow.log_metric")
         elapsed = time.perf_counter() - start

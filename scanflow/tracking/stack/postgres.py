@@ -95,6 +95,8 @@ class PostgresCluster:
     def init(self) -> None:
         """Create the cluster (``initdb``) with a password-protected admin role."""
         bin_dir = find_bin_dir()
+        if self.user is not None:
+            self._check_reachable()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         pwfile = self.data_dir.parent / ".initdb-password"
@@ -186,7 +188,6 @@ class PostgresCluster:
         return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
 
     def _hand_over(self, paths: list[Path]) -> None:
-        self._check_reachable()
         entry = pwd.getpwnam(self.user)  # type: ignore[arg-type]
         for path in paths:
             os.chown(path, entry.pw_uid, entry.pw_gid)

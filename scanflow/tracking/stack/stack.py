@@ -21,9 +21,15 @@ from scanflow.spec.model import Tracker
 from scanflow.tracking.stack import mlflow_server, postgres, seaweedfs
 from scanflow.tracking.stack.credentials import Credentials, load_or_create
 from scanflow.tracking.stack.ports import HOST, free_ports, port_free
-from scanflow.tracking.stack.postgres import PostgresCluster
+from scanflow.tracking.stack.postgres import PostgresCluster, find_bin_dir, server_user
 from scanflow.tracking.stack.processes import ProcessRecord, resident_memory
-from scanflow.tracking.stack.seaweedfs import SeaweedStore, WeedPorts, ensure_bucket, s3_endpoint
+from scanflow.tracking.stack.seaweedfs import (
+    SeaweedStore,
+    WeedPorts,
+    ensure_bucket,
+    s3_endpoint,
+    weed_binary,
+)
 from scanflow.tracking.stack.state import StackPaths, StackState
 
 log = logging.getLogger(__name__)
@@ -157,6 +163,11 @@ class TrackerStack:
     # -- starting ----------------------------------------------------------------------
     def _start(self, state: StackState, running: dict[str, ProcessRecord], port: int | None,
                timeout: float) -> list[str]:
+        if "postgres" not in running:
+            find_bin_dir()  # fail before starting anything when PostgreSQL is missing
+            server_user()
+        if "seaweedfs" in self.components and "seaweedfs" not in running:
+            weed_binary()
         creds = self.credentials()
         previous_s3 = state.ports.get("s3")
         self._choose_ports(state, running, port)
