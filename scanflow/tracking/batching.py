@@ -91,6 +91,9 @@ class BatchingLogger:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        # MLflow imports concurrent.futures.thread, which cannot be imported once the
+        # interpreter is shutting down: load it now so that the exit flush can import MLflow.
+        import concurrent.futures.thread  # noqa: F401
         if handle_exit:
             atexit.register(self._at_exit)
             install_sigterm_handler()
@@ -193,6 +196,10 @@ class BatchingLogger:
             self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._mlflow()  # import MLflow and connect while the step still works
+        except Exception as exc:  # noqa: BLE001 - reported with the first batch
+            log.warning("cannot create the MLflow client yet: %s", exc)
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -230,13 +237,17 @@ class BatchingLogger:
             self._send(run_id, batch)
 
     def _send(self, run_id: str, batch: _Batch) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-        from mlflow.exceptions import MlflowException
+        try:
+            from mlflow.entities import Metric, Param, RunTag
+            from mlflow.exceptions import MlflowException
 
-        metrics = [Metric(i[2], i[3], i[4], i[5]) for i in batch.metrics]
-        params = [Param(i[2], i[3]) for i in batch.params]
-        tags = [RunTag(i[2], i[3]) for i in batch.tags]
-        client = self._mlflow()
+            metrics = [Metric(i[2], i[3], i[4], i[5]) for i in batch.metrics]
+            params = [Param(i[2], i[3]) for i in batch.params]
+            tags = [RunTag(i[2], i[3]) for i in batch.tags]
+            client = self._mlflow()
+        except Exception as exc:  # noqa: BLE001 - MLflow cannot even be loaded
+            self._lost(run_id, batch.size(), exc)
+            return
         for attempt in range(self.retries + 1):
             try:
                 client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
