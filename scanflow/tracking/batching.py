@@ -1,10 +1,11 @@
 """Batched MLflow logging: calls are queued in memory and sent as ``log_batch`` requests.
 
 A call to :meth:`BatchingLogger.log_metric` costs about a microsecond: it appends to a
-buffer and returns. A background thread sends what accumulated, in ``log_batch``
-requests of up to 1,000 entries, every ``interval`` seconds or as soon as a full batch
-is waiting. The buffer is bounded: when ``max_buffer`` entries wait, callers block until
-the thread catches up (nothing is dropped).
+buffer and returns (the first call of a logger also imports MLflow and opens its store).
+A background thread sends what accumulated, in ``log_batch`` requests of up to 1,000
+entries, every ``interval`` seconds or as soon as a full batch is waiting. The buffer
+is bounded: when ``max_buffer`` entries wait, callers block until the thread catches up
+(nothing is dropped).
 
 Everything queued is sent when :meth:`flush` is called, at interpreter exit (also after
 an uncaught exception), and on SIGTERM: the handler turns the signal into ``SystemExit``
@@ -91,9 +92,6 @@ class BatchingLogger:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        # MLflow imports concurrent.futures.thread, which cannot be imported once the
-        # interpreter is shutting down: load it now so that the exit flush can import MLflow.
-        import concurrent.futures.thread  # noqa: F401
         if handle_exit:
             atexit.register(self._at_exit)
             install_sigterm_handler()
@@ -188,6 +186,13 @@ class BatchingLogger:
 
     # -- the background thread --------------------------------------------------------
     def _start(self) -> None:
+        # MLflow is imported and its client (with its store) made here, in the caller's
+        # thread: importing MLflow from two threads at once can fail half-way, and
+        # nothing can be imported once the interpreter is shutting down.
+        self._mlflow()
+        from mlflow.entities import Metric, Param, RunTag  # noqa: F401
+        from mlflow.exceptions import MlflowException  # noqa: F401
+
         with self._space:
             if self._thread is not None and self._thread.is_alive():
                 return
@@ -196,10 +201,6 @@ class BatchingLogger:
             self._thread.start()
 
     def _run(self) -> None:
-        try:
-            self._mlflow()  # import MLflow and connect while the step still works
-        except Exception as exc:  # noqa: BLE001 - reported with the first batch
-            log.warning("cannot create the MLflow client yet: %s", exc)
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -101,3 +101,26 @@ def sqlite_tracker(folder: Path) -> str:
     """A tracking URI of an embedded store in ``folder`` (as another team's or central)."""
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def run_cli(app_dir: Path, *args: str) -> tuple[int, str]:
+    """``scanflow --app APP_DIR tracker ARGS`` in this process: (exit code, output).
+
+    The output (stdout and stderr) comes back with its whitespace collapsed, so that the
+    console's line wrapping does not matter.
+    """
+    import io
+    import sys
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from scanflow.cli import output
+    from scanflow.cli.main import main
+
+    buffer = io.StringIO()
+    output.console.file = output.err_console.file = buffer
+    try:
+        with redirect_stdout(buffer), redirect_stderr(buffer):
+            code = main(["--app", str(app_dir), "tracker", *args])
+    finally:
+        output.console.file, output.err_console.file = sys.stdout, sys.stderr
+    return code, " ".join(buffer.getvalue().split())

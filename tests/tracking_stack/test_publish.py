@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from scanflow.cli.main import main
 from scanflow.errors import TrackingError
 from scanflow.tracking.publish import DigestMismatchError, copy_model_version, tree_digest
 from scanflow.tracking.stack import TrackerStack
 from scanflow.tracking.stack.seaweedfs import s3_client
 
-from .conftest import log_and_register, sqlite_tracker
+from .conftest import log_and_register, run_cli, sqlite_tracker
 
 SPEC = """
 name: vision
@@ -74,11 +73,6 @@ def world(make_app, trained_model):
     shutil.rmtree(others, ignore_errors=True)
 
 
-def cli(capsys, app_dir: Path, *args: str) -> tuple[int, str]:
-    code = main(["--app", str(app_dir), "tracker", *args])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
 
 def versions(uri: str, name: str) -> list[str]:
     found = MlflowClient(uri).search_model_versions(f"name='{name}'")
@@ -99,8 +93,8 @@ def predictions(uri: str, model_uri: str, rows) -> list[int]:
             os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
-def test_publish_copies_files_params_metrics_and_lineage(world, trained_model, capsys) -> None:
-    code, out = cli(capsys, world["app_dir"], "publish", "models:/clf/1", "--to", "central")
+def test_publish_copies_files_params_metrics_and_lineage(world, trained_model) -> None:
+    code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", "central")
     assert code == 0, out
     assert "copied models:/clf/1" in out and "as version 1" in out
     central = MlflowClient(world["central"])
@@ -117,9 +111,9 @@ def test_publish_copies_files_params_metrics_and_lineage(world, trained_model, c
     assert predictions(world["central"], "models:/clf/1", rows) == list(model.predict(rows))
 
 
-def test_publish_twice_makes_one_copy(world, capsys) -> None:
-    cli(capsys, world["app_dir"], "publish", "models:/clf/1", "--to", "central")
-    code, out = cli(capsys, world["app_dir"], "publish", "models:/clf/1", "--to",
+def test_publish_twice_makes_one_copy(world) -> None:
+    run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", "central")
+    code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to",
                     world["central"])
     assert code == 0 and "already on" in out and "nothing copied" in out
     assert versions(world["central"], "clf") == ["1"]
@@ -129,22 +123,22 @@ def test_publish_twice_makes_one_copy(world, capsys) -> None:
     assert len(runs) == 1
 
 
-def test_publishing_a_version_that_does_not_exist_is_refused(world, capsys) -> None:
-    code, out = cli(capsys, world["app_dir"], "publish", "models:/clf/9", "--to", "central")
+def test_publishing_a_version_that_does_not_exist_is_refused(world) -> None:
+    code, out = run_cli(world["app_dir"], "publish", "models:/clf/9", "--to", "central")
     assert code == 1
     assert "models:/clf/9 does not exist" in out and "versions of 'clf' there: 1" in out
-    code, out = cli(capsys, world["app_dir"], "publish", "models:/ghost/1", "--to", "central")
+    code, out = run_cli(world["app_dir"], "publish", "models:/ghost/1", "--to", "central")
     assert code == 1 and "no registered model 'ghost'" in out
-    code, out = cli(capsys, world["app_dir"], "publish", "clf:1", "--to", "central")
+    code, out = run_cli(world["app_dir"], "publish", "clf:1", "--to", "central")
     assert code == 1 and "models:/NAME/VERSION" in out
-    code, out = cli(capsys, world["app_dir"], "publish", "models:/clf/1", "--to", "centrl")
+    code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", "centrl")
     assert code == 1 and "declared: default, central" in out
     assert MlflowClient(world["central"]).get_registered_model("clf") is not None
     with pytest.raises(Exception, match="ghost"):
         MlflowClient(world["central"]).get_registered_model("ghost")
 
 
-def test_aliases_move_only_when_asked(world, trained_model, capsys) -> None:
+def test_aliases_move_only_when_asked(world, trained_model) -> None:
     from sklearn.linear_model import LogisticRegression
 
     central = MlflowClient(world["central"])
@@ -152,9 +146,9 @@ def test_aliases_move_only_when_asked(world, trained_model, capsys) -> None:
     _, rows = trained_model
     other = LogisticRegression(C=0.01, max_iter=300, random_state=0).fit(rows, list(range(10)))
     _, v2 = log_and_register(world["uri"], "clf", other, team="vision-team")
-    cli(capsys, world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central")
+    run_cli(world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central")
     assert central.get_model_version_by_alias("clf", "champion").version == 1
-    code, out = cli(capsys, world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central",
+    code, out = run_cli(world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central",
                     "--alias", "champion")
     assert code == 0 and "alias 'champion' -> version 2" in out
     assert central.get_model_version_by_alias("clf", "champion").version == 2
@@ -162,12 +156,12 @@ def test_aliases_move_only_when_asked(world, trained_model, capsys) -> None:
 
 
 def test_pull_registers_a_verified_copy_in_postgres_and_the_bucket(
-    world, trained_model, capsys
+    world, trained_model
 ) -> None:
     model, rows = trained_model
     log_and_register(world["team_b"], "partner", model, team="team-b")
     copy_model_version(world["team_b"], world["central"], "partner", "1", team="team-b")
-    code, out = cli(capsys, world["app_dir"], "pull", "models:/partner/1", "--from", "central",
+    code, out = run_cli(world["app_dir"], "pull", "models:/partner/1", "--from", "central",
                     "--alias", "candidate")
     assert code == 0, out
     stack = world["stack"]
@@ -187,12 +181,12 @@ def test_pull_registers_a_verified_copy_in_postgres_and_the_bucket(
     assert any(pulled.run_id in k and k.endswith("model/MLmodel") for k in keys)
     assert predictions(world["uri"], "models:/partner@candidate", rows) == list(
         model.predict(rows))
-    code, out = cli(capsys, world["app_dir"], "pull", "models:/partner/1", "--from", "central")
+    code, out = run_cli(world["app_dir"], "pull", "models:/partner/1", "--from", "central")
     assert code == 0 and "nothing copied" in out
     assert versions(world["uri"], "partner") == [str(pulled.version)]
 
 
-def test_pull_refuses_a_digest_mismatch(world, trained_model, capsys) -> None:
+def test_pull_refuses_a_digest_mismatch(world, trained_model) -> None:
     model, _ = trained_model
     log_and_register(world["team_b"], "tampered", model, team="team-b")
     copy_model_version(world["team_b"], world["central"], "tampered", "1")
@@ -200,7 +194,7 @@ def test_pull_refuses_a_digest_mismatch(world, trained_model, capsys) -> None:
     stored = central.get_model_version_download_uri("tampered", "1")
     target = Path(stored.removeprefix("file://")) / "MLmodel"
     target.write_text(target.read_text() + "\n# changed after publishing\n")
-    code, out = cli(capsys, world["app_dir"], "pull", "models:/tampered/1", "--from", "central",
+    code, out = run_cli(world["app_dir"], "pull", "models:/tampered/1", "--from", "central",
                     "--alias", "champion")
     assert code == 1
     assert "was refused" in out and "scanflow.digest" in out
@@ -230,7 +224,7 @@ def test_s3_store_down_during_upload_fails_cleanly(world, trained_model) -> None
     assert copied.created and versions(world["uri"], "late") == ["1"]
 
 
-def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, capsys) -> None:
+def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world) -> None:
     from scanflow.engines.local import LocalEngine
     from scanflow.spec import load_project
 
@@ -250,9 +244,9 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, capsys)
     ok_spec = project.app.to_yaml()
     client.set_terminated(run.mlflow_run_id, "FINISHED")  # pull takes finished runs
     dest = Path(tempfile.mkdtemp(prefix="scanflow-pulled-"))
-    code, out = cli(capsys, world["app_dir"], "pull", "app:vision", "--from", world["uri"],
+    code, out = run_cli(world["app_dir"], "pull", "app:vision", "--from", world["uri"],
                     "--dest", str(dest))
     assert code == 0, out
     assert (dest / "scanflow.yaml").read_text() == ok_spec
-    code, out = cli(capsys, world["app_dir"], "pull", "app:nobody", "--from", world["uri"])
+    code, out = run_cli(world["app_dir"], "pull", "app:nobody", "--from", world["uri"])
     assert code == 1 and "no application 'nobody'" in out

@@ -11,14 +11,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scanflow.cli.main import main
 from scanflow.errors import TrackingError
 from scanflow.tracking.config import tracking_uri
 from scanflow.tracking.stack import TrackerStack
 from scanflow.tracking.stack.postgres import PostgresCluster
 from scanflow.tracking.stack.seaweedfs import s3_client
 
-from .conftest import log_and_register
+from .conftest import log_and_register, run_cli
 
 SPEC = """
 name: vision
@@ -37,11 +36,6 @@ def stack(make_app):
     yield stack
     stack.down()
 
-
-def cli(capsys, app_dir: Path, *args: str) -> tuple[int, str]:
-    code = main(["--app", str(app_dir), "tracker", *args])
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def listening_addresses(pid: int) -> set[str]:
@@ -74,33 +68,33 @@ def test_managed_tracker_resolves_to_the_running_stack(stack) -> None:
     assert tracking_uri(project.app, project.base_dir) == stack.status().uri
 
 
-def test_up_twice_says_it_is_already_up(stack, capsys) -> None:
+def test_up_twice_says_it_is_already_up(stack) -> None:
     pids = {n: r.pid for n, r in stack.status().components.items()}
-    code, out = cli(capsys, stack.project.base_dir, "up")
+    code, out = run_cli(stack.project.base_dir, "up")
     assert code == 0
     assert f"already up at {stack.status().uri}" in out
     assert {n: r.pid for n, r in stack.status().components.items()} == pids
 
 
-def test_status_reports_uri_and_pids_as_json(stack, capsys) -> None:
+def test_status_reports_uri_and_pids_as_json(stack) -> None:
     import json
 
-    code, out = cli(capsys, stack.project.base_dir, "status", "-o", "json")
+    code, out = run_cli(stack.project.base_dir, "status", "-o", "json")
     data = json.loads(out)
     assert code == 0 and data["state"] == "up" and data["uri"] == stack.status().uri
     assert data["components"]["postgres"]["pid"] == stack.status().components["postgres"].pid
     assert data["resident_memory_bytes"] > 0
 
 
-def test_credentials_are_private_and_never_printed(stack, capsys) -> None:
+def test_credentials_are_private_and_never_printed(stack) -> None:
     creds = stack.credentials()
     path = stack.paths.credentials
     assert path.stat().st_mode & 0o777 == 0o600
     for private in ("pgpass", "s3-identities.json"):
         assert (stack.paths.root / private).stat().st_mode & 0o777 == 0o600
-    outputs = [cli(capsys, stack.project.base_dir, "status")[1],
-               cli(capsys, stack.project.base_dir, "up")[1],
-               cli(capsys, stack.project.base_dir, "status", "-o", "json")[1]]
+    outputs = [run_cli(stack.project.base_dir, "status")[1],
+               run_cli(stack.project.base_dir, "up")[1],
+               run_cli(stack.project.base_dir, "status", "-o", "json")[1]]
     secrets = [creds.postgres_admin_password, creds.postgres_password, creds.s3_access_key,
                creds.s3_secret_key]
     for text in outputs:
@@ -166,7 +160,7 @@ def test_runs_and_models_land_in_postgres_and_the_bucket(stack, trained_model) -
     assert client.get_model_version("digits", version).run_id == run_id
 
 
-def test_port_taken_by_another_program_is_named(make_app, capsys) -> None:
+def test_port_taken_by_another_program_is_named(make_app) -> None:
     project = make_app(SPEC, "busy")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -174,16 +168,16 @@ def test_port_taken_by_another_program_is_named(make_app, capsys) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(TrackingError, match=f"port {port} on 127.0.0.1 is already taken"):
             TrackerStack(project).up(port=port)
-        code, out = cli(capsys, project.base_dir, "up", "--port", str(port))
+        code, out = run_cli(project.base_dir, "up", "--port", str(port))
     assert code == 1 and f"port {port}" in out
     assert TrackerStack(project).status().down
 
 
-def test_down_when_nothing_runs_says_so(make_app, capsys) -> None:
+def test_down_when_nothing_runs_says_so(make_app) -> None:
     project = make_app(SPEC, "idle")
-    code, out = cli(capsys, project.base_dir, "down")
+    code, out = run_cli(project.base_dir, "down")
     assert code == 0 and "not running; nothing to stop" in out
-    code, out = cli(capsys, project.base_dir, "status")
+    code, out = run_cli(project.base_dir, "status")
     assert code == 0 and "tracker stack down" in out
 
 
@@ -239,14 +233,14 @@ def test_folder_closed_to_the_postgres_user_is_named(make_app, tmp_path) -> None
     assert stack.status().down
 
 
-def test_down_stops_its_processes_only_and_up_keeps_data(stack, trained_model, capsys) -> None:
+def test_down_stops_its_processes_only_and_up_keeps_data(stack, trained_model) -> None:
     from mlflow.tracking import MlflowClient
 
     before = stack.status()
     run_id, version = log_and_register(before.uri, "kept", trained_model[0])
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        code, out = cli(capsys, stack.project.base_dir, "down")
+        code, out = run_cli(stack.project.base_dir, "down")
         assert code == 0 and "stopped" in out
         for record in before.components.values():
             assert f"pid {record.pid}" in out
