@@ -97,6 +97,22 @@ def log_and_register(uri: str, name: str, model: Any, *, experiment: str = "trai
     return run_id, str(version.version)
 
 
+def predict_with(uri: str, name: str, version: str, rows: Any) -> list[int]:
+    """Predictions of registered model ``name``/``version`` of tracker ``uri``.
+
+    The files are fetched with explicit URIs (no global MLflow tracking URI involved).
+    """
+    import mlflow.artifacts
+    import mlflow.pyfunc
+    from mlflow.tracking import MlflowClient
+
+    location = MlflowClient(uri).get_model_version_download_uri(name, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp,
+                                                    tracking_uri=uri)
+        return [int(p) for p in mlflow.pyfunc.load_model(local).predict(rows)]
+
+
 def sqlite_tracker(folder: Path) -> str:
     """A tracking URI of an embedded store in ``folder`` (as another team's or central)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ the central tracker and a second team are embedded MLflow stores in their own fo
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import textwrap
@@ -20,7 +19,7 @@ from scanflow.tracking.publish import DigestMismatchError, copy_model_version, t
 from scanflow.tracking.stack import TrackerStack
 from scanflow.tracking.stack.seaweedfs import s3_client
 
-from .conftest import log_and_register, run_cli, sqlite_tracker
+from .conftest import log_and_register, predict_with, run_cli, sqlite_tracker
 
 SPEC = """
 name: vision
@@ -79,20 +78,6 @@ def versions(uri: str, name: str) -> list[str]:
     return sorted(str(v.version) for v in found)
 
 
-def predictions(uri: str, model_uri: str, rows) -> list[int]:
-    import mlflow.pyfunc
-
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        return list(mlflow.pyfunc.load_model(model_uri).predict(rows))
-    finally:
-        if previous is None:
-            del os.environ["MLFLOW_TRACKING_URI"]
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
-
-
 def test_publish_copies_files_params_metrics_and_lineage(world, trained_model) -> None:
     code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", "central")
     assert code == 0, out
@@ -108,7 +93,7 @@ def test_publish_copies_files_params_metrics_and_lineage(world, trained_model) -
     files = Path(central.download_artifacts(copy.run_id, "model", tempfile.mkdtemp()))
     assert copy.tags["scanflow.digest"] == tree_digest(files)
     model, rows = trained_model
-    assert predictions(world["central"], "models:/clf/1", rows) == list(model.predict(rows))
+    assert predict_with(world["central"], "clf", "1", rows) == list(model.predict(rows))
 
 
 def test_publish_twice_makes_one_copy(world) -> None:
@@ -179,7 +164,7 @@ def test_pull_registers_a_verified_copy_in_postgres_and_the_bucket(
     bucket = s3_client(status.s3_endpoint, creds.s3_access_key, creds.s3_secret_key)
     keys = [o["Key"] for o in bucket.list_objects_v2(Bucket="mlflow")["Contents"]]
     assert any(pulled.run_id in k and k.endswith("model/MLmodel") for k in keys)
-    assert predictions(world["uri"], "models:/partner@candidate", rows) == list(
+    assert predict_with(world["uri"], "partner", pulled.version, rows) == list(
         model.predict(rows))
     code, out = run_cli(world["app_dir"], "pull", "models:/partner/1", "--from", "central")
     assert code == 0 and "nothing copied" in out

@@ -17,7 +17,7 @@ from scanflow.tracking.stack import TrackerStack
 from scanflow.tracking.stack.postgres import PostgresCluster
 from scanflow.tracking.stack.seaweedfs import s3_client
 
-from .conftest import log_and_register, run_cli
+from .conftest import log_and_register, predict_with, run_cli
 
 SPEC = """
 name: vision
@@ -255,13 +255,5 @@ def test_down_stops_its_processes_only_and_up_keeps_data(stack, trained_model) -
     client = MlflowClient(result.status.uri)
     assert client.get_run(run_id).info.status == "FINISHED"
     assert client.get_model_version("kept", version).run_id == run_id
-    import mlflow.pyfunc
-
-    model_uri = f"{client.get_run(run_id).info.artifact_uri}/model"
-    os.environ["MLFLOW_TRACKING_URI"] = result.status.uri
-    try:
-        loaded = mlflow.pyfunc.load_model(model_uri)
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
     model, rows = trained_model
-    assert list(loaded.predict(rows)) == list(model.predict(rows))
+    assert predict_with(result.status.uri, "kept", version, rows) == list(model.predict(rows))
