@@ -225,3 +225,27 @@ def test_two_runs_of_one_workflow_at_once(hello: Path) -> None:
     client = MlflowClient(embedded_tracking_uri(hello))
     parents = {r.mlflow_run_id for r in records}
     assert all(client.get_run(p).info.status == "FINISHED" for p in parents)
+
+
+@pytest.mark.slow
+def test_logs_follow_streams_until_the_run_ends(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    app = tmp_path / "gated"
+    steps = SLOW_STEPS.replace(
+        'Path(out).write_text("passed")',
+        'print("gate passed", flush=True)\n    Path(out).write_text("passed")',
+    )
+    write_files(app, {"scanflow.yaml": GATED.format(flag=flag), "steps.py": steps})
+    store = Store.for_state_dir(app / ".scanflow")
+    engine = spawn(app, "run", "chain", "--no-tracking")
+    [run] = wait_for(lambda: store.list_runs(), what="the run to be recorded")
+    follower = spawn(app, "logs", run.id, "second", "--follow")
+    wait_for(
+        lambda: any(s.name == "second" and s.status == "running" for s in store.steps(run.id)),
+        what="step 'second' to start",
+    )
+    assert follower.poll() is None  # still following while the run goes on
+    flag.write_text("go")
+    out, _ = follower.communicate(timeout=60)
+    assert engine.wait(60) == 0
+    assert follower.returncode == 0 and "gate passed" in out

@@ -111,8 +111,8 @@ class LocalEngine:
         params = apply_overrides(wf, parameters or {})
         run_id = new_run_id(wf.name)
         run_dir = self.project.state_dir / "runs" / run_id
-        order = topological_order(upstreams(wf))
         edges = upstreams(wf)
+        order = topological_order(edges)
         record = RunRecord(
             id=run_id,
             app=app.name,
@@ -143,6 +143,25 @@ class LocalEngine:
         record = prepare_resume(self.store, run_id)
         app = Application.from_yaml(record.spec, check_files=False)
         return self._execute(record, app, max_parallel, use_cache)
+
+    def run_workflow(
+        self,
+        workflow: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        max_parallel: int | None = None,
+        use_cache: bool = True,
+    ) -> RunRecord:
+        """:class:`~scanflow.engines.base.Engine` API: same as :meth:`run`."""
+        return self.run(workflow, parameters, max_parallel=max_parallel, use_cache=use_cache)
+
+    def resume_run(self, run_id: str) -> RunRecord:
+        """:class:`~scanflow.engines.base.Engine` API: same as :meth:`resume`."""
+        return self.resume(run_id)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The current record of ``run_id``."""
+        return self.store.get_run(run_id)
 
     def cancel(self) -> None:
         """Stop every running step (SIGTERM, then SIGKILL) and mark the run cancelled."""
@@ -251,14 +270,8 @@ class LocalEngine:
             requirements = read_requirements(executor.requirements, ctx.base_dir)
             python = ensure_environment(requirements)
             params = step_parameters(ctx.workflow, executor, ctx.run.parameters)
-            key = cache_key(
-                executor,
-                ctx.base_dir,
-                params,
-                {k: self._digest_of(ctx, v) for k, v in inputs.items()},
-                python,
-                requirements,
-            )
+            input_digests = {k: tree_digest(Path(v)) for k, v in inputs.items()}
+            key = cache_key(executor, ctx.base_dir, params, input_digests, python, requirements)
         except ScanflowError as exc:
             return self._end_step(ctx, name, "failed", str(exc))
         self._set_step(ctx, name, cache_key=key)
@@ -410,11 +423,6 @@ class LocalEngine:
                 )
             paths[arg] = str(path)
         return paths
-
-    def _digest_of(self, ctx: _RunContext, path: str) -> str:
-        from scanflow.engines.local.cache import tree_digest
-
-        return tree_digest(Path(path))
 
     def _step_env(self, ctx: _RunContext, executor: Executor, step_dir: Path) -> dict[str, str]:
         env = dict(os.environ)
