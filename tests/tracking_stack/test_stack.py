@@ -19,6 +19,8 @@ from scanflow.tracking.stack.seaweedfs import s3_client
 
 from .conftest import log_and_register, predict_with, run_cli
 
+pytestmark = pytest.mark.slow  # starts PostgreSQL, SeaweedFS and an MLflow server
+
 SPEC = """
 name: vision
 team: vision-team
