@@ -44,9 +44,16 @@ STEPS = """
 from scanflow import tracking
 
 def fit():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
     for i in range(1000):
         tracking.log_metric("loss", 1.0 / (i + 1), step=i)
     tracking.log_param("epochs", 1000)
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=200, random_state=0).fit(X[:300], y[:300])
+    tracking.log_model(model)
+    tracking.register_model("from-workflow", alias="newest")
 
 def crash():
     for i in range(500):
@@ -228,6 +235,13 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world) -> None
     assert [m.step for m in history] == list(range(1000))
     assert client.get_run(fit).data.params["epochs"] == "1000"
     assert len(client.get_metric_history(crash, "partial")) == 500
+    registered = client.get_model_version_by_alias("from-workflow", "newest")
+    assert registered.run_id == fit
+    copied = copy_model_version(world["uri"], world["central"], "from-workflow",
+                                str(registered.version))
+    files = MlflowClient(world["central"]).get_model_version_download_uri(
+        "from-workflow", copied.version)
+    assert (Path(files.removeprefix("file://")) / "MLmodel").is_file()
     ok_spec = project.app.to_yaml()
     client.set_terminated(run.mlflow_run_id, "FINISHED")  # pull takes finished runs
     dest = Path(tempfile.mkdtemp(prefix="scanflow-pulled-"))
