@@ -131,6 +131,7 @@ def main() -> None:
                         choices=["sqlite", "postgres"])
     parser.add_argument("--uri", help="tracking URI of a running server for 'postgres'")
     args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     report: dict[str, Any] = {"python": sys.version.split()[0], "backends": {}}
     import mlflow
 
