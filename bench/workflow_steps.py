@@ -7,8 +7,9 @@ of N steps and as a fan-out of N steps. Times are wall-clock seconds of one work
 measured inside an already started Python process (imports done), divided by N.
 Scanflow runs with MLflow tracking on (embedded SQLite store, created before timing) and
 with the cache off. Fan-outs run with each system's default parallelism: Scanflow one
-step per CPU, Metaflow 16 workers, KFP local one task at a time. Peers run in the interpreter given by ``--peers`` (a virtualenv with
-``kfp`` and ``metaflow``); they are skipped, and said so, when it is missing.
+step per CPU, Metaflow 16 workers, KFP local one task at a time. Peers run in the
+interpreter given by ``--peers`` (a virtualenv with ``kfp`` and ``metaflow``); they are
+skipped, and said so, when it is missing.
 Results: JSON on stdout and ``bench/results/workflow_steps.json``.
 """
 
@@ -124,7 +125,7 @@ def metaflow_flow(n: int, shape: str) -> str:
             body += ["    @step", f"    def {name}(self):"]
             body += [f"        self.next(self.{nxt})" if nxt else "        pass"]
     else:
-        branches = [f"b{i}" for i in range(n - 2)]
+        branches = [f"b{i}" for i in range(n)]  # plus Metaflow's required start/join/end
         body += [
             "    @step",
             "    def start(self):",
@@ -210,6 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shapes", nargs="+", default=["chain", "fanout"])
+    parser.add_argument("--out", default="workflow_steps.json", help="file in bench/results")
     parser.add_argument("--peers", type=Path, default=PEER_PYTHON)
     parser.add_argument(
         "--systems",
@@ -225,7 +228,7 @@ def main() -> None:
         print(f"peers skipped: no interpreter at {args.peers}", file=sys.stderr)
     results = []
     for n in args.steps:
-        for shape in ("chain", "fanout"):
+        for shape in [s for s in args.shapes if n > 1 or s == "chain"]:
             samples: dict[str, list[float]] = {name: [] for name in args.systems if name in runners}
             for _ in range(args.repeat):  # interleaved: every system once per round
                 for name in samples:
@@ -242,7 +245,7 @@ def main() -> None:
                 }
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    out = HERE / "results" / "workflow_steps.json"
+    out = HERE / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
 
