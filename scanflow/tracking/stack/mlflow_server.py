@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanflow.errors import TrackingError
+from scanflow.tracking.stack.mlflow_main import DB_WAIT_ENV
 from scanflow.tracking.stack.ports import HOST, answers_http
 from scanflow.tracking.stack.postgres import DATABASE, DB_USER
 from scanflow.tracking.stack.processes import ProcessRecord, log_tail, spawn, stop, wait_until
@@ -46,8 +47,12 @@ def write_pgpass(path: Path, password: str) -> None:
 
 
 def start(port: int, pg_port: int, pgpass: Path, s3: S3Target, workers: int,
-          log_path: Path) -> ProcessRecord:
-    """Start the server on ``127.0.0.1:port``; returns at once (see :func:`wait_ready`)."""
+          log_path: Path, db_timeout: float = 180.0) -> ProcessRecord:
+    """Start the server on ``127.0.0.1:port``; returns at once (see :func:`wait_ready`).
+
+    The server imports MLflow, then waits up to ``db_timeout`` seconds for its database,
+    so PostgreSQL may still be starting when this is called.
+    """
     argv = [
         sys.executable, "-m", "scanflow.tracking.stack.mlflow_main",
         "--backend-store-uri", backend_uri(pg_port),
@@ -66,6 +71,7 @@ def start(port: int, pg_port: int, pgpass: Path, s3: S3Target, workers: int,
         "AWS_RETRY_MODE": "standard",
         "AWS_MAX_ATTEMPTS": "2",
         "PYTHONUNBUFFERED": "1",
+        DB_WAIT_ENV: str(db_timeout),
     })
     return spawn("mlflow", argv, log_path=log_path, env=env, cwd=log_path.parent)
 

@@ -81,6 +81,7 @@ class SeaweedStore:
             "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={self.config_path}",
             f"-filer.localSocket={self.data_dir / 'filer.sock'}",
             f"-s3.localSocket={self.data_dir / 's3.sock'}",
+            # no usage reports; a single master that restarts elects itself in ~1 s, not ~12 s
             "-master.telemetry=false", "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
         ]
         return spawn("seaweedfs", argv, log_path=self.log_path, cwd=self.data_dir)
@@ -121,8 +122,12 @@ class SeaweedStore:
 
 
 def stop_server(record: ProcessRecord, ports: WeedPorts | None) -> bool:
-    """Stop ``weed`` (its filer waits 15 s for gRPC streams to end, so the grace is short)."""
-    stopped = stop(record, sig=signal.SIGTERM, grace=3.0, group=True)
+    """Stop ``weed``: SIGTERM, then SIGKILL after a short grace.
+
+    Its filer would wait 15 s for gRPC streams to end; what it stored is already written to
+    its files by then (a kill loses no acknowledged upload).
+    """
+    stopped = stop(record, sig=signal.SIGTERM, grace=1.5, group=True)
     if ports is not None:
         for name, port in zip(GRPC_SOCKETS, ports.all()[:4], strict=True):
             Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock").unlink(missing_ok=True)

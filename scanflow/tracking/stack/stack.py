@@ -135,8 +135,7 @@ class TrackerStack:
         """Stop every process the stack started (by PID); returns those that were running."""
         with self._locked():
             state = StackState.load(self.paths.state)
-            stopped = [r for n in STOP_ORDER
-                       if (r := state.processes.get(n)) is not None and self._stop(n, r, state)]
+            stopped = self._stop_all(state)
             state.processes = {}
             if state.ports or self.paths.state.exists():
                 state.save(self.paths.state)
@@ -178,22 +177,23 @@ class TrackerStack:
             mlflow_server.stop_server(running.pop("mlflow"))
         cluster = PostgresCluster(self.paths.postgres_data, self.paths.log("postgres"), creds)
         weed = SeaweedStore(self.paths.seaweedfs_data, self.paths.log("seaweedfs"), creds)
+        s3 = self._s3_target(state, creds)
         started: dict[str, ProcessRecord] = {}
         try:
+            # MLflow's imports take longest: it starts first and waits for its database itself
             if "seaweedfs" in self.components and "seaweedfs" not in running:
                 started["seaweedfs"] = weed.start(self._weed_ports(state))
+            if "mlflow" not in running:
+                mlflow_server.write_pgpass(self.paths.pgpass, creds.postgres_password)
+                started["mlflow"] = mlflow_server.start(
+                    state.ports["mlflow"], state.ports["postgres"], self.paths.pgpass, s3,
+                    self.tracker.workers, self.paths.log("mlflow"), db_timeout=timeout)
             if "postgres" not in running:
                 if not cluster.initialized:
                     cluster.init()
                 started["postgres"] = cluster.start(state.ports["postgres"])
                 cluster.wait_ready(started["postgres"], state.ports["postgres"], timeout)
             cluster.ensure_database(state.ports["postgres"])
-            s3 = self._s3_target(state, creds)
-            if "mlflow" not in running:
-                mlflow_server.write_pgpass(self.paths.pgpass, creds.postgres_password)
-                started["mlflow"] = mlflow_server.start(
-                    state.ports["mlflow"], state.ports["postgres"], self.paths.pgpass, s3,
-                    self.tracker.workers, self.paths.log("mlflow"))
             if "seaweedfs" in started:
                 weed.wait_ready(started["seaweedfs"], self._weed_ports(state), s3.bucket, timeout)
             elif "seaweedfs" not in self.components:
@@ -264,6 +264,19 @@ class TrackerStack:
         return mlflow_server.S3Target(self.tracker.s3_endpoint or "", bucket, key, secret)
 
     # -- stopping ----------------------------------------------------------------------
+    def _stop_all(self, state: StackState) -> list[ProcessRecord]:
+        """MLflow and SeaweedFS side by side, then PostgreSQL (MLflow's database) last."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        records = {n: r for n in STOP_ORDER if (r := state.processes.get(n)) is not None}
+        first = [n for n in records if n != "postgres"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            done = dict(zip(first, pool.map(lambda n: self._stop(n, records[n], state), first),
+                            strict=True))
+        if "postgres" in records:
+            done["postgres"] = self._stop("postgres", records["postgres"], state)
+        return [records[n] for n in STOP_ORDER if done.get(n)]
+
     def _stop(self, name: str, record: ProcessRecord, state: StackState) -> bool:
         if name == "postgres":
             return postgres.stop_server(record)
