@@ -14,9 +14,12 @@ fresh run, once per contender, in interleaved order:
 - ``scanflow``: ``scanflow.tracking.log_metric`` per value, then ``tracking.flush()``.
 
 Times run from the first call until the data is stored (flush returned); each run's
-metric history is then read back and must hold every value. Backends: ``sqlite`` is the
-embedded store every step uses by default; ``postgres`` is the tracker stack's MLflow
-server on PostgreSQL (started in a temporary app folder, or ``--uri`` of a running one).
+metric history is then read back and must hold every value. The time spent inside the
+logging calls themselves (what the step's own loop pays) is reported too.
+
+Backends: ``sqlite`` is the embedded store every step uses by default; ``postgres`` is the
+tracker stack's MLflow server on PostgreSQL (started in a temporary app folder, or
+``--uri`` of a running one).
 Results: JSON on stdout and in ``bench/results/metric_logging.json``.
 """
 
@@ -37,34 +40,45 @@ RESULTS = HERE.parent / "results" / "metric_logging.json"
 CONTENDERS = ("mlflow.log_metric", "mlflow async", "mlflow log_batch", "scanflow")
 
 
-def log_with_mlflow(n: int, synchronous: bool) -> None:
+def log_with_mlflow(n: int, synchronous: bool) -> float:
     import mlflow
 
+    start = time.perf_counter()
     for i in range(n):
         mlflow.log_metric("loss", 1.0 / (i + 1), step=i, synchronous=synchronous)
+    in_calls = time.perf_counter() - start
     if not synchronous:
         mlflow.flush_async_logging()
+    return in_calls
 
 
-def log_with_scanflow(n: int) -> None:
+def log_with_scanflow(n: int) -> float:
     from scanflow import tracking
 
+    start = time.perf_counter()
     for i in range(n):
         tracking.log_metric("loss", 1.0 / (i + 1), step=i)
+    in_calls = time.perf_counter() - start
     tracking.flush()
+    return in_calls
 
 
-def log_with_one_batch(n: int, run_id: str) -> None:
+def log_with_one_batch(n: int, run_id: str) -> float:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
+    start = time.perf_counter()
     stamp = int(time.time() * 1000)
     metrics = [Metric("loss", 1.0 / (i + 1), stamp, i) for i in range(n)]
     MlflowClient().log_batch(run_id, metrics=metrics)
+    return time.perf_counter() - start
 
 
-def one_round(contender: str, n: int, experiment_id: str) -> float:
-    """Log ``n`` values into a fresh run; returns seconds until they are stored."""
+def one_round(contender: str, n: int, experiment_id: str) -> tuple[float, float]:
+    """Log ``n`` values into a fresh run.
+
+    Returns the seconds until they are stored and the seconds spent inside the calls.
+    """
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -75,16 +89,16 @@ def one_round(contender: str, n: int, experiment_id: str) -> float:
     with mlflow.start_run(run_id=run_id):
         start = time.perf_counter()
         if contender == "scanflow":
-            log_with_scanflow(n)
+            in_calls = log_with_scanflow(n)
         elif contender == "mlflow log_batch":
-            log_with_one_batch(n, run_id)
+            in_calls = log_with_one_batch(n, run_id)
         else:
-            log_with_mlflow(n, synchronous=contender == "mlflow.log_metric")
+            in_calls = log_with_mlflow(n, synchronous=contender == "mlflow.log_metric")
         elapsed = time.perf_counter() - start
     stored = len(client.get_metric_history(run_id, "loss"))
     if stored != n:
         raise SystemExit(f"{contender}: {stored} of {n} values stored")
-    return elapsed
+    return elapsed, in_calls
 
 
 def bench_backend(uri: str, n: int, repeat: int) -> dict[str, Any]:
@@ -102,13 +116,16 @@ def bench_backend(uri: str, n: int, repeat: int) -> dict[str, Any]:
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
     name = f"metric-logging-{int(time.time())}"
     experiment_id = client.create_experiment(name, artifact_location=location)
-    for contender in CONTENDERS:  # warm-up: imports, connections, first writes
-        one_round(contender, 50, experiment_id)
+    for contender in CONTENDERS:  # warm-up: imports, connections, first batches
+        one_round(contender, n, experiment_id)
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+    in_calls: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     for r in range(repeat):
         order = CONTENDERS if r % 2 == 0 else tuple(reversed(CONTENDERS))
         for contender in order:
-            times[contender].append(one_round(contender, n, experiment_id))
+            stored, calls = one_round(contender, n, experiment_id)
+            times[contender].append(stored)
+            in_calls[contender].append(calls)
     peer = statistics.median(times["mlflow.log_metric"])
     summary = {}
     for contender, values in times.items():
@@ -119,8 +136,11 @@ def bench_backend(uri: str, n: int, repeat: int) -> dict[str, Any]:
             "max_s": round(max(values), 5), "per_call_ms": round(median / n * 1000, 4),
             "speedup_vs_per_call": round(peer / median, 1),
             "speedup_min": round(min(ratios), 1), "speedup_max": round(max(ratios), 1),
+            "in_calls_median_s": round(statistics.median(in_calls[contender]), 6),
+            "in_calls_speedup": round(peer / statistics.median(in_calls[contender]), 1),
         }
-    return {"uri": uri.split("@")[-1], "metrics": n, "repeat": repeat, "results": summary}
+    return {"uri": uri.split("@")[-1], "metrics": n, "repeat": repeat, "results": summary,
+            "load_average_1min": round(os.getloadavg()[0], 1)}
 
 
 def main() -> None:

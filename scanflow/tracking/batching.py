@@ -27,7 +27,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from scanflow.errors import TrackingError
@@ -35,7 +34,6 @@ from scanflow.errors import TrackingError
 log = logging.getLogger(__name__)
 
 MAX_METRICS = 1000  # MLflow's log_batch limits
-MAX_PARAMS_TAGS = 100
 _METRIC, _PARAM, _TAG = 0, 1, 2
 
 
@@ -46,20 +44,6 @@ class _Marker:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-
-
-@dataclass
-class _Batch:
-    metrics: list[Any] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)
-    tags: list[Any] = field(default_factory=list)
-
-    def full(self) -> bool:
-        return (len(self.metrics) + len(self.params) + len(self.tags) >= MAX_METRICS
-                or len(self.params) >= MAX_PARAMS_TAGS or len(self.tags) >= MAX_PARAMS_TAGS)
-
-    def size(self) -> int:
-        return len(self.metrics) + len(self.params) + len(self.tags)
 
 
 class BatchingLogger:
@@ -213,61 +197,62 @@ class BatchingLogger:
                 return
 
     def _drain(self) -> None:
-        batches: dict[str, _Batch] = {}
+        """Send everything queued, in order, in chunks of at most :data:`MAX_METRICS`."""
         items = self._items
+        chunk: list[tuple[Any, ...]] = []
         while items:
             item = items.popleft()
-            if isinstance(item, _Marker):
-                self._send_all(batches)
-                batches = {}
+            if item.__class__ is _Marker:
+                self._send_chunk(chunk)
+                chunk = []
                 item.done.set()
                 continue
-            batch = batches.setdefault(item[1], _Batch())
-            if item[0] == _METRIC:
-                batch.metrics.append(item)
-            elif item[0] == _PARAM:
-                batch.params.append(item)
-            else:
-                batch.tags.append(item)
-            if batch.full():
-                self._send(item[1], batches.pop(item[1]))
-        self._send_all(batches)
+            chunk.append(item)
+            if len(chunk) >= MAX_METRICS:
+                self._send_chunk(chunk)
+                chunk = []
+        self._send_chunk(chunk)
 
-    def _send_all(self, batches: dict[str, _Batch]) -> None:
-        for run_id, batch in batches.items():
-            self._send(run_id, batch)
+    def _send_chunk(self, chunk: list[tuple[Any, ...]]) -> None:
+        if not chunk:
+            return
+        runs = {item[1] for item in chunk}
+        for run_id in runs:
+            mine = chunk if len(runs) == 1 else [i for i in chunk if i[1] == run_id]
+            self._send(run_id, mine)
+        with self._space:
+            self._space.notify_all()
 
-    def _send(self, run_id: str, batch: _Batch) -> None:
+    def _send(self, run_id: str, items: list[tuple[Any, ...]]) -> None:
+        """One ``log_batch`` call (MLflow splits it further at 100 parameters or tags)."""
         try:
             from mlflow.entities import Metric, Param, RunTag
             from mlflow.exceptions import MlflowException
 
-            metrics = [Metric(i[2], i[3], i[4], i[5]) for i in batch.metrics]
-            params = [Param(i[2], i[3]) for i in batch.params]
-            tags = [RunTag(i[2], i[3]) for i in batch.tags]
+            metrics = [Metric(i[2], i[3], i[4], i[5]) for i in items if i[0] == _METRIC]
+            params = [Param(i[2], i[3]) for i in items if i[0] == _PARAM]
+            tags = [RunTag(i[2], i[3]) for i in items if i[0] == _TAG]
             client = self._mlflow()
         except Exception as exc:  # noqa: BLE001 - MLflow cannot even be loaded
-            self._lost(run_id, batch.size(), exc)
+            self._lost(run_id, len(items), exc)
             return
         for attempt in range(self.retries + 1):
             try:
                 client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
-                break
+                self.sent += len(items)
+                return
             except MlflowException as exc:
-                if exc.error_code == "INVALID_PARAMETER_VALUE" and batch.size() > 1:
+                if exc.error_code == "INVALID_PARAMETER_VALUE" and len(items) > 1:
                     self._send_one_by_one(client, run_id, metrics, params, tags)
                     return
                 if exc.get_http_status_code() < 500 or attempt == self.retries:
-                    self._lost(run_id, batch.size(), exc)
+                    self._lost(run_id, len(items), exc)
                     return
             except Exception as exc:  # noqa: BLE001 - connection errors and the like
                 if attempt == self.retries:
-                    self._lost(run_id, batch.size(), exc)
+                    self._lost(run_id, len(items), exc)
                     return
             time.sleep(0.5 * 2**attempt)
-        self.sent += batch.size()
-        with self._space:
-            self._space.notify_all()
 
     def _send_one_by_one(self, client: Any, run_id: str, metrics: list[Any], params: list[Any],
                          tags: list[Any]) -> None:
@@ -281,8 +266,6 @@ class BatchingLogger:
                 self.sent += 1
             except Exception as exc:  # noqa: BLE001 - report this entry, keep the others
                 self._lost(run_id, 1, exc, f"{kind[:-1]} {entity.key!r}")
-        with self._space:
-            self._space.notify_all()
 
     def _lost(self, run_id: str, count: int, exc: Exception, what: str = "") -> None:
         message = (f"{count} entr{'y' if count == 1 else 'ies'}{' (' + what + ')' if what else ''}"
