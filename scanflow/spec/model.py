@@ -75,6 +75,13 @@ class Resources(_Model):
     memory: str | None = None
     gpu: int = Field(default=0, ge=0)
 
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_quantity(cls, value: str | float | None) -> str | float | None:
+        if isinstance(value, str) and not re.match(r"^\d+(\.\d+)?m?$", value):
+            raise ValueError(f"{value!r} is not a CPU quantity (e.g. 2, 0.5 or '500m')")
+        return value
+
 
 def _function_reference(value: Any) -> Any:
     if not callable(value):
@@ -230,12 +237,35 @@ class Agent(_Model):
 
 
 class Tracker(_Model):
-    """Where runs, models and artifacts are tracked; the embedded SQLite store when absent."""
+    """Where runs, models and artifacts are tracked; the embedded SQLite store when absent.
+
+    ``uri`` names an existing tracking server or store; ``managed=True`` means the stack
+    started by ``scanflow tracker up`` (MLflow server, PostgreSQL, S3) in the app folder.
+    A managed stack keeps artifacts in its own S3 store unless ``s3_endpoint`` names an
+    external one (its keys then come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``).
+    """
 
     name: Name = "default"
     uri: str | None = None
     managed: bool = False
     port: int | None = Field(default=None, ge=1, le=65535)
+    s3_endpoint: str | None = None
+    s3_bucket: str = Field(default="mlflow", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    workers: int = Field(default=1, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _uri_or_managed(self) -> Tracker:
+        if self.uri and self.managed:
+            raise ValueError(
+                f"tracker {self.name!r} has both 'uri' and 'managed: true'; keep 'uri' to use "
+                "an existing server, or 'managed: true' for the stack of 'scanflow tracker up'"
+            )
+        if self.s3_endpoint and not self.managed:
+            raise ValueError(
+                f"tracker {self.name!r}: 's3_endpoint' applies only to a managed tracker "
+                "('managed: true')"
+            )
+        return self
 
 
 class Application(_Model):
@@ -247,6 +277,27 @@ class Application(_Model):
     services: list[Service] = Field(default_factory=list)
     agents: list[Agent] = Field(default_factory=list)
     tracker: Tracker | None = None
+    trackers: list[Tracker] = Field(default_factory=list)
+
+    @field_validator("trackers")
+    @classmethod
+    def _other_trackers_have_uris(cls, value: list[Tracker]) -> list[Tracker]:
+        seen: set[str] = set()
+        for tracker in value:
+            if not tracker.uri:
+                raise ValueError(
+                    f"tracker {tracker.name!r} in 'trackers' needs a 'uri' (e.g. "
+                    "'http://central:5000'); only the app's own 'tracker' can be managed"
+                )
+            if tracker.name in seen:
+                raise ValueError(f"duplicate tracker name {tracker.name!r}; names must be unique")
+            seen.add(tracker.name)
+        return value
+
+    def find_tracker(self, name: str) -> Tracker | None:
+        """The tracker called ``name``: the app's own or one of ``trackers``."""
+        own = [self.tracker] if self.tracker is not None else []
+        return next((t for t in own + self.trackers if t.name == name), None)
 
     def workflow(self, name: str) -> Workflow:
         """The workflow called ``name``."""
