@@ -13,7 +13,7 @@ import typer
 
 from scanflow.errors import ScanflowError
 
-COMMAND_MODULES = ["project", "runs"]
+COMMAND_MODULES = ["project", "runs", "agents"]
 
 app = typer.Typer(
     name="scanflow",
