@@ -141,6 +141,7 @@ class AgentRuntime:
         self._server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
+        self._plan_lock = asyncio.Lock()
         self._pending_work = 0
         self.started_at: float | None = None
         self.ticks = 0
@@ -518,6 +519,10 @@ class AgentRuntime:
 
     async def execute(self, decision_id: str) -> str:
         """Carry out (or resume) a decision's plan, step by step; returns its final status."""
+        async with self._plan_lock:  # one plan at a time, each carried out once
+            return await self._execute(decision_id)
+
+    async def _execute(self, decision_id: str) -> str:
         row = await asyncio.to_thread(self.state.decision, decision_id)
         if row.status not in ("pending", "running"):
             return row.status

@@ -196,10 +196,11 @@ def parse_trigger(value: Any) -> Trigger:
     """A trigger from its declared form.
 
     Mappings: ``{every: 5s}``, ``{cron: "*/5 * * * *"}``, ``{at: 2026-01-01T00:00:00}``,
-    ``{on: message, intent: drift}``, ``{on: run_finished, workflow: train}``,
-    ``{on: alias_moved, model: digits}``, ``{on: predictions, service: digits, count: 500}``,
-    ``{on: metric, metric: p95_latency_ms, service: digits, above: 200}``.
-    Strings: ``"every 5s"``, ``"cron */5 * * * *"``, ``"on message"``.
+    ``{event: message, intent: drift}``, ``{event: run_finished, workflow: train}``,
+    ``{event: alias_moved, model: digits}``, ``{event: predictions, service: digits,
+    count: 500}``, ``{event: metric, metric: p95_ms, service: digits, above: 200}``
+    (``on:`` is a synonym of ``event:``). Strings: ``"every 5s"``, ``"cron */5 * * * *"``,
+    ``"on message"``.
     """
     if isinstance(value, _Trigger):
         return value  # type: ignore[return-value]
@@ -219,10 +220,15 @@ def parse_trigger(value: Any) -> Trigger:
             )
     if not isinstance(value, dict):
         raise ValueError(f"a trigger is a mapping or a string, not {type(value).__name__}")
+    value = dict(value)
+    if True in value:  # YAML 1.1 reads an unquoted key 'on' as true
+        value["on"] = value.pop(True)
+    if "event" in value:
+        value["on"] = value.pop("event")
     kinds = [k for k in ("every", "cron", "at", "on") if k in value]
     if len(kinds) != 1:
         raise ValueError(
-            "a trigger needs exactly one of 'every', 'cron', 'at' or 'on' "
+            "a trigger needs exactly one of 'every', 'cron', 'at' or 'event' "
             f"(got keys: {', '.join(map(str, value)) or 'none'})"
         )
     kind = kinds[0]

@@ -218,7 +218,7 @@ class Agent(_Model):
     sensors: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
     actuators: list[str] = Field(default_factory=list)
-    triggers: list[str | dict[str, Any]] = Field(default_factory=list)
+    triggers: list[str | dict[str | bool, Any]] = Field(default_factory=list)  # YAML: on -> True
     port: int | None = Field(default=None, ge=0, le=65535)
     config: dict[str, Any] = Field(default_factory=dict)
 
