@@ -170,3 +170,57 @@ class JsonlFeed:
         data = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
         with (self.directory / f"{name}.jsonl").open("ab") as handle:
             handle.write(data)
+
+
+class MlflowScorer:
+    """Accuracy of a registered model version on labelled rows (models cached by version)."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.uri = tracking_uri
+        self._models: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, model: str, version: str, X: Any, y: Any) -> float:
+        import numpy as np
+
+        key = (model, str(version))
+        if key not in self._models:
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_registry_uri(self.uri)
+            self._models[key] = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+        predicted = np.asarray(self._models[key].predict(np.asarray(X))).ravel()
+        return float((predicted == np.asarray(y).ravel()).mean())
+
+
+class MlflowProbe:
+    """Loads a registered model version in a subprocess and predicts its input example."""
+
+    def __init__(self, tracking_uri: str, timeout: float = 120.0) -> None:
+        self.uri, self.timeout = tracking_uri, timeout
+
+    def __call__(self, model: str, version: str) -> str | None:
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, mlflow\n"
+            "mlflow.set_tracking_uri(sys.argv[1]); mlflow.set_registry_uri(sys.argv[1])\n"
+            "uri = f'models:/{sys.argv[2]}/{sys.argv[3]}'\n"
+            "m = mlflow.pyfunc.load_model(uri)\n"
+            "example = m.input_example\n"
+            "if example is not None: m.predict(example)\n"
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", code, self.uri, model, str(version)],
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return f"loading v{version} took more than {self.timeout:g}s"
+        if done.returncode != 0:
+            lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+            return lines[-1] if lines else f"exit code {done.returncode}"
+        return None

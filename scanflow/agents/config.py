@@ -43,10 +43,9 @@ def strategy_class(reference: str) -> type[Strategy]:
     if reference in BUILTIN:
         reference = BUILTIN[reference]
     elif ":" not in reference:
-        hint = did_you_mean(reference, list(BUILTIN))
         raise ValueError(
-            f"unknown strategy {reference!r}{hint or ''}; use one of {', '.join(BUILTIN)} "
-            "or 'module:Class' for your own"
+            f"unknown strategy {reference!r}; use one of {', '.join(BUILTIN)} or "
+            f"'module:Class' for your own{did_you_mean(reference, list(BUILTIN))}"
         )
     cls = import_object(reference)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):

@@ -70,6 +70,7 @@ class Registry:
     sensors: dict[str, SensorDecl] = field(default_factory=dict)
     rules: dict[str, RuleDecl] = field(default_factory=dict)
     actuators: dict[str, ActuatorDecl] = field(default_factory=dict)
+    strict: bool = True
 
     def add(self, decl: Declaration) -> None:
         """Register one declaration (a name may be declared once per kind)."""
@@ -80,7 +81,7 @@ class Registry:
             if isinstance(decl, RuleDecl)
             else self.actuators
         )
-        if decl.name in table and table[decl.name].fn is not decl.fn:
+        if self.strict and decl.name in table and table[decl.name].fn is not decl.fn:
             kind = type(decl).__name__.removesuffix("Decl").lower()
             raise ValueError(f"{kind} {decl.name!r} is declared twice; give one a name=")
         table[decl.name] = decl
@@ -142,7 +143,8 @@ class Registry:
         return wrap(fn) if fn is not None else wrap
 
 
-default_registry = Registry()
+# Module-level decorators only mark functions; agents pick them by reference.
+default_registry = Registry(strict=False)
 sensor = default_registry.sensor
 rule = default_registry.rule
 actuator = default_registry.actuator

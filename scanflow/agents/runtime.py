@@ -97,7 +97,9 @@ def decision_view(row: DecisionRecord) -> dict[str, Any]:
         "reason": row.reason,
         "outcome": row.outcome,
         "evidence": row.evidence,
-        "results": {s["action"]: s.get("result") or {} for s in row.steps},
+        "results": {
+            s["action"]: s.get("result") or {} for s in row.steps if s.get("status") == "done"
+        },
         "created_at": row.created_at,
         "finished_at": row.finished_at,
         "correlation_id": row.correlation_id,

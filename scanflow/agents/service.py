@@ -58,7 +58,7 @@ def toolkit_for(project: Project) -> Toolkit:
             "predictions": lambda name: JsonlFeed(project.state_dir / "predictions" / name),
             "labels": lambda name: JsonlFeed(project.state_dir / "labels" / name),
         },
-        extras={"project": project, "tracking_uri": uri},
+        extras={"project": project, "tracking_uri": uri, "state_dir": project.state_dir},
     )
 
 
