@@ -497,6 +497,20 @@ class AgentRuntime:
             created_at=facts.now,
         )
 
+    async def submit(self, decision: Decision, rule: str = "manual") -> str:
+        """Record ``decision`` as if a rule made it (guardrails apply) and queue its plan;
+        returns its id."""
+        facts = Facts(now=self.clock(), config=self.setup.config)
+        acted = await asyncio.to_thread(self.state.acted, facts.now - DAY)
+        record = self._record(rule, decision, facts, None)
+        reason = blocked_by(decision.guard_key, acted, facts.now, self.setup.guardrails)
+        if decision.guarded and reason is not None:
+            record.status, record.outcome, record.finished_at = "blocked", reason, facts.now
+        await asyncio.to_thread(self.state.commit, {}, [record])
+        if record.status == "pending":
+            self._queue_plan(record.id)
+        return record.id
+
     # -- acting ---------------------------------------------------------------------------
     def _actuator(self, action: str) -> ActuatorDecl | None:
         if action == "send":
