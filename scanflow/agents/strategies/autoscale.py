@@ -9,7 +9,6 @@ two changes.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -114,7 +113,7 @@ class LatencyAutoscale(Strategy):
         @reg.sensor(name="service_metrics", keep=max(config.up_after, config.down_after) + 2)
         def service_metrics(ctx: Any) -> Reading:
             control = ctx.toolkit.service(config.service)
-            scraped = {**control.metrics(), "at": time.time()}
+            scraped = {**control.metrics(), "at": ctx.now}
             facts = window(ctx.watermark, scraped, scraped["at"])
             status = control.status()
             facts["workers"] = int(status.get("workers") or facts.get("workers") or 0)

@@ -7,7 +7,6 @@ primary version and the ``backup`` alias's version; the service hot-swaps either
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import Field
@@ -117,7 +116,7 @@ class Failover(Strategy):
         @reg.sensor(name="health", keep=max(config.unhealthy_after, config.healthy_after) + 2)
         def health(ctx: Any) -> Reading:
             control = ctx.toolkit.service(config.service)
-            now = time.time()
+            now = ctx.now
             status = control.status()
             facts: dict[str, Any] = {
                 "ready": bool(status.get("ready")),
