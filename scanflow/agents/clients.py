@@ -172,6 +172,20 @@ class JsonlFeed:
             handle.write(data)
 
 
+def load_version(tracking_uri: str, model: str, version: str) -> Any:
+    """Model ``version`` of ``model`` as an MLflow pyfunc, without touching MLflow's global
+    tracking or registry URI (setting those leaks into child processes' environment)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    source = client.get_model_version_download_uri(model, version)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, tracking_uri=tracking_uri, registry_uri=tracking_uri
+    )
+    return mlflow.pyfunc.load_model(local)
+
+
 class MlflowScorer:
     """Accuracy of a registered model version on labelled rows (models cached by version)."""
 
@@ -184,11 +198,7 @@ class MlflowScorer:
 
         key = (model, str(version))
         if key not in self._models:
-            import mlflow
-
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_registry_uri(self.uri)
-            self._models[key] = mlflow.pyfunc.load_model(f"models:/{model}/{version}")
+            self._models[key] = load_version(self.uri, model, str(version))
         predicted = np.asarray(self._models[key].predict(np.asarray(X))).ravel()
         return float((predicted == np.asarray(y).ravel()).mean())
 

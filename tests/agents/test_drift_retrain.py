@@ -84,13 +84,12 @@ class StandInService:
         self.loads: list[str] = []
 
     def refresh(self) -> dict[str, Any]:
-        import mlflow
+        from scanflow.agents.clients import load_version
 
         wanted = self.registry.alias_version(self.model, self.alias)
         if wanted is not None and wanted != self.version:
             try:
-                mlflow.set_registry_uri(self.uri)
-                mlflow.pyfunc.load_model(f"models:/{self.model}/{wanted}")
+                load_version(self.uri, self.model, wanted)
                 self.version, self.last_error = wanted, None
                 self.loads.append(wanted)
             except Exception as exc:  # noqa: BLE001 - keep serving the old one
@@ -277,3 +276,9 @@ def test_a_promotion_the_service_cannot_load_is_rolled_back(world, store) -> Non
 
 
 _ = (asyncio, Path)
+
+
+def test_agents_leave_mlflow_environment_alone() -> None:
+    import os
+
+    assert not {k for k in os.environ if k in ("MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_URI")}

@@ -43,6 +43,14 @@ def load_array(folder: Path, name: str) -> np.ndarray:
     return np.load(folder / f"{name}.npy")
 
 
+def resolve_path(toolkit: Toolkit, path: str) -> Path:
+    """``path`` as given when absolute, else relative to the application's folder."""
+    project = toolkit.extras.get("project")
+    if Path(path).is_absolute() or project is None:
+        return Path(path)
+    return Path(project.base_dir) / path
+
+
 def scorer(toolkit: Toolkit) -> Any:
     """How to score a model version: ``toolkit.extras['scorer']`` or MLflow."""
     found = toolkit.extras.get("scorer")
@@ -161,7 +169,7 @@ def gate(ctx: ActionContext, config: DriftRetrainConfig) -> Outcome:
             ("recent", result["candidate_recent"], result["champion_recent"], config.recent_margin)
         )
     if config.holdout_path and champion is not None:
-        hold = np.load(config.holdout_path)
+        hold = np.load(resolve_path(ctx.toolkit, config.holdout_path))
         result["candidate_holdout"] = score(
             config.model, candidate, hold["X_holdout"], hold["y_holdout"]
         )
