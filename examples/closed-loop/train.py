@@ -18,6 +18,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--seed", type=int, default=42)
 parser.add_argument("--trees", type=int, default=100)
 parser.add_argument("--recent_data", default="", help=".npz with X and y (optional)")
+parser.add_argument("--recent_weight", type=float, default=3.0, help="weight of recent rows")
 parser.add_argument("--model_name", default="digits")
 parser.add_argument("--alias", default="champion")
 parser.add_argument("--report", required=True, help="output path (.json)")
@@ -28,14 +29,16 @@ X = X / 16.0
 X_train, X_holdout, y_train, y_holdout = train_test_split(
     X, y, test_size=0.3, random_state=args.seed, stratify=y
 )
+weights = np.ones(len(y_train))
 recent_rows = 0
-if args.recent_data:
+if args.recent_data:  # what the service sees now counts more than the old training data
     recent = np.load(args.recent_data)
     recent_rows = len(recent["y"])
     X_train = np.vstack([X_train, recent["X"]])
     y_train = np.concatenate([y_train, recent["y"]])
+    weights = np.concatenate([weights, np.full(recent_rows, args.recent_weight)])
 model = RandomForestClassifier(n_estimators=args.trees, random_state=args.seed, n_jobs=1)
-model.fit(X_train, y_train)
+model.fit(X_train, y_train, sample_weight=weights)
 holdout = float(model.score(X_holdout, y_holdout))
 tracking.log_metrics({"holdout_accuracy": holdout, "recent_rows": recent_rows,
                       "train_rows": len(y_train)})

@@ -28,13 +28,21 @@ class Guardrails(BaseModel):
 
 
 def blocked_by(
-    key: str, acted: Iterable[tuple[str, float]], now: float, rails: Guardrails
+    key: str,
+    acted: Iterable[tuple[str, float]],
+    now: float,
+    rails: Guardrails,
+    running: Iterable[str] = (),
 ) -> str | None:
     """Why an action with ``key`` may not start at ``now`` (None when it may).
 
-    ``acted`` lists ``(key, started_at)`` of the actions already taken.
+    ``acted`` lists ``(key, started_at)`` of the actions already taken; ``running`` the keys
+    of plans not finished yet (one plan per key at a time, so decisions do not pile up
+    behind a slow action).
     """
     acted = list(acted)
+    if key in set(running):
+        return f"in progress: a {key!r} plan has not finished yet"
     cooldown = rails.cooldown_for(key)
     same = [at for k, at in acted if k == key]
     if cooldown and same and now - max(same) < cooldown:

@@ -434,6 +434,7 @@ class AgentRuntime:
         self, facts: Facts, message: dict[str, Any] | None
     ) -> tuple[list[DecisionRecord], list[DecisionRecord]]:
         acted = await asyncio.to_thread(self.state.acted, facts.now - DAY)
+        running = await asyncio.to_thread(self.state.running_keys)
         accepted: list[DecisionRecord] = []
         blocked: list[DecisionRecord] = []
         for decl in self.setup.registry.rules.values():
@@ -454,7 +455,9 @@ class AgentRuntime:
                         error=f"no actuator {', '.join(map(repr, unknown))} in agent {self.name}",
                     )
                     continue
-                reason = blocked_by(decision.guard_key, acted, facts.now, self.setup.guardrails)
+                reason = blocked_by(
+                    decision.guard_key, acted, facts.now, self.setup.guardrails, running
+                )
                 if not decision.guarded:
                     reason = None
                 record = self._record(decl.name, decision, facts, message)
@@ -462,6 +465,7 @@ class AgentRuntime:
                     accepted.append(record)
                     if decision.guarded:
                         acted.append((decision.guard_key, facts.now))
+                        running.append(decision.guard_key)
                 elif facts.now - self._blocked_logged.get(decision.guard_key, 0) >= min(
                     BLOCKED_LOG_INTERVAL,
                     self.setup.guardrails.cooldown_for(decision.guard_key) or BLOCKED_LOG_INTERVAL,
@@ -502,8 +506,9 @@ class AgentRuntime:
         returns its id."""
         facts = Facts(now=self.clock(), config=self.setup.config)
         acted = await asyncio.to_thread(self.state.acted, facts.now - DAY)
+        running = await asyncio.to_thread(self.state.running_keys)
         record = self._record(rule, decision, facts, None)
-        reason = blocked_by(decision.guard_key, acted, facts.now, self.setup.guardrails)
+        reason = blocked_by(decision.guard_key, acted, facts.now, self.setup.guardrails, running)
         if decision.guarded and reason is not None:
             record.status, record.outcome, record.finished_at = "blocked", reason, facts.now
         await asyncio.to_thread(self.state.commit, {}, [record])

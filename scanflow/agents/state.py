@@ -200,6 +200,16 @@ class AgentState:
                 )
             )
 
+    def running_keys(self) -> list[str]:
+        """Guard keys of this agent's plans that have not finished."""
+        with self.store.session() as s:
+            rows = s.execute(
+                select(DecisionRecord.key).where(
+                    DecisionRecord.agent == self.agent, DecisionRecord.status.in_(OPEN)
+                )
+            )
+            return [k for (k,) in rows]
+
     def decisions(self, limit: int = 50) -> list[DecisionRecord]:
         """This agent's decisions, newest first."""
         with self.store.session() as s:

@@ -15,7 +15,8 @@ def test_custom_strategy_example_runs(tmp_path: Path) -> None:
     (example,) = [b for b in blocks if "class QueueWatch" in b]
     script = tmp_path / "example.py"
     script.write_text(example)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "queue too deep succeeded {'paged': 'queue at 250'}"

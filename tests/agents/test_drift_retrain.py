@@ -280,4 +280,3 @@ def test_a_promotion_the_service_cannot_load_is_rolled_back(world, store) -> Non
 
 
 _ = (asyncio, Path)
-

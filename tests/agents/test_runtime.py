@@ -9,7 +9,7 @@ from typing import Any
 
 from scanflow.agents import Outcome, Reading, Registry, decide
 from scanflow.agents.delivery import LocalBus
-from scanflow.agents.guards import Guardrails
+from scanflow.agents.guards import Guardrails, blocked_by
 from scanflow.agents.messages import Message
 from scanflow.agents.runtime import AgentRuntime, AgentSetup
 from scanflow.agents.state import AgentState
@@ -310,3 +310,9 @@ def test_time_triggers_drive_ticks(store) -> None:
 
     run(scenario())
     assert len(ticks) >= 3
+
+
+def test_one_plan_per_key_at_a_time() -> None:
+    rails = Guardrails()
+    assert blocked_by("scale", [], 0.0, rails, running=["scale"]).startswith("in progress")
+    assert blocked_by("scale", [], 0.0, rails, running=["retrain"]) is None

@@ -173,7 +173,10 @@ def test_live_quality_drop_rolls_back_once() -> None:
         "retrain",
         "succeeded",
         10,
-        {"gate": {"candidate_recent": 0.95}, "promote": {"version": "2", "previous": "1"}},
+        {
+            "gate": {"candidate_recent": 0.95, "champion_recent": 0.70},
+            "promote": {"version": "2", "previous": "1"},
+        },
     )
 
     def facts(accuracy: float, total: int, *more: dict) -> Facts:
@@ -182,13 +185,14 @@ def test_live_quality_drop_rolls_back_once() -> None:
             now=50, history={"traffic": [{"quality": quality}]}, decisions=(promoted, *more)
         )
 
-    assert quality_dropped(facts(0.93, 500), config) is None  # within tolerance
+    assert quality_dropped(facts(0.68, 500), config) is None  # within tolerance of v1
     assert quality_dropped(facts(0.5, 50), config) is None  # too few labelled rows
-    decision = quality_dropped(facts(0.80, 500), config)
+    decision = quality_dropped(facts(0.60, 500), config)
     assert decision is not None and decision.steps[0].params == {"to": "1", "version": "2"}
-    assert decision.evidence["live_accuracy"] == 0.80
+    assert decision.evidence["live_accuracy"] == 0.60
+    assert decision.evidence["baseline_accuracy"] == 0.70
     done = _decision("rollback", "succeeded", 20, {})
-    assert quality_dropped(facts(0.80, 500, done), config) is None
+    assert quality_dropped(facts(0.60, 500, done), config) is None
 
 
 # -- Failover ------------------------------------------------------------------------------------

@@ -107,8 +107,9 @@ def latest_quality(facts: Facts, sensor: str = "traffic") -> dict[str, Any]:
 
 
 def quality_dropped(facts: Facts, config: DriftRetrainConfig) -> Decision | None:
-    """A rollback when the last promoted version's live accuracy fell below what the gate
-    measured by more than ``live_tolerance``."""
+    """A rollback when the last promoted version does worse live than the champion it
+    replaced did on the same recent data (measured by the gate), by more than
+    ``live_tolerance``."""
     promoted = facts.last_decision("retrain")
     if promoted is None or "promote" not in promoted["results"]:
         return None
@@ -120,20 +121,22 @@ def quality_dropped(facts: Facts, config: DriftRetrainConfig) -> Decision | None
         if later["action"] == "rollback" and later["created_at"] > promoted["created_at"]:
             return None
     live = latest_quality(facts).get(version)
-    expected = promoted["results"].get("gate", {}).get("candidate_recent")
-    if live is None or expected is None or live["total"] < config.min_live_rows:
+    gate = promoted["results"].get("gate", {})
+    baseline = gate.get("champion_recent")
+    if live is None or baseline is None or live["total"] < config.min_live_rows:
         return None
-    if live["accuracy"] >= expected - config.live_tolerance:
+    if live["accuracy"] >= baseline - config.live_tolerance:
         return None
     return decide(
-        f"live accuracy of v{version} {live['accuracy']:.3f} < gate {expected:.3f} - "
-        f"{config.live_tolerance:g}",
+        f"live accuracy of v{version} {live['accuracy']:.3f} < {baseline:.3f} of v{previous} "
+        f"on the same drift - {config.live_tolerance:g}",
         ("rollback", {"to": previous, "version": version}),
         key="rollback",
         evidence={
             "live_accuracy": live["accuracy"],
             "live_rows": live["total"],
-            "gate_accuracy": expected,
+            "baseline_accuracy": baseline,
+            "gate_accuracy": gate.get("candidate_recent"),
             "tolerance": config.live_tolerance,
             "version": version,
             "previous": previous,
