@@ -109,3 +109,46 @@ class AgentProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+class StandInService:
+    """Stand-in for the serving layer: follows ``model@alias`` as it does, loading each new
+    version with MLflow and keeping the old one when loading fails. Versions listed in
+    ``broken`` fail to load here (a model that breaks only in serving)."""
+
+    def __init__(self, uri: str, model: str, alias: str) -> None:
+        from scanflow.agents.clients import MlflowRegistry
+
+        self.registry = MlflowRegistry(uri)
+        self.uri, self.model, self.alias = uri, model, alias
+        self.version: str | None = None
+        self.last_error: str | None = None
+        self.broken: set[str] = set()
+
+    def refresh(self) -> dict[str, Any]:
+        from scanflow.agents.clients import load_version
+
+        wanted = self.registry.alias_version(self.model, self.alias)
+        if wanted is not None and wanted != self.version:
+            try:
+                if wanted in self.broken:
+                    raise RuntimeError("cannot load")
+                load_version(self.uri, self.model, wanted)
+                self.version, self.last_error = wanted, None
+            except Exception as exc:  # noqa: BLE001 - keep serving the old one
+                self.last_error = f"v{wanted}: {type(exc).__name__}: {exc}"
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ready": self.version is not None,
+            "model_version": self.version,
+            "workers": 1,
+            "last_error": self.last_error,
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        return {"requests": 0, "errors": 0, "latency_buckets": {}}
+
+    def scale(self, workers: int) -> dict[str, Any]:
+        return self.status()

@@ -2,9 +2,8 @@
 local engine: a better model is promoted and served; a failed run, a worse model and a
 model the service cannot load all leave the champion where it was, each decision recorded.
 
-The online service is ``StandInService``: a stand-in for the serving layer that follows the
-registry alias the same way (it loads each new version with MLflow and keeps the old one
-when loading fails).
+The online service is ``StandInService`` (see conftest): a stand-in for the serving layer
+that follows the registry alias the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from scanflow.agents.toolkit import Toolkit
 from scanflow.spec import load_project
 from scanflow.store import Store
 
-from .conftest import run
+from .conftest import StandInService, run
 
 pytestmark = pytest.mark.slow
 
@@ -72,44 +71,6 @@ workflows:
   - name: train
     function: steps:train
 """
-
-
-class StandInService:
-    """Stand-in for the serving layer: follows ``model@alias`` like it does."""
-
-    def __init__(self, uri: str, model: str, alias: str) -> None:
-        self.registry = MlflowRegistry(uri)
-        self.uri, self.model, self.alias = uri, model, alias
-        self.version: str | None = None
-        self.last_error: str | None = None
-        self.loads: list[str] = []
-
-    def refresh(self) -> dict[str, Any]:
-        from scanflow.agents.clients import load_version
-
-        wanted = self.registry.alias_version(self.model, self.alias)
-        if wanted is not None and wanted != self.version:
-            try:
-                load_version(self.uri, self.model, wanted)
-                self.version, self.last_error = wanted, None
-                self.loads.append(wanted)
-            except Exception as exc:  # noqa: BLE001 - keep serving the old one
-                self.last_error = f"v{wanted}: {type(exc).__name__}"
-        return self.status()
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "ready": self.version is not None,
-            "model_version": self.version,
-            "workers": 1,
-            "last_error": self.last_error,
-        }
-
-    def metrics(self) -> dict[str, Any]:
-        return {"requests": 0, "errors": 0, "latency_buckets": {}}
-
-    def scale(self, workers: int) -> dict[str, Any]:
-        return self.status()
 
 
 def _corrupt(X: np.ndarray) -> np.ndarray:
