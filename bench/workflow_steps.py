@@ -6,8 +6,10 @@ Every system runs the same trivial step (a Python process that does nothing) as 
 of N steps and as a fan-out of N steps. Times are wall-clock seconds of one workflow run,
 measured inside an already started Python process (imports done), divided by N.
 Scanflow runs with MLflow tracking on (embedded SQLite store, created before timing) and
-with the cache off. Peers run in the interpreter given by ``--peers`` (a virtualenv with
-``kfp`` and ``metaflow``); they are skipped, and said so, when it is missing.
+with the cache off. Fan-outs run with each system's default parallelism: Scanflow one
+step per CPU, Metaflow 16 workers, KFP local one task at a time. Peers run in the
+interpreter given by ``--peers`` (a virtualenv with ``kfp`` and ``metaflow``); they are
+skipped, and said so, when it is missing.
 Results: JSON on stdout and ``bench/results/workflow_steps.json``.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -61,7 +64,7 @@ def time_scanflow(n: int, shape: str) -> float:
         )
         (root / "scanflow.yaml").write_text(spec)
         (root / "step.py").write_text("pass\n")
-        parallel = str(n if shape == "fanout" else 1)
+        parallel = str(os.cpu_count() if shape == "fanout" else 1)  # the engine's default
         out = subprocess.run(
             [sys.executable, "-c", SCANFLOW_TIMER, tmp, shape, parallel],
             capture_output=True,
@@ -122,7 +125,7 @@ def metaflow_flow(n: int, shape: str) -> str:
             body += ["    @step", f"    def {name}(self):"]
             body += [f"        self.next(self.{nxt})" if nxt else "        pass"]
     else:
-        branches = [f"b{i}" for i in range(n - 2)]
+        branches = [f"b{i}" for i in range(n)]  # plus Metaflow's required start/join/end
         body += [
             "    @step",
             "    def start(self):",
@@ -157,7 +160,7 @@ def time_metaflow(python: Path, n: int, shape: str) -> float:
             import subprocess, sys, time, json
             start = time.perf_counter()
             subprocess.run([sys.executable, {str(flow)!r}, "--quiet", "run",
-                            "--max-workers", "{n if shape == "fanout" else 1}"],
+                            "--max-workers", "{16 if shape == "fanout" else 1}"],
                            check=True, cwd={tmp!r}, capture_output=True)
             print(json.dumps({{"seconds": time.perf_counter() - start}}))
         """)
@@ -165,6 +168,31 @@ def time_metaflow(python: Path, n: int, shape: str) -> float:
             [str(python), "-c", timer], capture_output=True, text=True, check=True, env=env, cwd=tmp
         ).stdout
         return json.loads(out.splitlines()[-1])["seconds"]
+
+
+TRACKING_TIMER = """
+import json, sys, tempfile, time
+from mlflow.tracking import MlflowClient
+n = int(sys.argv[1])
+tmp = tempfile.mkdtemp()
+client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+exp = client.create_experiment("bench", artifact_location=f"file://{tmp}/artifacts")
+start = time.perf_counter()
+parent = client.create_run(exp, run_name="parent").info.run_id
+for i in range(n):
+    run = client.create_run(exp, run_name=f"s{i}", tags={"mlflow.parentRunId": parent})
+    client.set_terminated(run.info.run_id, "FINISHED")
+client.set_terminated(parent, "FINISHED")
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def time_tracking(n: int, shape: str) -> float:
+    """MLflow alone: one parent run and n nested runs created and ended, in process."""
+    out = subprocess.run(
+        [sys.executable, "-c", TRACKING_TIMER, str(n)], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.splitlines()[-1])["seconds"]
 
 
 def time_bare(n: int, shape: str) -> float:
@@ -181,12 +209,18 @@ def time_bare(n: int, shape: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[10])
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shapes", nargs="+", default=["chain", "fanout"])
+    parser.add_argument("--out", default="workflow_steps.json", help="file in bench/results")
     parser.add_argument("--peers", type=Path, default=PEER_PYTHON)
-    parser.add_argument("--systems", nargs="+", default=["bare", "scanflow", "kfp", "metaflow"])
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        default=["bare", "tracking", "scanflow", "kfp", "metaflow"],
+    )
     args = parser.parse_args()
-    runners = {"bare": time_bare, "scanflow": time_scanflow}
+    runners = {"bare": time_bare, "tracking": time_tracking, "scanflow": time_scanflow}
     if args.peers.exists():
         runners["kfp"] = lambda n, s: time_kfp(args.peers, n, s)
         runners["metaflow"] = lambda n, s: time_metaflow(args.peers, n, s)
@@ -194,7 +228,7 @@ def main() -> None:
         print(f"peers skipped: no interpreter at {args.peers}", file=sys.stderr)
     results = []
     for n in args.steps:
-        for shape in ("chain", "fanout"):
+        for shape in [s for s in args.shapes if n > 1 or s == "chain"]:
             samples: dict[str, list[float]] = {name: [] for name in args.systems if name in runners}
             for _ in range(args.repeat):  # interleaved: every system once per round
                 for name in samples:
@@ -211,7 +245,7 @@ def main() -> None:
                 }
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    out = HERE / "results" / "workflow_steps.json"
+    out = HERE / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
 
