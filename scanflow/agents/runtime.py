@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,25 @@ class AgentSetup:
     strategy: str | None = None
     sensor_timeout: float = 10.0
     actuator_timeout: float | None = None
+
+
+def in_thread(
+    name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> concurrent.futures.Future[Any]:
+    """Call ``fn`` in a daemon thread: a sensor or actuator that hangs never keeps the agent
+    process from exiting (its plan step resumes at the next start)."""
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return future
 
 
 def _as_reading(value: Any, watermark: Any) -> Reading | None:
@@ -134,9 +154,6 @@ class AgentRuntime:
         self.clock = clock
         self._ticks: asyncio.Queue[Event] = asyncio.Queue()
         self._plans: asyncio.Queue[str] = asyncio.Queue()
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            16, thread_name_prefix=f"agent-{self.name}"
-        )
         self._busy: dict[str, concurrent.futures.Future[Any]] = {}
         self._blocked_logged: dict[str, float] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -178,7 +195,6 @@ class AgentRuntime:
         if self._server is not None:
             self._server.should_exit = True
             await self._server_task
-        self._pool.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.state.event, "stopped")
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
@@ -414,7 +430,7 @@ class AgentRuntime:
         ctx = SensorContext(
             self.name, decl.name, watermark, self.setup.config, self.toolkit, self.clock()
         )
-        future = self._pool.submit(decl.fn, ctx)
+        future = in_thread(f"{self.name}-{decl.name}", decl.fn, ctx)
         self._busy[decl.name] = future
         timeout = decl.timeout or self.setup.sensor_timeout
         try:
@@ -639,7 +655,7 @@ class AgentRuntime:
             _send=send,
         )
         timeout = decl.timeout or self.setup.actuator_timeout
-        future = self._pool.submit(decl.fn, ctx, **step.get("params", {}))
+        future = in_thread(f"{self.name}-{step['action']}", decl.fn, ctx, **step.get("params", {}))
         try:
             return _as_outcome(await asyncio.wait_for(asyncio.wrap_future(future), timeout))
         except TimeoutError:
