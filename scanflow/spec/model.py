@@ -209,6 +209,16 @@ class Service(_Model):
     resources: Resources = Field(default_factory=Resources)
 
 
+def _yaml_on_keys(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted key ``on`` as ``true``: give triggers their ``on`` back."""
+    if not isinstance(value, list):
+        return value
+    return [
+        {("on" if k is True else k): v for k, v in item.items()} if isinstance(item, dict) else item
+        for item in value
+    ]
+
+
 class Agent(_Model):
     """A supervising agent of the MAPE loop (runtime in :mod:`scanflow.agents`)."""
 
@@ -218,7 +228,9 @@ class Agent(_Model):
     sensors: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
     actuators: list[str] = Field(default_factory=list)
-    triggers: list[str | dict[str | bool, Any]] = Field(default_factory=list)  # YAML: on -> True
+    triggers: Annotated[list[str | dict[str, Any]], BeforeValidator(_yaml_on_keys)] = Field(
+        default_factory=list
+    )
     port: int | None = Field(default=None, ge=0, le=65535)
     config: dict[str, Any] = Field(default_factory=dict)
 

@@ -148,3 +148,14 @@ def test_cli_check_prints_the_error_and_exits_2(tmp_path: Path, capsys) -> None:
     assert "scanflow.yaml:10: agents[1].strategy: unknown strategy 'drift-retrian'" in err
     assert "did you mean 'drift-retrain'?" in err
     assert "Traceback" not in err
+
+
+def test_agent_triggers_survive_the_yaml_round_trip() -> None:
+    from scanflow.spec import Application
+
+    app = Application.from_yaml(
+        "name: x\nagents:\n- name: a\n  rules: ['m:f']\n"
+        "  triggers: [{on: message, intent: go}, every 5s]\n"
+    )
+    assert app.agents[0].triggers == [{"on": "message", "intent": "go"}, "every 5s"]
+    assert Application.from_yaml(app.to_yaml()) == app
