@@ -17,7 +17,24 @@ def _rotate(images: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def corruption(rotation: float = 35.0, noise: float = 0.15, brightness: float = 0.25) -> Corruption:
-    """Rows (n x 64, values in [0, 1]) rotated, with Gaussian noise, brighter; clipped."""
+    """Rows (n x 64, values in [0, 1]) rotated, with Gaussian noise, brighter; clipped.
+
+    Uses :mod:`scanflow.monitoring.corruptions` (severity 3 of each) when installed.
+    """
+    try:
+        from scanflow.monitoring import corruptions
+    except ImportError:
+        corruptions = None
+
+    if corruptions is not None:
+
+        def corrupt_monitoring(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            pixels = rows * 16.0
+            for kind in ("rotation", "noise", "brightness"):
+                pixels = corruptions.CORRUPTIONS[kind](pixels, 3, rng)
+            return pixels / 16.0
+
+        return corrupt_monitoring
 
     def corrupt(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         images = rows.reshape(-1, 8, 8)

@@ -1,9 +1,9 @@
-"""The drift test DriftRetrain uses by default: per-feature two-sample Kolmogorov-Smirnov
-with a Bonferroni correction (constant features are left out).
+"""The drift test DriftRetrain uses: :mod:`scanflow.monitoring`'s per-feature tests (KS or
+chi-squared with a multiple-testing correction), or, without that package, per-feature
+two-sample Kolmogorov-Smirnov with a Bonferroni correction.
 
 Any callable ``(reference, current) -> {"drift": bool, "score": float, ...}`` can replace
-it through the strategy's ``detector`` option (e.g. a detector of
-:mod:`scanflow.monitoring`).
+it through the strategy's ``detector`` option.
 """
 
 from __future__ import annotations
@@ -36,3 +36,31 @@ def ks_detector(reference: np.ndarray, current: np.ndarray, alpha: float = 0.05)
         "drifted_features": drifted,
         "threshold": threshold,
     }
+
+
+def monitoring_detector(reference: np.ndarray, current: np.ndarray) -> dict[str, Any]:
+    """:func:`scanflow.monitoring.detect_drift` as a DriftRetrain detector; the score is the
+    share of features that drifted."""
+    from scanflow.monitoring import detect_drift
+
+    result = detect_drift(reference, current)
+    features = result.features
+    pvalues = [f.adjusted_p_value for f in features if f.adjusted_p_value is not None]
+    drifted = len(result.drifted_features)
+    return {
+        "drift": bool(result.drift),
+        "score": drifted / len(features) if features else 0.0,
+        "p_min": float(min(pvalues, default=1.0)),
+        "features": len(features),
+        "drifted_features": drifted,
+        "detector": result.detector,
+    }
+
+
+def default_detector() -> Detector:
+    """The monitoring library's test when it is installed, else :func:`ks_detector`."""
+    try:
+        import scanflow.monitoring  # noqa: F401
+    except ImportError:
+        return ks_detector
+    return monitoring_detector

@@ -167,7 +167,7 @@ class DriftRetrain(Strategy):
 
         @reg.sensor(name="traffic", keep=max(60, config.n * 4))
         def traffic(ctx: Any) -> Reading:
-            from scanflow.agents.strategies.detect import ks_detector
+            from scanflow.agents.strategies.detect import default_detector
             from scanflow.agents.strategies.traffic import advance
 
             folder = actions.work_dir(ctx.toolkit, ctx.agent)
@@ -184,7 +184,7 @@ class DriftRetrain(Strategy):
                 labels,
                 window_rows=config.window_rows,
                 reference_rows=config.reference_rows,
-                detector=detector or ks_detector,
+                detector=detector or default_detector(),
                 save_reference=lambda ident, rows: actions.save_array(folder, ident, rows),
                 load_reference=lambda ident: actions.load_array(folder, ident),
             )
