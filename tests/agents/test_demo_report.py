@@ -50,13 +50,23 @@ def _decisions() -> list[SimpleNamespace]:
         evidence={"target": 2},
         steps=[],
     )
-    return [retrain, scale]
+    held = SimpleNamespace(
+        agent="scaler",
+        action="scale",
+        status="blocked",
+        outcome="cooldown: 2s left",
+        reason="p95 high",
+        created_at=81.0,
+        evidence={"target": 3},
+        steps=[],
+    )
+    return [retrain, scale, held]
 
 
 def test_summary_figures() -> None:
     summary = summarise(_samples(), 50.0, _decisions(), [(0.0, 1), (80.0, 2)])
     assert summary["failed_requests"] == 1 and summary["requests"] == 100
-    assert summary["detection_delay_s"] == 7.5
+    assert summary["detection_delay_s"] == 7.5 and summary["detected_at"] == 57.5
     assert summary["time_to_new_model_live_s"] == 75.0 - 57.5
     assert summary["accuracy_before_drift"] == 0.9
     assert summary["accuracy_drifted_old_model"] == 12 / 24  # the 503 is not counted
@@ -72,6 +82,8 @@ def test_timeline_series_and_plot(tmp_path: Path) -> None:
         "promote done",
     ]
     assert moments[0].evidence == "score=0.900"
+    assert moments[-1].event == "holds scale back: cooldown: 2s left"
+    assert moments[-1].evidence == "p95 high; target=3"
     xs, ys = series(_samples(), 0.0, width=50.0)
     assert xs == [25.0, 75.0] and ys[0] == 0.9
     png = plot(

@@ -40,6 +40,16 @@ def decision_moments(decisions: Sequence[Any]) -> list[Moment]:
             "live_accuracy",
         )
         shown = ", ".join(f"{k}={_fmt(ev[k])}" for k in keys if ev.get(k) is not None)
+        if d.status == "blocked":
+            moments.append(
+                Moment(
+                    d.created_at,
+                    d.agent,
+                    f"holds {d.action} back: {d.outcome}",
+                    f"{d.reason}; {shown}" if shown else d.reason,
+                )
+            )
+            continue
         moments.append(Moment(d.created_at, d.agent, f"decides {d.action}: {d.reason}", shown))
         for step in d.steps:
             if step.get("finished_at") and step.get("status") in ("done", "failed"):
@@ -81,6 +91,8 @@ def summarise(
     old = [s for s in samples if s.drifted and (not promoted or s.version != str(promoted))]
     new = [s for s in samples if s.drifted and promoted and s.version == str(promoted)]
     return {
+        "detected_at": detected,
+        "new_model_live_at": first_new,
         "requests": len(samples),
         "failed_requests": sum(1 for s in samples if s.status != 200),
         "detection_delay_s": None if detected is None else detected - drift_at,
@@ -148,6 +160,7 @@ def plot(
     axes[2].set_xlabel("seconds since traffic began")
     top = max((n for _, n in workers), default=1)
     axes[2].set_ylim(0, top + 1)
+    axes[2].yaxis.get_major_locator().set_params(integer=True)
     for at, label in marks:
         for ax in axes:
             ax.axvline(at - start, color="grey", linestyle=":", linewidth=1)

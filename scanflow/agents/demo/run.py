@@ -42,7 +42,7 @@ class Phases:
     clean: float = 20.0
     after_swap: float = 15.0
     max_wait_promotion: float = 240.0
-    load: float = 35.0
+    load: float = 40.0
     calm: float = 45.0
     rate: float = 40.0
     clients: int = 4
@@ -291,7 +291,9 @@ def run_demo(
         key=lambda m: m.at,
     )
     summary = summarise(traffic.samples, drift_at, decisions, watch.workers)
-    summary["promoted_marker"] = final.status
+    for key, label in (("detected_at", "drift detected"), ("new_model_live_at", "new model live")):
+        if summary.get(key):
+            marks.append((summary[key], label))
     png = plot(
         state_dir / "closed-loop.png", traffic.samples, started, watch.scores, watch.workers, marks
     )
