@@ -63,6 +63,14 @@ def test_scale_up_on_latency_or_queue_and_stop_at_max() -> None:
     assert target == 3 and "max_workers=3" in reason
 
 
+def test_scale_up_on_request_rate_per_worker() -> None:
+    config = SCALE.model_copy(update={"rps_per_worker_high": 100.0})
+    assert target_workers([_w(10, rps=250)], 2, config)[0] == 3  # 125 per worker
+    assert target_workers([_w(10, rps=150)], 2, config)[0] == 2  # 75 per worker: in band
+    with pytest.raises(ValidationError, match="rps_per_worker_low=200.0 must be below"):
+        AutoscaleConfig(service="s", rps_per_worker_low=200, rps_per_worker_high=100)
+
+
 def test_hysteresis_no_change_inside_the_band_and_down_only_after_calm_windows() -> None:
     assert target_workers([_w(120), _w(120)], 2, SCALE)[0] == 2  # between 50 and 200
     assert target_workers([_w(120), _w(10)], 2, SCALE)[0] == 2  # one calm window only

@@ -33,6 +33,9 @@ class AutoscaleConfig(StrategyConfig):
     rps_per_worker_low: float = Field(
         default=20.0, ge=0, description="may scale down when each worker serves less"
     )
+    rps_per_worker_high: float | None = Field(
+        default=None, gt=0, description="scale up when each worker serves more"
+    )
     up_after: int = Field(default=1, ge=1, description="windows in a row over the threshold")
     down_after: int = Field(default=3, ge=1, description="calm windows in a row to scale down")
     step: int = Field(default=1, ge=1)
@@ -43,6 +46,13 @@ class AutoscaleConfig(StrategyConfig):
     def _bands(self) -> AutoscaleConfig:
         if self.min_workers > self.max_workers:
             raise ValueError(f"min_workers={self.min_workers} > max_workers={self.max_workers}")
+        if self.rps_per_worker_high is not None and self.rps_per_worker_low >= (
+            self.rps_per_worker_high
+        ):
+            raise ValueError(
+                f"rps_per_worker_low={self.rps_per_worker_low} must be below "
+                f"rps_per_worker_high={self.rps_per_worker_high}"
+            )
         if self.p95_low_ms >= self.p95_high_ms:
             raise ValueError(
                 f"p95_low_ms={self.p95_low_ms} must be below p95_high_ms={self.p95_high_ms} "
@@ -51,9 +61,14 @@ class AutoscaleConfig(StrategyConfig):
         return self
 
 
-def _hot(w: dict[str, Any], c: AutoscaleConfig) -> bool:
+def _hot(w: dict[str, Any], c: AutoscaleConfig, workers: int) -> bool:
     p95 = w.get("p95_ms")
-    return (p95 is not None and p95 > c.p95_high_ms) or w.get("queue_depth", 0) > c.queue_high
+    busy = c.rps_per_worker_high is not None and w.get("rps", 0.0) / max(workers, 1) > (
+        c.rps_per_worker_high
+    )
+    return (
+        (p95 is not None and p95 > c.p95_high_ms) or w.get("queue_depth", 0) > c.queue_high or busy
+    )
 
 
 def _calm(w: dict[str, Any], c: AutoscaleConfig, workers: int) -> bool:
@@ -75,12 +90,13 @@ def target_workers(
         return workers, "no complete window yet"
     last = rated[-1]
     up = rated[-config.up_after :]
-    if len(up) == config.up_after and all(_hot(w, config) for w in up):
+    if len(up) == config.up_after and all(_hot(w, config, workers) for w in up):
         target = min(config.max_workers, workers + config.step)
         if target > workers:
             return target, (
-                f"p95 {last.get('p95_ms') or 0:.0f} ms (> {config.p95_high_ms:g}) or queue "
-                f"{last['queue_depth']:g} (> {config.queue_high:g}) for {config.up_after} window(s)"
+                f"busy for {config.up_after} window(s): p95 {last.get('p95_ms') or 0:.0f} ms "
+                f"(high {config.p95_high_ms:g}), queue {last['queue_depth']:g} "
+                f"(high {config.queue_high:g}), {last['rps']:.0f} req/s on {workers} worker(s)"
             )
         return workers, f"hot but already at max_workers={config.max_workers}"
     down = rated[-config.down_after :]
