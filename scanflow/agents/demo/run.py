@@ -282,6 +282,10 @@ def run_demo(
                 agents.kill()
         service.stop()
     decisions = all_decisions(store, limit=1000)
+    summary = summarise(traffic.samples, drift_at, decisions, watch.workers)
+    for key, label in (("detected_at", "drift detected"), ("new_model_live_at", "new model live")):
+        if summary.get(key):
+            marks.append((summary[key], label))
     timeline = sorted(
         [
             Moment(started, "demo", "traffic begins", f"{phases.rate:g} req/s"),
@@ -290,10 +294,6 @@ def run_demo(
         ],
         key=lambda m: m.at,
     )
-    summary = summarise(traffic.samples, drift_at, decisions, watch.workers)
-    for key, label in (("detected_at", "drift detected"), ("new_model_live_at", "new model live")):
-        if summary.get(key):
-            marks.append((summary[key], label))
     png = plot(
         state_dir / "closed-loop.png", traffic.samples, started, watch.scores, watch.workers, marks
     )
