@@ -103,3 +103,22 @@ def test_corruption_moves_the_digits() -> None:
     out = corruption()(rows, rng)
     assert out.shape == rows.shape and out.min() >= 0 and out.max() <= 1
     assert np.abs(out - rows).mean() > 0.1
+
+
+def test_the_demo_never_deletes_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
+    import pytest
+
+    from scanflow.agents.demo.run import create_app
+    from scanflow.cli.project import examples_root
+    from scanflow.errors import ScanflowError
+
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ScanflowError, match="is not a previous demo; choose another folder"):
+        create_app(precious, examples_root())
+    assert (precious / "notes.txt").read_text() == "keep me"
+    app = create_app(tmp_path / "demo", examples_root())
+    (app / "leftover").write_text("x")
+    again = create_app(tmp_path / "demo", examples_root())  # a previous demo starts afresh
+    assert not (again / "leftover").exists() and (again / "holdout.npz").is_file()

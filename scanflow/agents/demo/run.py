@@ -79,8 +79,13 @@ def create_app(directory: Path, example_root: Path) -> Path:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if directory.exists():
-        shutil.rmtree(directory)
+    if directory.exists() and any(directory.iterdir()):
+        spec = directory / "scanflow.yaml"
+        if not spec.is_file() or "name: closed-loop" not in spec.read_text():
+            raise ScanflowError(
+                f"{directory} exists and is not a previous demo; choose another folder with --dir"
+            )
+        shutil.rmtree(directory)  # a previous demo: start afresh
     shutil.copytree(
         example_root / "closed-loop",
         directory,
