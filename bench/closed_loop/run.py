@@ -22,7 +22,7 @@ GOALS = {"detection_delay_s": 30.0, "time_to_new_model_live_s": 120.0, "failed_r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/closed_loop.json"))
     args = parser.parse_args()
     results = []
     for index in range(args.runs):
@@ -42,6 +42,7 @@ def main() -> None:
             "runs": len(values),
             "goal": goal,
         }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": results, "table": table}, indent=2, default=str))
     for key, row in table.items():
         print(f"{key}: median {row['median']} (min {row['min']}, max {row['max']}, "
