@@ -75,6 +75,13 @@ class Resources(_Model):
     memory: str | None = None
     gpu: int = Field(default=0, ge=0)
 
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_quantity(cls, value: str | float | None) -> str | float | None:
+        if isinstance(value, str) and not re.match(r"^\d+(\.\d+)?m?$", value):
+            raise ValueError(f"{value!r} is not a CPU quantity (e.g. 2, 0.5 or '500m')")
+        return value
+
 
 def _function_reference(value: Any) -> Any:
     if not callable(value):
