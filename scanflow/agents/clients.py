@@ -140,18 +140,21 @@ class JsonlFeed:
 
     def read_new(self, cursor: Any = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
         """Records after ``cursor`` (all when None), sorted by ``ts``, and the new cursor."""
-        offsets: dict[str, int] = dict(cursor or {})
+        seen: dict[str, int] = dict(cursor or {})
+        offsets: dict[str, int] = {}  # files deleted since (rotated away) drop out
         records: list[dict[str, Any]] = []
         if not self.directory.is_dir():
-            return records, offsets
+            return records, seen
         for path in sorted(self.directory.glob("*.jsonl*")):
             key = path.name.removesuffix(".jsonl").removesuffix(".open")
-            start = offsets.get(key, 0)
+            start = seen.get(key, 0)
             try:
                 with path.open("rb") as handle:
                     handle.seek(start)
                     data = handle.read()
             except FileNotFoundError:
+                if key in seen:
+                    offsets[key] = seen[key]  # renamed while we looked: keep its offset
                 continue
             end = data.rfind(b"\n") + 1
             for line in data[:end].splitlines():

@@ -178,3 +178,19 @@ def test_decisions_are_mirrored_to_mlflow_and_listed(
     assert main(["--app", str(app_dir), "agents", "status", "-o", "json"]) == 0
     (status,) = json.loads(capsys.readouterr().out)
     assert status["agent"] == "auditor" and status["dead_letters"] == []
+
+
+def test_jsonl_feed_reads_only_new_lines_across_renames_and_deletions(tmp_path: Path) -> None:
+    feed = JsonlFeed(tmp_path)
+    (tmp_path / "1-9-1.open.jsonl").write_text('{"ts": 1}\n{"ts": 2}\n{"ts": 3')  # torn line
+    records, cursor = feed.read_new(None)
+    assert [r["ts"] for r in records] == [1, 2] and cursor == {"1-9-1": 20}
+    with (tmp_path / "1-9-1.open.jsonl").open("a") as out:
+        out.write("}\n")
+    (tmp_path / "1-9-1.open.jsonl").rename(tmp_path / "1-9-1.jsonl")  # sealed by its writer
+    records, cursor = feed.read_new(cursor)
+    assert [r["ts"] for r in records] == [3]
+    (tmp_path / "1-9-1.jsonl").unlink()  # rotated away
+    (tmp_path / "2-9-2.open.jsonl").write_text('{"ts": 4}\n')
+    records, cursor = feed.read_new(cursor)
+    assert [r["ts"] for r in records] == [4] and list(cursor) == ["2-9-2"]
