@@ -100,6 +100,9 @@ def test_k_of_n_confirmation() -> None:
     assert confirm([_win(True), _win(True), _win(False)], 2, 3) is None  # latest must drift
     # windows against an older reference do not count
     assert confirm([_win(True, "r0"), _win(True, "r0"), _win(True, "r1")], 2, 3) is None
+    # a window whose test fires on a feature or two does not count with min_score
+    weak = [{**_win(True), "score": 0.02}, {**_win(True), "score": 0.03}]
+    assert confirm(weak, 2, 3) is not None and confirm(weak, 2, 3, min_score=0.1) is None
     with pytest.raises(ValidationError, match="k=4 drifted windows cannot be more"):
         DriftRetrainConfig(service="s", model="m", k=4, n=3)
 

@@ -47,6 +47,9 @@ class DriftRetrainConfig(StrategyConfig):
     reference_rows: int = Field(default=500, ge=10)
     k: int = Field(default=2, ge=1, description="drifted windows among the last n")
     n: int = Field(default=3, ge=1)
+    min_score: float = Field(
+        default=0.1, ge=0, le=1, description="share of features a drifted window needs"
+    )
     detector: str | None = Field(default=None, description="'module:function' drift test")
     min_labelled: int = Field(default=300, ge=10, description="recent labelled rows to retrain")
     label_wait: float = Field(default=120.0, ge=0, description="seconds to wait for labels")
@@ -75,24 +78,31 @@ def recent_windows(facts: Facts, sensor: str = "traffic") -> list[dict[str, Any]
     return [w for reading in facts.history.get(sensor, []) for w in reading.get("windows", [])]
 
 
-def confirm(windows: list[dict[str, Any]], k: int, n: int) -> dict[str, Any] | None:
+def drifted(window: dict[str, Any], min_score: float = 0.0) -> bool:
+    """Whether a window counts as drifted: the test says so and its score is high enough."""
+    return bool(window.get("drift")) and float(window.get("score") or 0.0) >= min_score
+
+
+def confirm(
+    windows: list[dict[str, Any]], k: int, n: int, min_score: float = 0.0
+) -> dict[str, Any] | None:
     """Evidence of confirmed drift when ``k`` of the last ``n`` windows (against the latest
-    reference) drifted, else None."""
+    reference) drifted with a score of at least ``min_score``, else None."""
     if not windows:
         return None
     current = [w for w in windows if w["reference"] == windows[-1]["reference"]][-n:]
-    drifted = [w for w in current if w.get("drift")]
-    if len(current) < k or len(drifted) < k or not current[-1].get("drift"):
+    drifted_windows = [w for w in current if drifted(w, min_score)]
+    if len(current) < k or len(drifted_windows) < k or not drifted(current[-1], min_score):
         return None
     return {
-        "drifted_windows": len(drifted),
+        "drifted_windows": len(drifted_windows),
         "windows": len(current),
         "k": k,
         "n": n,
         "score": current[-1].get("score"),
         "scores": [w.get("score") for w in current],
         "p_min": current[-1].get("p_min"),
-        "onset": drifted[0].get("start"),
+        "onset": drifted_windows[0].get("start"),
         "reference": current[-1]["reference"],
         "version": current[-1].get("version"),
     }
@@ -196,7 +206,7 @@ class DriftRetrain(Strategy):
             reading = facts.get("traffic") or {}
             if not facts.is_new("traffic") or not reading.get("windows"):
                 return None
-            evidence = confirm(recent_windows(facts), config.k, config.n)
+            evidence = confirm(recent_windows(facts), config.k, config.n, config.min_score)
             if evidence is None:
                 return None
             for past in facts.decisions:
