@@ -195,10 +195,14 @@ class Batching(_Model):
 
 
 class PredictionLogging(_Model):
-    """Which predictions a service appends to its prediction log."""
+    """Which predictions a service appends to its prediction log, and the log's limits."""
 
     enabled: bool = True
     sample_rate: float = Field(default=1.0, ge=0, le=1)
+    flush_interval_ms: float = Field(default=200.0, gt=0)  # at most this much is lost on a crash
+    segment_mb: float = Field(default=16.0, gt=0)
+    max_mb: float = Field(default=512.0, gt=0)  # oldest sealed segments are deleted past this
+    queue_size: int = Field(default=20_000, ge=1)  # records waiting to be written; more are dropped
 
 
 class Service(_Model):
@@ -214,6 +218,10 @@ class Service(_Model):
     log_predictions: PredictionLogging = Field(default_factory=PredictionLogging)
     port: int | None = Field(default=None, ge=1, le=65535)
     resources: Resources = Field(default_factory=Resources)
+    max_request_mb: float = Field(default=16.0, gt=0)  # larger bodies get 413
+    poll_interval: float = Field(default=2.0, gt=0)  # seconds between registry alias checks
+    allow_non_finite: bool = False  # accept NaN/inf in float inputs
+    fast_path: bool = True  # call scikit-learn models directly on numpy (else mlflow.pyfunc)
 
 
 def _yaml_on_keys(value: Any) -> Any:
@@ -243,12 +251,35 @@ class Agent(_Model):
 
 
 class Tracker(_Model):
-    """Where runs, models and artifacts are tracked; the embedded SQLite store when absent."""
+    """Where runs, models and artifacts are tracked; the embedded SQLite store when absent.
+
+    ``uri`` names an existing tracking server or store; ``managed=True`` means the stack
+    started by ``scanflow tracker up`` (MLflow server, PostgreSQL, S3) in the app folder.
+    A managed stack keeps artifacts in its own S3 store unless ``s3_endpoint`` names an
+    external one (its keys then come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``).
+    """
 
     name: Name = "default"
     uri: str | None = None
     managed: bool = False
     port: int | None = Field(default=None, ge=1, le=65535)
+    s3_endpoint: str | None = None
+    s3_bucket: str = Field(default="mlflow", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    workers: int = Field(default=1, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _uri_or_managed(self) -> Tracker:
+        if self.uri and self.managed:
+            raise ValueError(
+                f"tracker {self.name!r} has both 'uri' and 'managed: true'; keep 'uri' to use "
+                "an existing server, or 'managed: true' for the stack of 'scanflow tracker up'"
+            )
+        if self.s3_endpoint and not self.managed:
+            raise ValueError(
+                f"tracker {self.name!r}: 's3_endpoint' applies only to a managed tracker "
+                "('managed: true')"
+            )
+        return self
 
 
 class Application(_Model):
@@ -260,6 +291,27 @@ class Application(_Model):
     services: list[Service] = Field(default_factory=list)
     agents: list[Agent] = Field(default_factory=list)
     tracker: Tracker | None = None
+    trackers: list[Tracker] = Field(default_factory=list)
+
+    @field_validator("trackers")
+    @classmethod
+    def _other_trackers_have_uris(cls, value: list[Tracker]) -> list[Tracker]:
+        seen: set[str] = set()
+        for tracker in value:
+            if not tracker.uri:
+                raise ValueError(
+                    f"tracker {tracker.name!r} in 'trackers' needs a 'uri' (e.g. "
+                    "'http://central:5000'); only the app's own 'tracker' can be managed"
+                )
+            if tracker.name in seen:
+                raise ValueError(f"duplicate tracker name {tracker.name!r}; names must be unique")
+            seen.add(tracker.name)
+        return value
+
+    def find_tracker(self, name: str) -> Tracker | None:
+        """The tracker called ``name``: the app's own or one of ``trackers``."""
+        own = [self.tracker] if self.tracker is not None else []
+        return next((t for t in own + self.trackers if t.name == name), None)
 
     def workflow(self, name: str) -> Workflow:
         """The workflow called ``name``."""

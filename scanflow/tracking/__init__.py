@@ -8,6 +8,7 @@ Step code logs with no setup::
 
 from scanflow.tracking.step import (
     current_run_id,
+    flush,
     log_artifact,
     log_metric,
     log_metrics,
@@ -20,6 +21,7 @@ from scanflow.tracking.step import (
 
 __all__ = [
     "current_run_id",
+    "flush",
     "log_artifact",
     "log_metric",
     "log_metrics",

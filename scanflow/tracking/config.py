@@ -21,9 +21,34 @@ def embedded_artifact_root(base_dir: str | Path) -> str:
 
 
 def tracking_uri(app: Application | None, base_dir: str | Path) -> str:
-    """The tracking URI for ``app``: ``$SCANFLOW_TRACKING_URI``, the spec's tracker, or embedded."""
+    """The tracking URI for ``app``: ``$SCANFLOW_TRACKING_URI``, the spec's tracker, or embedded.
+
+    A ``managed`` tracker resolves to the stack that ``scanflow tracker up`` started in
+    ``base_dir`` (the URI stays the same across restarts).
+    """
     if os.environ.get(ENV_TRACKING_URI):
         return os.environ[ENV_TRACKING_URI]
-    if app is not None and app.tracker is not None and app.tracker.uri:
-        return app.tracker.uri
+    if app is not None and app.tracker is not None:
+        if app.tracker.uri:
+            return app.tracker.uri
+        if app.tracker.managed:
+            return managed_tracking_uri(app, base_dir)
     return embedded_tracking_uri(base_dir)
+
+
+def managed_tracking_uri(app: Application, base_dir: str | Path) -> str:
+    """The URI of the app's managed stack; a clear error when it was never started."""
+    from scanflow.tracking.stack.state import recorded_uri
+
+    uri = recorded_uri(Path(base_dir).resolve() / ".scanflow")
+    if uri:
+        return uri
+    if app.tracker is not None and app.tracker.port:
+        return f"http://127.0.0.1:{app.tracker.port}"
+    from scanflow.errors import TrackingError
+
+    raise TrackingError(
+        f"application {app.name!r} declares a managed tracker that was never started in "
+        f"{Path(base_dir).resolve()}; start it with 'scanflow tracker up' (or remove "
+        "'tracker' from scanflow.yaml to use the embedded store)"
+    )

@@ -34,41 +34,55 @@ def current_run_id() -> str:
     return run.info.run_id
 
 
+def _batcher() -> Any:
+    if "batcher" not in _state:
+        from scanflow.tracking.batching import BatchingLogger
+
+        _state["batcher"] = BatchingLogger()
+    return _state["batcher"]
+
+
 def log_metric(key: str, value: float, step: int | None = None) -> None:
-    """Log one metric value to the step's run."""
-    _client().log_metric(current_run_id(), key, float(value), step=step)
+    """Log one metric value to the step's run (queued, sent in batches; see :func:`flush`)."""
+    _batcher().log_metric(current_run_id(), key, value, step)
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    """Log several metrics in one request."""
-    import time
-
-    from mlflow.entities import Metric
-
-    stamp = int(time.time() * 1000)
-    batch = [Metric(k, float(v), stamp, step or 0) for k, v in metrics.items()]
-    _client().log_batch(current_run_id(), metrics=batch)
+    """Log several metrics at once (same step and timestamp)."""
+    _batcher().log_metrics(current_run_id(), metrics, step)
 
 
 def log_param(key: str, value: Any) -> None:
     """Log one parameter to the step's run."""
-    _client().log_param(current_run_id(), key, value)
+    _batcher().log_param(current_run_id(), key, value)
 
 
 def log_params(params: dict[str, Any]) -> None:
-    """Log several parameters in one request."""
-    from mlflow.entities import Param
-
-    _client().log_batch(current_run_id(), params=[Param(k, str(v)) for k, v in params.items()])
+    """Log several parameters."""
+    run_id = current_run_id()
+    for key, value in params.items():
+        _batcher().log_param(run_id, key, value)
 
 
 def set_tag(key: str, value: Any) -> None:
     """Set a tag on the step's run."""
-    _client().set_tag(current_run_id(), key, value)
+    _batcher().set_tag(current_run_id(), key, value)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Send every metric, parameter and tag logged so far.
+
+    Logging calls return at once and are sent in batches by a background thread; this
+    happens anyway at exit (also after an exception, and on SIGTERM). Raises
+    :class:`~scanflow.errors.TrackingError` when some of them could not be logged.
+    """
+    if "batcher" in _state:
+        _state["batcher"].flush(timeout)
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     """Upload a file or folder as an artifact of the step's run."""
+    flush()
     path = Path(path)
     if path.is_dir():
         _client().log_artifacts(current_run_id(), str(path), artifact_path)
@@ -85,6 +99,7 @@ def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwar
 
     import mlflow
 
+    flush()
     flavor = flavor or _guess_flavor(model)
     module = importlib.import_module(f"mlflow.{flavor}")
     with mlflow.start_run(run_id=current_run_id(), nested=True):
@@ -98,6 +113,7 @@ def register_model(name: str, model_uri: str | None = None, alias: str | None = 
     at it; returns the version number."""
     import mlflow
 
+    flush()
     uri = model_uri or _state.get("last_model_uri")
     if uri is None:
         from scanflow.errors import TrackingError
