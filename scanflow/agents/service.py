@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 def toolkit_for(project: Project) -> Toolkit:
     """The local toolkit of ``project``: its engine, registry, services and feeds."""
+    from scanflow.serving.predictions import log_dir as prediction_log_dir
     from scanflow.tracking.config import tracking_uri
 
     uri = tracking_uri(project.app, project.base_dir)
@@ -55,7 +56,7 @@ def toolkit_for(project: Project) -> Toolkit:
         registry=MlflowRegistry(uri),
         factories={
             "service": service,
-            "predictions": lambda name: JsonlFeed(project.state_dir / "predictions" / name),
+            "predictions": lambda name: JsonlFeed(prediction_log_dir(project.state_dir, name)),
             "labels": lambda name: JsonlFeed(project.state_dir / "labels" / name),
         },
         extras={"project": project, "tracking_uri": uri, "state_dir": project.state_dir},
