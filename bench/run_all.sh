@@ -12,3 +12,4 @@ $PY bench/report_steps.py
 bash bench/monitoring/setup_peers.sh
 bench/.venv-drift/bin/python bench/monitoring/drift.py
 $PY bench/k8s_sim.py --repeat 5
+$PY bench/closed_loop/run.py --runs 3

@@ -18,7 +18,7 @@ def test_demo_registers_the_best_digits_model(tmp_path: Path) -> None:
     from scanflow.tracking.config import embedded_tracking_uri
 
     app = tmp_path / "demo"
-    code, out, err = cli("demo", "--dir", str(app))
+    code, out, err = cli("demo", "--workflow-only", "--dir", str(app))
     assert code == 0, out + err
     store = Store.for_state_dir(app / ".scanflow")
     [run] = store.list_runs()

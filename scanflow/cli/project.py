@@ -1,4 +1,4 @@
-"""Commands about the application itself: ``init``, ``validate``, ``demo``."""
+"""Commands about the application itself: ``init``, ``validate``, ``demo`` (the closed loop)."""
 
 from __future__ import annotations
 
@@ -87,19 +87,47 @@ def register(app: typer.Typer) -> None:
         directory: Path = typer.Option(
             Path("demo-app"), "--dir", help="Folder for the demo application (created)."
         ),
+        workflow_only: bool = typer.Option(
+            False,
+            "--workflow-only",
+            help="Only the digits workflow: load data, train two models, register the best.",
+        ),
     ) -> None:
-        """Run the digits example end to end: load data, train two models, register the best."""
-        from scanflow.cli.runs import run_workflow
-        from scanflow.spec import load_project
+        """The closed loop end to end: train and serve the digits model, stream traffic,
+        inject drift, and watch the agents retrain, gate, promote, hot-swap and scale."""
+        import importlib.util
 
-        if not (directory / "scanflow.yaml").exists():
-            create_project(directory, "digits")
-        console.print(f"demo application in [bold]{directory}[/]")
-        code = run_workflow(load_project(directory), "train", {}, None, True)
-        if code == 0:
-            uri = load_project(directory).state_dir / "mlflow.db"
-            console.print(
-                f"model [bold]digits@champion[/] registered; browse the runs with "
-                f"[bold]mlflow ui --backend-store-uri sqlite:///{uri.resolve()}[/]"
-            )
-        raise typer.Exit(code)
+        if not workflow_only and importlib.util.find_spec("scanflow.serving") is None:
+            console.print("[yellow]this installation has no serving layer: running the "
+                          "workflow part of the demo only[/]")
+            workflow_only = True
+        if workflow_only:
+            raise typer.Exit(_workflow_demo(directory))
+        from scanflow.agents.demo.run import run_demo
+        from scanflow.cli.agents import show_demo
+
+        result = run_demo(directory, examples_root(), console.print)
+        show_demo(result)
+        summary = result.summary
+        ok = summary["failed_requests"] == 0 and str(summary["retrain_outcome"]).startswith(
+            "succeeded"
+        )
+        raise typer.Exit(0 if ok else 1)
+
+
+def _workflow_demo(directory: Path) -> int:
+    """The digits example: load data, train two models, register the best; the exit code."""
+    from scanflow.cli.runs import run_workflow
+    from scanflow.spec import load_project
+
+    if not (directory / "scanflow.yaml").exists():
+        create_project(directory, "digits")
+    console.print(f"demo application in [bold]{directory}[/]")
+    code = run_workflow(load_project(directory), "train", {}, None, True)
+    if code == 0:
+        uri = load_project(directory).state_dir / "mlflow.db"
+        console.print(
+            f"model [bold]digits@champion[/] registered; browse the runs with "
+            f"[bold]mlflow ui --backend-store-uri sqlite:///{uri.resolve()}[/]"
+        )
+    return code

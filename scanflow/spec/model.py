@@ -224,6 +224,16 @@ class Service(_Model):
     fast_path: bool = True  # call scikit-learn models directly on numpy (else mlflow.pyfunc)
 
 
+def _yaml_on_keys(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted key ``on`` as ``true``: give triggers their ``on`` back."""
+    if not isinstance(value, list):
+        return value
+    return [
+        {("on" if k is True else k): v for k, v in item.items()} if isinstance(item, dict) else item
+        for item in value
+    ]
+
+
 class Agent(_Model):
     """A supervising agent of the MAPE loop (runtime in :mod:`scanflow.agents`)."""
 
@@ -233,6 +243,10 @@ class Agent(_Model):
     sensors: list[str] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
     actuators: list[str] = Field(default_factory=list)
+    triggers: Annotated[list[str | dict[str, Any]], BeforeValidator(_yaml_on_keys)] = Field(
+        default_factory=list
+    )
+    port: int | None = Field(default=None, ge=0, le=65535)
     config: dict[str, Any] = Field(default_factory=dict)
 
 

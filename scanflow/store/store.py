@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from scanflow.errors import StoreError
+from scanflow.store import agent_models  # noqa: F401 - registers the agents' tables
 from scanflow.store.models import AttemptRecord, Base, CacheEntry, RunRecord, StepRecord
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped", "cached"})
@@ -63,6 +64,10 @@ class Store:
         with self._lock, Session(self._engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    def session(self) -> AbstractContextManager[Session]:
+        """One transaction (for layers that keep their own tables in this store)."""
+        return self._session()
 
     # -- runs -----------------------------------------------------------------------
     def add_run(self, run: RunRecord, steps: list[StepRecord]) -> None:

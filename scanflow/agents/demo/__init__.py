@@ -1,0 +1,1 @@
+"""The closed-loop demo: train, serve, stream traffic, drift, retrain, promote, scale."""

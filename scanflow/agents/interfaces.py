@@ -1,0 +1,61 @@
+"""The interfaces agents act through; implementations live in :mod:`scanflow.agents.clients`.
+
+Agents never reach a service, a registry or a log directly: they use these, so the same
+strategies run on the local engine, on Kubernetes, and in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+EngineFactory = Callable[[Callable[[Any], None] | None], Any]
+"""Makes an :class:`~scanflow.engines.base.Engine` whose step events go to the callback."""
+
+
+@runtime_checkable
+class ServiceControl(Protocol):
+    """One online service as agents see it."""
+
+    def status(self) -> dict[str, Any]:
+        """At least ``ready`` (bool), ``workers`` (int) and ``model_version`` (str or None)."""
+        ...
+
+    def metrics(self) -> dict[str, float]:
+        """Cumulative counters and gauges: ``requests``, ``errors``, ``queue_depth``, and
+        ``latency_buckets`` (upper bound -> cumulative count) for percentiles."""
+        ...
+
+    def scale(self, workers: int) -> dict[str, Any]:
+        """Change the number of workers live; returns the new status."""
+        ...
+
+    def refresh(self) -> dict[str, Any]:
+        """Look at the registry alias now (hot-swap without waiting for the next poll)."""
+        ...
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """Registered model versions and their aliases."""
+
+    def alias_version(self, model: str, alias: str) -> str | None:
+        """The version ``model@alias`` points at (None when unset)."""
+        ...
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        """Point ``model@alias`` at ``version``."""
+        ...
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """Every version of ``model``: ``version``, ``run_id``, ``source``, ``created_at``."""
+        ...
+
+
+@runtime_checkable
+class RecordSource(Protocol):
+    """An append-only feed of records (prediction log, labels) read with a cursor."""
+
+    def read_new(self, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
+        """Records written after ``cursor`` (all when None) and the cursor after them."""
+        ...

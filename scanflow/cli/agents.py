@@ -1,0 +1,198 @@
+"""Commands about agents: ``agents up``, ``agents status``, ``agents check``, ``decisions``."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import typer
+
+from scanflow.cli import context
+from scanflow.cli.output import OutputFormat, console, print_json
+
+
+def _when(stamp: float | None) -> str:
+    return datetime.fromtimestamp(stamp).strftime("%H:%M:%S") if stamp else "-"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``agents`` group and ``decisions``."""
+    group = typer.Typer(
+        help="Run and inspect the agents that supervise the application.", no_args_is_help=True
+    )
+    app.add_typer(group, name="agents")
+
+    @group.command("up")
+    def up(
+        ctx: typer.Context,
+        names: list[str] = typer.Argument(None, help="Agents to run (default: all)."),
+        port: int | None = typer.Option(
+            None, help="Port of the agent's HTTP API (one agent only; default: declared or free)."
+        ),
+        no_audit: bool = typer.Option(
+            False, "--no-audit", help="Do not mirror decisions to MLflow."
+        ),
+    ) -> None:
+        """Run agents in this process until Ctrl-C (state in .scanflow, resumes on restart)."""
+        import asyncio
+
+        from scanflow.agents.config import load_agents
+        from scanflow.agents.service import run_agents
+
+        proj = context.project(ctx)
+        setups = load_agents(proj, names or None)
+        if not setups:
+            console.print("no agents declared in scanflow.yaml")
+            raise typer.Exit(0)
+        console.print(f"running agent(s) {', '.join(s.name for s in setups)}; Ctrl-C stops")
+        asyncio.run(run_agents(proj, setups, port=port, audit=not no_audit))
+
+    @group.command("check")
+    def check(ctx: typer.Context) -> None:
+        """Validate the agents: strategies, configuration, references and triggers."""
+        from scanflow.agents.config import load_agents
+
+        setups = load_agents(context.project(ctx))
+        for setup in setups:
+            what = setup.strategy or f"{len(setup.registry.rules)} rule(s)"
+            console.print(f"[green]valid[/]: agent [bold]{setup.name}[/] ({setup.role}, {what})")
+
+    @group.command("status")
+    def status(
+        ctx: typer.Context,
+        output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+    ) -> None:
+        """Agents that ran here: address, liveness, open plans, dead letters, errors."""
+        from rich.table import Table
+
+        from scanflow.agents.state import AgentState, endpoints
+
+        store = context.store(ctx)
+        rows = []
+        for ep in endpoints(store):
+            state = AgentState(store, ep.agent)
+            alive = time.time() - ep.heartbeat_at < 15
+            rows.append(
+                {
+                    "agent": ep.agent,
+                    "url": ep.url,
+                    "pid": ep.pid,
+                    "alive": alive,
+                    "heartbeat_at": ep.heartbeat_at,
+                    "open_decisions": len(state.open_decisions()),
+                    "dead_letters": [
+                        {
+                            "id": r.id,
+                            "receiver": r.receiver,
+                            "intent": r.body.get("intent"),
+                            "attempts": r.attempts,
+                            "error": r.last_error,
+                        }
+                        for r in state.outbox("dead")
+                    ],
+                    "errors": [
+                        {"kind": e.kind, "at": e.at, **e.detail}
+                        for e in state.events(limit=50)
+                        if e.kind.endswith(("_error", "_timeout"))
+                    ][:5],
+                }
+            )
+        if output is OutputFormat.json:
+            print_json(rows)
+            return
+        if not rows:
+            console.print(
+                "no agent has run in this application yet; start them with "
+                "[bold]scanflow agents up[/]"
+            )
+            return
+        table = Table("agent", "url", "pid", "alive", "open plans", "dead letters", "last error")
+        for r in rows:
+            err = r["errors"][0] if r["errors"] else None
+            table.add_row(
+                r["agent"],
+                r["url"] or "-",
+                str(r["pid"]),
+                "[green]yes[/]" if r["alive"] else "[red]no[/]",
+                str(r["open_decisions"]),
+                str(len(r["dead_letters"])),
+                f"{err['kind']}: {err.get('error', '')}" if err else "-",
+            )
+        console.print(table)
+
+    @app.command()
+    def decisions(
+        ctx: typer.Context,
+        agent: str | None = typer.Option(None, help="Only this agent's decisions."),
+        limit: int = typer.Option(50, help="How many (newest)."),
+        output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+    ) -> None:
+        """The agents' decisions as a timeline: when, who, why, what, outcome."""
+        from rich.table import Table
+
+        from scanflow.agents.runtime import decision_view
+        from scanflow.agents.state import all_decisions
+
+        rows = all_decisions(context.store(ctx), agent, limit=limit)
+        if output is OutputFormat.json:
+            print_json(
+                [
+                    {
+                        **decision_view(r),
+                        "agent": r.agent,
+                        "steps": r.steps,
+                        "mlflow_run_id": r.mlflow_run_id,
+                    }
+                    for r in rows
+                ]
+            )
+            return
+        if not rows:
+            console.print("no decisions yet")
+            return
+        table = Table("time", "agent", "decision", "reason", "status", "outcome")
+        colour = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
+        for r in rows:
+            c = colour.get(r.status, "cyan")
+            table.add_row(
+                _when(r.created_at),
+                r.agent,
+                r.action,
+                r.reason,
+                f"[{c}]{r.status}[/]",
+                r.outcome or "-",
+            )
+        console.print(table)
+
+
+def show_demo(result) -> None:  # noqa: ANN001 - DemoResult, imported lazily
+    """Print the closed-loop demo's timeline and summary."""
+    from rich.table import Table
+
+    timeline = Table("t (s)", "who", "event", "evidence", title="timeline")
+    for moment in result.timeline:
+        timeline.add_row(f"{moment.at - result.started_at:6.1f}", moment.source, moment.event,
+                         moment.evidence)
+    console.print(timeline)
+    s = result.summary
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} s"
+
+    def acc(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    summary = Table("measure", "value", "goal", title="summary")
+    summary.add_row("drift onset -> detected", secs(s["detection_delay_s"]), "< 30 s")
+    summary.add_row("detected -> new model serving", secs(s["time_to_new_model_live_s"]),
+                    "< 120 s")
+    summary.add_row("failed requests", f"{s['failed_requests']} of {s['requests']}", "0")
+    summary.add_row("accuracy before drift", acc(s["accuracy_before_drift"]), "")
+    summary.add_row("accuracy on drifted data, old model", acc(s["accuracy_drifted_old_model"]),
+                    "")
+    summary.add_row("accuracy on drifted data, new model", acc(s["accuracy_drifted_new_model"]),
+                    "")
+    summary.add_row("workers (max) / scale decisions",
+                    f"{s['max_workers']} / {s['scale_decisions']}", "")
+    console.print(summary)
+    console.print(f"plot: [bold]{result.plot}[/]  report: {result.report}")

@@ -1,0 +1,32 @@
+"""The closed-loop demo end to end (shortened phases): real training runs, a real service
+with hot-swap and live scaling, the agents in their own process, real traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_closed_loop(tmp_path: Path) -> None:
+    pytest.importorskip("scanflow.serving")
+    from scanflow.agents.demo.run import Phases, run_demo
+    from scanflow.cli.project import examples_root
+
+    lines: list[str] = []
+    phases = Phases(clean=10, after_swap=5, load=25, calm=30, max_wait_promotion=240)
+    result = run_demo(tmp_path / "app", examples_root(), lines.append, phases)
+    s = result.summary
+    assert s["failed_requests"] == 0 and s["requests"] > 1000
+    assert s["retrain_outcome"].startswith("succeeded")
+    assert s["detection_delay_s"] is not None and s["detection_delay_s"] < 60
+    assert s["time_to_new_model_live_s"] is not None
+    assert s["accuracy_before_drift"] > 0.9
+    assert s["accuracy_drifted_new_model"] > s["accuracy_drifted_old_model"] + 0.1
+    assert result.plot.read_bytes()[:4] == b"\x89PNG"
+    events = [m.event for m in result.timeline]
+    assert "drift injected" in events and "new model live" in events
+    assert any(e.startswith("decides retrain") for e in events)
+    assert any(line.startswith("[6/6]") for line in lines)

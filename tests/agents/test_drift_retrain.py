@@ -1,0 +1,243 @@
+"""DriftRetrain's actions against a real MLflow registry and real workflow runs on the
+local engine: a better model is promoted and served; a failed run, a worse model and a
+model the service cannot load all leave the champion where it was, each decision recorded.
+
+The online service is ``StandInService`` (see conftest): a stand-in for the serving layer
+that follows the registry alias the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from scanflow.agents.clients import JsonlFeed, MlflowRegistry, MlflowScorer
+from scanflow.agents.plans import decide
+from scanflow.agents.runtime import AgentRuntime, AgentSetup
+from scanflow.agents.state import AgentState
+from scanflow.agents.strategies.drift_retrain import DriftRetrain, DriftRetrainConfig
+from scanflow.agents.toolkit import Toolkit
+from scanflow.spec import load_project
+from scanflow.store import Store
+
+from .conftest import StandInService, run
+
+pytestmark = pytest.mark.slow
+
+STEPS = """
+import shutil
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.ensemble import RandomForestClassifier
+
+from scanflow import tracking
+
+
+def train(mode="good", recent_data="", alias="champion", model_name="digits"):
+    if mode == "fail":
+        raise RuntimeError("the training data is unreadable")
+    X, y = load_digits(return_X_y=True)
+    X = X[:600] / 16.0
+    y = y[:600]
+    if recent_data:
+        recent = np.load(recent_data)
+        X, y = np.vstack([X, recent["X"]]), np.concatenate([y, recent["y"]])
+    if mode == "bad":
+        y = np.random.default_rng(0).permutation(y)
+    model = RandomForestClassifier(n_estimators=30, random_state=0, n_jobs=1).fit(X, y)
+    uri = tracking.log_model(model, name="model", input_example=X[:2],
+                             skops_trusted_types=["sklearn.tree._tree.Tree"])
+    version = tracking.register_model(model_name, alias=alias)
+    if mode == "broken":
+        import mlflow
+        path = mlflow.artifacts.download_artifacts(uri)  # local store: the stored files
+        shutil.rmtree(path)
+    return version
+"""
+
+APP = """
+name: retrainapp
+workflows:
+- name: train
+  parameters: {mode: good, recent_data: "", alias: champion}
+  executors:
+  - name: train
+    function: steps:train
+"""
+
+
+def _corrupt(X: np.ndarray) -> np.ndarray:
+    """Digits seen upside down and brighter: a drift the champion has not seen."""
+    flipped = X.reshape(-1, 8, 8)[:, ::-1, :].reshape(-1, 64)
+    return np.clip(flipped * 1.5, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    """The app with champion v1 trained on clean digits, and drifted traffic with labels."""
+    from sklearn.datasets import load_digits
+
+    from scanflow.engines.local import LocalEngine
+    from scanflow.tracking.config import tracking_uri
+
+    root = tmp_path_factory.mktemp("retrain") / "app"
+    root.mkdir()
+    (root / "scanflow.yaml").write_text(APP)
+    (root / "steps.py").write_text(STEPS)
+    project = load_project(root)
+    assert LocalEngine(project).run_workflow("train").status == "succeeded"
+    uri = tracking_uri(project.app, project.base_dir)
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    drifted = _corrupt(X[600:1400])
+    log, labels = JsonlFeed(root / "log"), JsonlFeed(root / "labels")
+    log.append(
+        [
+            {
+                "id": f"q{i}",
+                "ts": 1000.0 + i,
+                "model_version": "1",
+                "inputs": [row.tolist()],
+                "outputs": [0],
+            }
+            for i, row in enumerate(drifted)
+        ]
+    )
+    labels.append([{"id": f"q{i}", "label": int(t)} for i, t in enumerate(y[600:1400])])
+    np.savez(root / "holdout.npz", X_holdout=X[1400:], y_holdout=y[1400:])
+    return project, uri, log, labels
+
+
+def _runtime(world, store: Store, **options: Any) -> tuple[AgentRuntime, StandInService]:
+    from scanflow.agents.service import toolkit_for
+
+    project, uri, log, labels = world
+    config = DriftRetrainConfig(
+        service="digits",
+        model="digits",
+        min_labelled=300,
+        label_wait=0,
+        holdout_path=str(project.base_dir / "holdout.npz"),
+        swap_timeout=20,
+        **options,
+    )
+    strategy = DriftRetrain(config)
+    service = StandInService(uri, "digits", "champion")
+    service.refresh()
+    base = toolkit_for(project)
+    toolkit = Toolkit(
+        app="retrainapp",
+        engine=base.engine,
+        registry=MlflowRegistry(uri),
+        services={"digits": service},
+        predictions={"digits": log},
+        labels={"digits": labels},
+        extras={**base.extras, "scorer": MlflowScorer(uri)},
+    )
+    setup = AgentSetup(
+        "retrainer",
+        strategy.declare(),
+        guardrails=strategy.guardrails(),
+        config=config.model_dump(),
+        app="retrainapp",
+        strategy="drift-retrain",
+    )
+    return AgentRuntime(setup, store, toolkit), service
+
+
+def _retrain_once(runtime: AgentRuntime) -> Any:
+    plan = decide(
+        "drift confirmed (test)",
+        ("retrain", {"since": 0.0}),
+        ("gate", {}),
+        ("promote", {}),
+        key="retrain",
+        guarded=False,
+    )
+
+    async def go() -> str:
+        await runtime.start()
+        decision_id = await runtime.submit(plan)
+        await runtime.idle(timeout=300)
+        await runtime.stop()
+        return decision_id
+
+    return runtime.state.decision(run(go(), timeout=330))
+
+
+def _champion(world) -> str | None:
+    return MlflowRegistry(world[1]).alias_version("digits", "champion")
+
+
+def test_a_better_model_is_gated_promoted_and_served(world, store) -> None:
+    runtime, service = _runtime(world, store, workflow_parameters={"mode": "good"})
+    before = _champion(world)
+    row = _retrain_once(runtime)
+    assert row.status == "succeeded", row.outcome
+    retrain, gate, promote = (s["result"] for s in row.steps)
+    assert gate["passed"] is True
+    assert gate["candidate_recent"] - gate["champion_recent"] >= 0.02
+    assert gate["candidate_holdout"] - gate["champion_holdout"] >= -0.02
+    assert retrain["train_rows"] == 560 and gate["recent_rows"] == 240
+    assert promote == {
+        "version": retrain["candidate"],
+        "previous": before,
+        "live_at": promote["live_at"],
+    }
+    assert _champion(world) == retrain["candidate"] == service.version
+    # scoring and loading versions left MLflow's process-wide URIs alone (child processes
+    # inherit them)
+    assert "MLFLOW_REGISTRY_URI" not in os.environ and "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_a_failed_retrain_leaves_the_champion(world, store) -> None:
+    runtime, _ = _runtime(world, store, workflow_parameters={"mode": "fail"})
+    before = _champion(world)
+    row = _retrain_once(runtime)
+    assert row.status == "failed"
+    assert row.outcome.startswith("retrain: training run train-") and "failed" in row.outcome
+    assert [s["status"] for s in row.steps] == ["failed", "skipped", "skipped"]
+    assert _champion(world) == before
+
+
+def test_a_worse_model_is_rejected_by_the_gate(world, store) -> None:
+    runtime, service = _runtime(world, store, workflow_parameters={"mode": "bad"})
+    before = _champion(world)
+    row = _retrain_once(runtime)
+    assert row.status == "succeeded"
+    assert row.outcome.startswith("gate: candidate v")
+    assert f"rejected, champion v{before} kept" in row.outcome
+    assert [s["status"] for s in row.steps] == ["done", "done", "skipped"]
+    assert row.steps[1]["result"]["passed"] is False
+    assert _champion(world) == before == service.version
+
+
+def test_a_promotion_the_service_cannot_load_is_rolled_back(world, store) -> None:
+    runtime, service = _runtime(
+        world,
+        store,
+        workflow_parameters={"mode": "broken"},
+        recent_margin=-1.0,
+        holdout_margin=-1.0,
+    )
+    runtime.toolkit.extras["scorer"] = lambda model, version, X, y: 1.0  # the gate passes
+    before = _champion(world)
+    row = _retrain_once(runtime)
+    assert row.status == "failed"
+    candidate = row.steps[0]["result"]["candidate"]
+    assert f"the service could not load v{candidate}" in row.outcome
+    assert row.outcome.endswith(f"alias champion rolled back to v{before}")
+    assert row.steps[2]["result"] == {"version": candidate, "previous": before, "rolled_back": True}
+    assert _champion(world) == before == service.version
+    events = AgentState(store, "retrainer").decisions()
+    assert len(events) == 1
+
+
+_ = (asyncio, Path)

@@ -1,0 +1,189 @@
+"""Agents as real processes: HTTP messages between them, duplicates, dead letters, and an
+agent killed in the middle of a plan that resumes without repeating a finished step."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scanflow.agents.delivery import LocalBus, Postman, RetryPolicy
+from scanflow.agents.messages import Message
+from scanflow.agents.state import AgentState
+from scanflow.store import Store
+
+from .conftest import AgentProcess, run
+
+STEPS = """
+import time
+from pathlib import Path
+
+from scanflow.agents import decide, Outcome
+
+HERE = Path(__file__).parent
+
+
+def on_go(facts):
+    message = facts.message()
+    if message and message["intent"] == "go":
+        return decide("asked to go", "first", "slow", evidence={"from": message["sender"]},
+                      guarded=False)
+    return None
+
+
+def tell(facts):
+    message = facts.message()
+    if message and message["intent"] == "relay":
+        return decide("relay to the planner", ("send", {"to": "planner", "intent": "go"}),
+                      guarded=False)
+    return None
+
+
+def first(ctx):
+    with open(HERE / "first.log", "a") as out:
+        out.write("first\\n")
+    return {"wrote": "first"}
+
+
+def slow(ctx):
+    with open(HERE / "slow.log", "a") as out:
+        out.write(f"start resumed={ctx.resumed} checkpoint={ctx.checkpoint}\\n")
+    ctx.save({"phase": "waiting"})
+    deadline = time.time() + 120
+    while not (HERE / "release").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    with open(HERE / "slow.log", "a") as out:
+        out.write("finished\\n")
+    return Outcome(message="released")
+"""
+
+APP = """
+name: agentsapp
+agents:
+- name: planner
+  role: planner
+  rules: [steps:on_go]
+  actuators: [steps:first, steps:slow]
+  triggers: [{on: message, intent: go}]
+- name: monitor
+  role: monitor
+  rules: [steps:tell]
+  triggers: [{on: message}]
+"""
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "app"
+    root.mkdir()
+    (root / "scanflow.yaml").write_text(APP)
+    (root / "steps.py").write_text(STEPS)
+    return root
+
+
+def _decisions(app_dir: Path, agent: str) -> list:
+    store = Store.for_state_dir(app_dir / ".scanflow")
+    try:
+        return AgentState(store, agent).decisions()
+    finally:
+        store.close()
+
+
+def _wait(condition, timeout: float = 60.0, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp_path: Path):
+    planner = AgentProcess(app_dir, "planner", tmp_path / "planner.log", "--no-audit")
+    monitor = AgentProcess(app_dir, "monitor", tmp_path / "monitor.log", "--no-audit")
+    try:
+        planner.wait_ready()
+        monitor_url = monitor.wait_ready()
+        # a message to the monitor, relayed over HTTP to the planner in another process
+        relay = Message(sender="tester", receiver="monitor", intent="relay")
+        answer = httpx.post(f"{monitor_url}/inbox", json=relay.model_dump(mode="json"))
+        assert answer.status_code == 202 and answer.json() == {"id": relay.id, "duplicate": False}
+        again = httpx.post(f"{monitor_url}/inbox", json=relay.model_dump(mode="json"))
+        assert again.status_code == 200 and again.json()["duplicate"] is True
+        _wait(lambda: "start" in _read(app_dir / "slow.log"), what="the slow step to start")
+        # the duplicate was acted on once: one relay decision, one plan in the planner
+        assert len(_decisions(app_dir, "monitor")) == 1
+        assert len(_decisions(app_dir, "planner")) == 1
+        # crash the planner in the middle of its plan, then start it again
+        planner.kill()
+        (app_dir / "release").write_text("go")
+        planner = AgentProcess(app_dir, "planner", tmp_path / "planner2.log", "--no-audit")
+        planner.wait_ready()
+        done = _wait(
+            lambda: [d for d in _decisions(app_dir, "planner") if d.status == "succeeded"],
+            what="the plan to finish after the restart",
+        )
+        assert _read(app_dir / "first.log") == "first\n"  # the finished step was not repeated
+        slow_log = _read(app_dir / "slow.log").splitlines()
+        assert slow_log[0] == "start resumed=False checkpoint={}"
+        assert slow_log[1] == "start resumed=True checkpoint={'phase': 'waiting'}"
+        assert slow_log[-1] == "finished"
+        assert [s["status"] for s in done[0].steps] == ["done", "done"]
+        assert done[0].outcome == "released"
+        # the HTTP API shows status and decisions
+        url = _wait(lambda: _url(app_dir, "planner", planner.pid), what="the new address")
+        status = httpx.get(f"{url}/status").json()
+        assert status["agent"] == "planner" and status["open_decisions"] == []
+        decisions = httpx.get(f"{url}/decisions").json()
+        assert decisions[0]["results"]["slow"] == {}
+        assert decisions[0]["evidence"] == {"from": "monitor"}
+    finally:
+        planner.stop()
+        monitor.stop()
+
+
+def test_a_message_to_an_agent_that_is_down_is_retried_then_dead_lettered(store) -> None:
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    AgentState(store, "planner").register(f"http://127.0.0.1:{dead_port}")
+    state = AgentState(store, "monitor")
+    postman = Postman(state, LocalBus(), RetryPolicy(attempts=3, backoff=0.01, timeout=2))
+    message = Message(sender="monitor", receiver="planner", intent="drift")
+    never = Message(sender="monitor", receiver="nobody", intent="drift")
+
+    async def scenario() -> tuple[bool, bool]:
+        await asyncio.to_thread(state.enqueue, message)
+        await asyncio.to_thread(state.enqueue, never)
+        delivered = await postman.deliver(message), await postman.deliver(never)
+        await postman.close()
+        return delivered
+
+    assert run(scenario()) == (False, False)
+    dead = {r.receiver: r for r in state.outbox("dead")}
+    assert dead["planner"].attempts == 3
+    assert "ConnectError" in dead["planner"].last_error
+    assert "has no known address" in dead["nobody"].last_error
+    events = [e.detail for e in state.events("dead_letter")]
+    assert {e["receiver"] for e in events} == {"planner", "nobody"}
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def _url(app_dir: Path, agent: str, pid: int) -> str | None:
+    from scanflow.agents.state import endpoint
+
+    store = Store.for_state_dir(app_dir / ".scanflow")
+    try:
+        ep = endpoint(store, agent)
+        return ep.url if ep is not None and ep.pid == pid else None
+    finally:
+        store.close()

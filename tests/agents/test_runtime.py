@@ -1,0 +1,318 @@
+"""The runtime in one process against a real store: watermarks, faulty sensors and rules,
+plans, guardrails, messages and idempotency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from scanflow.agents import Outcome, Reading, Registry, decide
+from scanflow.agents.delivery import LocalBus
+from scanflow.agents.guards import Guardrails, blocked_by
+from scanflow.agents.messages import Message
+from scanflow.agents.runtime import AgentRuntime, AgentSetup
+from scanflow.agents.state import AgentState
+from scanflow.agents.triggers import Event, OnMessage
+
+from .conftest import run, until
+
+
+def _counter_registry(feed: list[int], seen: list[list[int]], acted: list[dict]) -> Registry:
+    reg = Registry()
+
+    @reg.sensor(name="feed")
+    def read(ctx: Any) -> Reading:
+        start = ctx.watermark or 0
+        new = feed[start:]
+        seen.append(new)
+        return Reading({"new": new, "total": sum(new)} if new else {}, watermark=len(feed))
+
+    @reg.rule
+    def big(facts: Any) -> Any:
+        if facts.is_new("feed") and facts.get("feed", "total") > 10:
+            return decide(
+                "total over 10",
+                ("act", {"total": facts.get("feed", "total")}),
+                evidence={"total": facts.get("feed", "total"), "threshold": 10},
+            )
+        return None
+
+    @reg.actuator
+    def act(ctx: Any, total: int) -> dict:
+        acted.append({"total": total, "decision": ctx.decision_id})
+        return {"acted_on": total}
+
+    return reg
+
+
+def test_each_tick_sees_only_new_data_and_acts_once_per_crossing(store) -> None:
+    feed, seen, acted = [5, 8], [], []
+    setup = AgentSetup("watcher", _counter_registry(feed, seen, acted))
+
+    async def scenario() -> list[Any]:
+        rt = AgentRuntime(setup, store)
+        await rt.start()
+        first = await rt.tick()
+        second = await rt.tick()  # nothing new: no decision, even though the level stays high
+        feed.extend([1, 2])
+        third = await rt.tick()  # new data, total 3: under the threshold
+        feed.extend([20])
+        fourth = await rt.tick()
+        await rt.idle()
+        await rt.stop()
+        return [first, second, third, fourth]
+
+    ticks = run(scenario())
+    assert seen == [[5, 8], [], [1, 2], [20]]
+    assert [len(t) for t in ticks] == [1, 0, 0, 1]
+    assert [a["total"] for a in acted] == [13, 20]
+    rows = AgentState(store, "watcher").decisions()
+    assert [r.status for r in rows] == ["succeeded", "succeeded"]
+    assert rows[-1].evidence == {"total": 13, "threshold": 10}
+    assert rows[-1].steps[0]["result"] == {"acted_on": 13}
+    # the watermark survives a new runtime on the same store
+    assert AgentState(store, "watcher").get("watermark:feed") == 5
+
+
+def test_a_sensor_that_raises_or_hangs_is_recorded_and_the_agent_goes_on(store) -> None:
+    release = threading.Event()
+    reg = Registry()
+    calls = {"good": 0}
+
+    @reg.sensor(name="broken")
+    def broken(ctx: Any) -> dict:
+        raise RuntimeError("disk on fire")
+
+    @reg.sensor(name="stuck", timeout=0.3)
+    def stuck(ctx: Any) -> dict:
+        release.wait(30)
+        return {"late": True}
+
+    @reg.sensor(name="good")
+    def good(ctx: Any) -> dict:
+        calls["good"] += 1
+        return {"n": calls["good"]}
+
+    @reg.rule
+    def note(facts: Any) -> Any:
+        return decide("good sensor read", guarded=False) if facts.is_new("good") else None
+
+    async def scenario() -> AgentRuntime:
+        rt = AgentRuntime(AgentSetup("faulty", reg), store)
+        await rt.start()
+        await rt.tick()
+        await rt.tick()  # the stuck sensor is still hanging: skipped, not piled up
+        await rt.idle()
+        status = rt.status()
+        release.set()
+        await rt.stop()
+        return status
+
+    status = run(scenario())
+    state = AgentState(store, "faulty")
+    kinds = [e.kind for e in state.events()]
+    assert kinds.count("sensor_error") == 2
+    assert "sensor_timeout" in kinds and "sensor_busy" in kinds
+    error = state.events("sensor_error")[0].detail
+    assert error == {"sensor": "broken", "error": "RuntimeError: disk on fire"}
+    assert state.events("sensor_timeout")[0].detail["error"].startswith("no reading within 0.3s")
+    assert calls["good"] == 2 and len(state.decisions()) == 2
+    assert any(e["kind"] == "sensor_error" for e in status["recent_errors"])
+
+
+def test_a_rule_that_raises_is_recorded(store) -> None:
+    reg = Registry()
+
+    @reg.rule
+    def boom(facts: Any) -> Any:
+        raise KeyError("missing fact")
+
+    @reg.rule
+    def unknown_action(facts: Any) -> Any:
+        return decide("needs an actuator that does not exist", "teleport")
+
+    async def scenario() -> None:
+        rt = AgentRuntime(AgentSetup("rules", reg), store)
+        await rt.start()
+        await rt.tick()
+        await rt.stop()
+
+    run(scenario())
+    errors = [e.detail for e in AgentState(store, "rules").events("rule_error")]
+    assert {"rule": "boom", "error": "KeyError: 'missing fact'"} in errors
+    assert any("no actuator 'teleport'" in e["error"] for e in errors)
+
+
+def test_plans_run_in_order_pass_results_and_stop_on_a_gate(store) -> None:
+    reg = Registry()
+    calls: list[str] = []
+
+    @reg.actuator
+    def train(ctx: Any) -> dict:
+        calls.append("train")
+        return {"score": 0.8}
+
+    @reg.actuator
+    def gate(ctx: Any, margin: float) -> Outcome:
+        calls.append("gate")
+        if ctx.results["train"]["score"] < 0.9 + margin:
+            return Outcome(stop=True, message="candidate rejected: 0.80 < 0.91")
+        return Outcome()
+
+    @reg.actuator
+    def promote(ctx: Any) -> None:
+        calls.append("promote")
+
+    @reg.actuator
+    def explode(ctx: Any) -> None:
+        raise ValueError("registry unreachable")
+
+    @reg.rule
+    def plan(facts: Any) -> Any:
+        if facts.event and facts.event.data.get("go") == "gate":
+            return decide("try", "train", ("gate", {"margin": 0.01}), "promote", guarded=False)
+        if facts.event and facts.event.data.get("go") == "fail":
+            return decide("fail", "train", "explode", "promote", guarded=False)
+        return None
+
+    async def scenario() -> None:
+        rt = AgentRuntime(AgentSetup("planner", reg), store)
+        await rt.start()
+        for go in ("gate", "fail"):
+            for decision_id in await rt.tick(Event("time", {"go": go})):
+                await rt.execute(decision_id)
+        await rt.stop()
+
+    run(scenario())
+    assert calls == ["train", "gate", "train"]
+    rows = AgentState(store, "planner").decisions()[::-1]
+    assert rows[0].status == "succeeded"
+    assert rows[0].outcome == "gate: candidate rejected: 0.80 < 0.91"
+    assert [s["status"] for s in rows[0].steps] == ["done", "done", "skipped"]
+    assert rows[1].status == "failed"
+    assert rows[1].outcome == "explode: ValueError: registry unreachable"
+    assert [s["status"] for s in rows[1].steps] == ["done", "failed", "skipped"]
+
+
+def test_guardrails_block_and_record_once_per_interval(store) -> None:
+    reg = Registry()
+    acted: list[float] = []
+    clock = {"now": 1_000.0}
+
+    @reg.rule
+    def always(facts: Any) -> Any:
+        return decide("level is high", "scale")
+
+    @reg.actuator
+    def scale(ctx: Any) -> None:
+        acted.append(clock["now"])
+
+    setup = AgentSetup("scaler", reg, guardrails=Guardrails(cooldown=30, max_actions_per_day=2))
+
+    async def scenario() -> None:
+        rt = AgentRuntime(setup, store, clock=lambda: clock["now"])
+        await rt.start()
+        for now in (1_000, 1_010, 1_020, 1_031, 1_070, 1_200):
+            clock["now"] = float(now)
+            for decision_id in await rt.tick():
+                await rt.execute(decision_id)
+        await rt.stop()
+
+    run(scenario())
+    assert acted == [1_000.0, 1_031.0]
+    rows = AgentState(store, "scaler").decisions()[::-1]
+    summary = [(r.created_at, r.status) for r in rows]
+    assert summary == [
+        (1000.0, "succeeded"),
+        (1010.0, "blocked"),
+        (1031.0, "succeeded"),
+        (1070.0, "blocked"),
+        (1200.0, "blocked"),
+    ]
+    assert rows[1].outcome.startswith("cooldown: last 'scale' 10.0s ago")
+    assert rows[3].outcome.startswith("daily limit: 2 action(s)")
+
+
+def test_messages_between_co_located_agents_and_duplicates_act_once(store) -> None:
+    bus = LocalBus()
+    monitor_reg, planner_reg = Registry(), Registry()
+    handled: list[str] = []
+
+    @monitor_reg.rule
+    def report(facts: Any) -> Any:
+        if facts.event and facts.event.data.get("go"):
+            return decide(
+                "tell the planner",
+                ("send", {"to": "planner", "intent": "drift", "payload": {"score": 0.4}}),
+                guarded=False,
+            )
+        return None
+
+    @planner_reg.rule
+    def on_drift(facts: Any) -> Any:
+        message = facts.message()
+        if message and message["intent"] == "drift":
+            return decide(
+                "drift reported", ("handle", {"score": message["payload"]["score"]}), guarded=False
+            )
+        return None
+
+    @planner_reg.actuator
+    def handle(ctx: Any, score: float) -> None:
+        handled.append(ctx.correlation_id)
+
+    async def scenario() -> tuple[bool, bool]:
+        monitor = AgentRuntime(AgentSetup("monitor", monitor_reg), store, bus=bus)
+        planner = AgentRuntime(
+            AgentSetup("planner", planner_reg, triggers=[OnMessage(intent="drift")]),
+            store,
+            bus=bus,
+        )
+        await monitor.start()
+        await planner.start()
+        ids = await monitor.tick(Event("time", {"go": True}))
+        await monitor.execute(ids[0])
+        await until(lambda: handled, what="the planner to act")
+        again = Message(sender="x", receiver="planner", intent="drift", payload={"score": 1})
+        first = await planner.receive(again)
+        second = await planner.receive(again)
+        await planner.idle()
+        await monitor.stop()
+        await planner.stop()
+        return first, second
+
+    first, second = run(scenario())
+    assert (first, second) == (True, False)
+    assert len(handled) == 2
+    decision = AgentState(store, "monitor").decisions()[0]
+    assert handled[0] == decision.id  # the case id travels with the message
+    received = AgentState(store, "planner").received()
+    assert {r.intent for r in received} == {"drift"}
+    assert max(r.duplicates for r in received) == 1
+    assert all(r.status == "processed" for r in received)
+
+
+def test_time_triggers_drive_ticks(store) -> None:
+    reg = Registry()
+    ticks: list[float] = []
+
+    @reg.sensor(trigger={"every": "50ms"})
+    def fast(ctx: Any) -> dict:
+        ticks.append(time.monotonic())
+        return {}
+
+    async def scenario() -> None:
+        rt = AgentRuntime(AgentSetup("ticker", reg), store)
+        await rt.start()
+        await until(lambda: len(ticks) >= 3, timeout=10, what="three ticks")
+        await rt.stop()
+
+    run(scenario())
+    assert len(ticks) >= 3
+
+
+def test_one_plan_per_key_at_a_time() -> None:
+    rails = Guardrails()
+    assert blocked_by("scale", [], 0.0, rails, running=["scale"]).startswith("in progress")
+    assert blocked_by("scale", [], 0.0, rails, running=["retrain"]) is None

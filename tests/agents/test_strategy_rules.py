@@ -1,0 +1,232 @@
+"""The built-in strategies' analysis and planning: pure functions of facts, no processes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from scanflow.agents.facts import Facts
+from scanflow.agents.strategies.autoscale import AutoscaleConfig, target_workers
+from scanflow.agents.strategies.detect import ks_detector
+from scanflow.agents.strategies.drift_retrain import (
+    DriftRetrainConfig,
+    confirm,
+    quality_dropped,
+)
+from scanflow.agents.strategies.failover import FailoverConfig, route
+from scanflow.agents.strategies.traffic import advance
+from scanflow.agents.strategies.windows import quantile, window
+
+# -- LatencyAutoscale ------------------------------------------------------------------------
+SCALE = AutoscaleConfig(
+    service="s",
+    min_workers=1,
+    max_workers=3,
+    p95_high_ms=200,
+    p95_low_ms=50,
+    queue_high=8,
+    rps_per_worker_low=20,
+    down_after=2,
+)
+
+
+def test_p95_from_histogram_deltas() -> None:
+    assert quantile({"0.1": 50, "0.2": 100, "+Inf": 100}, 0.95) == pytest.approx(0.19)
+    assert quantile({"0.1": 0, "+Inf": 0}, 0.95) is None
+    before = {
+        "requests": 100,
+        "errors": 0,
+        "latency_buckets": {"0.1": 100, "+Inf": 100},
+        "at": 10.0,
+    }
+    after = {
+        "requests": 300,
+        "errors": 20,
+        "queue_depth": 3,
+        "latency_buckets": {"0.1": 110, "+Inf": 300},
+    }
+    w = window(before, after, 12.0)
+    assert w["rps"] == 100 and w["error_rate"] == 0.1 and w["queue_depth"] == 3
+    assert w["p95_ms"] == pytest.approx(100.0)  # the +Inf bucket reports its lower bound
+    assert "rps" not in window(None, after, 12.0)  # the first scrape has no window
+
+
+def _w(p95: float | None, rps: float = 10, queue: float = 0) -> dict:
+    return {"p95_ms": p95, "rps": rps, "queue_depth": queue}
+
+
+def test_scale_up_on_latency_or_queue_and_stop_at_max() -> None:
+    assert target_workers([_w(300)], 1, SCALE)[0] == 2
+    assert target_workers([_w(10, queue=20)], 2, SCALE)[0] == 3
+    target, reason = target_workers([_w(300)], 3, SCALE)
+    assert target == 3 and "max_workers=3" in reason
+
+
+def test_scale_up_on_request_rate_per_worker() -> None:
+    config = SCALE.model_copy(update={"rps_per_worker_high": 100.0})
+    assert target_workers([_w(10, rps=250)], 2, config)[0] == 3  # 125 per worker
+    assert target_workers([_w(10, rps=150)], 2, config)[0] == 2  # 75 per worker: in band
+    with pytest.raises(ValidationError, match="rps_per_worker_low=200.0 must be below"):
+        AutoscaleConfig(service="s", rps_per_worker_low=200, rps_per_worker_high=100)
+
+
+def test_hysteresis_no_change_inside_the_band_and_down_only_after_calm_windows() -> None:
+    assert target_workers([_w(120), _w(120)], 2, SCALE)[0] == 2  # between 50 and 200
+    assert target_workers([_w(120), _w(10)], 2, SCALE)[0] == 2  # one calm window only
+    assert target_workers([_w(10), _w(10)], 2, SCALE)[0] == 1
+    assert target_workers([_w(10, rps=100), _w(10, rps=100)], 2, SCALE)[0] == 2  # busy
+    assert target_workers([_w(10), _w(10)], 1, SCALE)[0] == 1  # min_workers
+    assert target_workers([{"queue_depth": 0}], 2, SCALE) == (2, "no complete window yet")
+
+
+def test_bad_autoscale_config() -> None:
+    with pytest.raises(ValidationError, match="must be below p95_high_ms"):
+        AutoscaleConfig(service="s", p95_low_ms=300, p95_high_ms=200)
+    with pytest.raises(ValidationError, match="min_workers=5 > max_workers=2"):
+        AutoscaleConfig(service="s", min_workers=5, max_workers=2)
+
+
+# -- DriftRetrain ------------------------------------------------------------------------------
+def _win(drift: bool, ref: str = "r1", start: float = 0.0) -> dict:
+    return {"drift": drift, "score": 0.5 if drift else 0.0, "reference": ref, "start": start}
+
+
+def test_k_of_n_confirmation() -> None:
+    assert confirm([_win(True)], 2, 3) is None
+    assert confirm([_win(True), _win(False), _win(False)], 2, 3) is None
+    evidence = confirm([_win(False), _win(True, start=5), _win(True, start=7)], 2, 3)
+    assert evidence is not None and evidence["drifted_windows"] == 2 and evidence["onset"] == 5
+    assert confirm([_win(True), _win(True), _win(False)], 2, 3) is None  # latest must drift
+    # windows against an older reference do not count
+    assert confirm([_win(True, "r0"), _win(True, "r0"), _win(True, "r1")], 2, 3) is None
+    # a window whose test fires on a feature or two does not count with min_score
+    weak = [{**_win(True), "score": 0.02}, {**_win(True), "score": 0.03}]
+    assert confirm(weak, 2, 3) is not None and confirm(weak, 2, 3, min_score=0.1) is None
+    with pytest.raises(ValidationError, match="k=4 drifted windows cannot be more"):
+        DriftRetrainConfig(service="s", model="m", k=4, n=3)
+
+
+def test_ks_detector_verdicts() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(500, 8))
+    assert ks_detector(reference, rng.normal(size=(200, 8)))["drift"] is False
+    shifted = ks_detector(reference, rng.normal(loc=1.0, size=(200, 8)))
+    assert shifted["drift"] is True and shifted["score"] == 1.0
+    constant = np.zeros((50, 3))
+    assert ks_detector(constant, constant) == {
+        "drift": False,
+        "score": 0.0,
+        "p_min": 1.0,
+        "features": 0,
+    }
+
+
+def _records(n: int, version: str, offset: float, start: int = 0, ts: float = 0.0) -> list:
+    return [
+        {
+            "id": f"r{start + i}",
+            "ts": ts + i,
+            "model_version": version,
+            "inputs": [[offset, offset + 1.0]],
+            "outputs": [1],
+        }
+        for i in range(n)
+    ]
+
+
+def test_traffic_reference_windows_version_reset_and_late_labels() -> None:
+    saved: dict[str, np.ndarray] = {}
+
+    def detector(ref: np.ndarray, cur: np.ndarray) -> dict:
+        return {"drift": bool(abs(cur.mean() - ref.mean()) > 0.5), "score": float(cur.mean())}
+
+    kwargs = {
+        "window_rows": 4,
+        "reference_rows": 6,
+        "detector": detector,
+        "save_reference": saved.__setitem__,
+        "load_reference": saved.__getitem__,
+    }
+    facts, mark = advance({}, _records(8, "1", 0.0), [], **kwargs)
+    assert "windows" not in facts and len(mark["carry"]) == 2  # 6 rows to the reference
+    assert next(iter(saved.values())).shape == (6, 2)
+    facts, mark = advance(mark, _records(6, "1", 5.0, start=8), [], **kwargs)
+    assert [w["drift"] for w in facts["windows"]] == [True, True]  # 2 + 6 rows = 2 windows
+    assert mark["carry"] == []
+    # labels arrive late: joined with the predictions they belong to
+    labels = [{"id": "r0", "label": 1}, {"id": "r1", "label": 0}, {"id": "zz", "label": 1}]
+    facts, mark = advance(mark, [], labels, **kwargs)
+    assert facts["quality"]["1"] == {"correct": 1, "total": 2, "accuracy": 0.5}
+    # a new version takes the traffic: a new reference is collected, old rows ignored
+    facts, mark = advance(mark, _records(3, "2", 5.0, start=20), [], **kwargs)
+    assert mark["reference"] is None and mark["retired"] == ["1"]
+    facts, mark = advance(mark, _records(2, "1", 0.0, start=30), [], **kwargs)
+    assert len(mark["collecting"]) == 3
+
+
+def _decision(action: str, status: str, created: float, results: dict, **extra) -> dict:
+    return {
+        "id": f"d{created}",
+        "action": action,
+        "status": status,
+        "created_at": created,
+        "finished_at": created + 1,
+        "results": results,
+        "evidence": {},
+        **extra,
+    }
+
+
+def test_live_quality_drop_rolls_back_once() -> None:
+    config = DriftRetrainConfig(service="s", model="m", min_live_rows=100, live_tolerance=0.05)
+    promoted = _decision(
+        "retrain",
+        "succeeded",
+        10,
+        {
+            "gate": {"candidate_recent": 0.95, "champion_recent": 0.70},
+            "promote": {"version": "2", "previous": "1"},
+        },
+    )
+
+    def facts(accuracy: float, total: int, *more: dict) -> Facts:
+        quality = {"2": {"accuracy": accuracy, "total": total}}
+        return Facts(
+            now=50, history={"traffic": [{"quality": quality}]}, decisions=(promoted, *more)
+        )
+
+    assert quality_dropped(facts(0.68, 500), config) is None  # within tolerance of v1
+    assert quality_dropped(facts(0.5, 50), config) is None  # too few labelled rows
+    decision = quality_dropped(facts(0.60, 500), config)
+    assert decision is not None and decision.steps[0].params == {"to": "1", "version": "2"}
+    assert decision.evidence["live_accuracy"] == 0.60
+    assert decision.evidence["baseline_accuracy"] == 0.70
+    done = _decision("rollback", "succeeded", 20, {})
+    assert quality_dropped(facts(0.60, 500, done), config) is None
+
+
+# -- Failover ------------------------------------------------------------------------------------
+FAIL = FailoverConfig(service="s", model="m", unhealthy_after=2, healthy_after=2)
+
+
+def _h(ready: bool, at: float, error_rate: float = 0.0, requests: int = 10) -> dict:
+    return {"ready": ready, "at": at, "error_rate": error_rate, "requests": requests}
+
+
+def test_failover_after_bad_checks_and_restore_after_good_ones() -> None:
+    def facts(checks: list, *decisions: dict) -> Facts:
+        return Facts(
+            now=100, new=frozenset({"health"}), history={"health": checks}, decisions=decisions
+        )
+
+    assert route(facts([_h(True, 1), _h(False, 2)]), FAIL) is None
+    moved = route(facts([_h(False, 1), _h(True, 2, error_rate=0.9)]), FAIL)
+    assert moved is not None and moved.action == "failover"
+    assert route(facts([_h(True, 1, error_rate=0.9, requests=2), _h(False, 2)]), FAIL) is None
+    active = _decision("failover", "succeeded", 10, {"failover": {"primary": "3"}})
+    assert route(facts([_h(True, 5), _h(True, 12)], active), FAIL) is None  # one after it
+    back = route(facts([_h(True, 12), _h(True, 14)], active), FAIL)
+    assert back is not None and back.steps[0].params == {"version": "3"}
+    restored = _decision("restore", "succeeded", 20, {})
+    assert route(facts([_h(True, 21), _h(True, 22)], active, restored), FAIL) is None
