@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean k8s-sim
 
 venv: $(STAMP)
 
@@ -15,15 +15,19 @@ $(STAMP): pyproject.toml scripts/install.sh scripts/install_postgres.sh
 demo: $(STAMP)
 	$(VENV)/bin/scanflow demo
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check scanflow tests bench
+test: $(STAMP) k8s-sim
+	$(VENV)/bin/ruff check scanflow tests bench scripts
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check scanflow tests bench
+	$(VENV)/bin/ruff check scanflow tests bench scripts
+
+# Kubernetes control plane binaries for tests/k8s (cached outside the repo; seconds when built).
+k8s-sim:
+	scripts/k8s-sim build
 
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	bash bench/run_all.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -49,7 +49,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition"):
+def wait_for(condition: Callable[[], object], timeout: float = 180.0, what: str = "condition"):
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

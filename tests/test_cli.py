@@ -199,7 +199,7 @@ def test_ctrl_c_cancels_run_and_stops_children(tmp_path: Path) -> None:
         what="step 'second' to start",
     )
     engine.send_signal(signal.SIGINT)
-    out, _ = engine.communicate(timeout=60)
+    out, _ = engine.communicate(timeout=180)
     assert engine.returncode == 130, out
     [run] = store.list_runs()
     statuses = {s.name: s.status for s in store.steps(run.id)}

@@ -315,3 +315,23 @@ def test_bad_requirement_fails_step_with_installer_message(make_project) -> None
     eng = engine(make_project(spec, {"steps.py": STEPS}))
     [step] = eng.store.steps(eng.run("one").id)
     assert step.status == "failed" and "could not install" in step.error
+
+
+def test_cpu_request_sizes_native_thread_pools(make_project) -> None:
+    spec = """
+    name: engine-test
+    workflows:
+    - name: s
+      executors:
+      - name: echo
+        script: echo.py
+        resources: {cpu: 1500m}
+        outputs: [result]
+    """
+    script = (
+        "import os, sys, pathlib\n"
+        "pathlib.Path(sys.argv[-1]).write_text(os.environ['OMP_NUM_THREADS'])\n"
+    )
+    eng = engine(make_project(spec, {"echo.py": script}))
+    run = eng.run("s")
+    assert (outputs_of(eng, run.id, "echo") / "result").read_text() == "1"

@@ -181,3 +181,11 @@ def test_service_worker_bounds() -> None:
 def test_unknown_workflow_lists_known() -> None:
     with pytest.raises(SpecError, match=r"no workflow 'x' .*known: train"):
         Application.from_yaml(DIGITS).workflow("x")
+
+
+def test_bad_cpu_quantity() -> None:
+    [problem] = errors_of(
+        DIGITS.replace("script: load.py", "script: load.py\n    resources: {cpu: lots}")
+    )
+    assert "workflows[0].executors[0].resources.cpu" in problem
+    assert "'lots' is not a CPU quantity" in problem

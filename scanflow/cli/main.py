@@ -13,7 +13,7 @@ import typer
 
 from scanflow.errors import ScanflowError
 
-COMMAND_MODULES = ["project", "runs", "tracker"]
+COMMAND_MODULES = ["project", "runs", "tracker", "serve"]
 
 app = typer.Typer(
     name="scanflow",

@@ -75,6 +75,13 @@ class Resources(_Model):
     memory: str | None = None
     gpu: int = Field(default=0, ge=0)
 
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_quantity(cls, value: str | float | None) -> str | float | None:
+        if isinstance(value, str) and not re.match(r"^\d+(\.\d+)?m?$", value):
+            raise ValueError(f"{value!r} is not a CPU quantity (e.g. 2, 0.5 or '500m')")
+        return value
+
 
 def _function_reference(value: Any) -> Any:
     if not callable(value):
@@ -188,10 +195,14 @@ class Batching(_Model):
 
 
 class PredictionLogging(_Model):
-    """Which predictions a service appends to its prediction log."""
+    """Which predictions a service appends to its prediction log, and the log's limits."""
 
     enabled: bool = True
     sample_rate: float = Field(default=1.0, ge=0, le=1)
+    flush_interval_ms: float = Field(default=200.0, gt=0)  # at most this much is lost on a crash
+    segment_mb: float = Field(default=16.0, gt=0)
+    max_mb: float = Field(default=512.0, gt=0)  # oldest sealed segments are deleted past this
+    queue_size: int = Field(default=20_000, ge=1)  # records waiting to be written; more are dropped
 
 
 class Service(_Model):
@@ -207,6 +218,10 @@ class Service(_Model):
     log_predictions: PredictionLogging = Field(default_factory=PredictionLogging)
     port: int | None = Field(default=None, ge=1, le=65535)
     resources: Resources = Field(default_factory=Resources)
+    max_request_mb: float = Field(default=16.0, gt=0)  # larger bodies get 413
+    poll_interval: float = Field(default=2.0, gt=0)  # seconds between registry alias checks
+    allow_non_finite: bool = False  # accept NaN/inf in float inputs
+    fast_path: bool = True  # call scikit-learn models directly on numpy (else mlflow.pyfunc)
 
 
 class Agent(_Model):

@@ -25,9 +25,9 @@ DONE_OK = frozenset({"succeeded", "cached"})
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")  # first: the WAL switch below may wait
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -42,7 +42,8 @@ class Store:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()
         try:
-            Base.metadata.create_all(self._engine)
+            with _creation_lock(url):
+                Base.metadata.create_all(self._engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the state store {url}: {exc.orig}") from None
 
@@ -166,6 +167,19 @@ class Store:
         """Remember a successful step's outputs under its cache key."""
         with self._session() as s:
             s.merge(entry)
+
+
+@contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """Serialise table creation across processes for a SQLite file (a no-op otherwise)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        yield
+        return
+    import fcntl
+
+    with open(url.removeprefix("sqlite:///") + ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def now() -> float:

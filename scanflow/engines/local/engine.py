@@ -426,6 +426,7 @@ class LocalEngine:
 
     def _step_env(self, ctx: _RunContext, executor: Executor, step_dir: Path) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(thread_limits(executor))
         env.update(executor.env)
         path = [str(ctx.base_dir)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
         env.update(
@@ -546,6 +547,19 @@ def step_parameters(
     prefix = f"{executor.name}."
     params.update({k[len(prefix) :]: v for k, v in run_params.items() if k.startswith(prefix)})
     return params
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_limits(executor: Executor) -> dict[str, str]:
+    """Native thread pools sized to ``resources.cpu`` (whole CPUs, at least 1), if declared."""
+    cpu = executor.resources.cpu
+    if cpu is None:
+        return {}
+    text = str(cpu)
+    cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return dict.fromkeys(THREAD_VARIABLES, str(max(1, int(cores))))
 
 
 def command_for(

@@ -1,0 +1,304 @@
+"""``scanflow serve``, ``scanflow up``, ``scanflow scale`` and ``scanflow predictions``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scanflow.cli.output import OutputFormat, console, print_json
+from scanflow.errors import ScanflowError
+
+predictions_app = typer.Typer(help="Read a service's prediction log.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    app.command("serve")(serve)
+    app.command("up")(up)
+    app.command("scale")(scale)
+    app.add_typer(predictions_app, name="predictions")
+
+
+def _app_dir(ctx: typer.Context) -> Path:
+    return Path((ctx.obj or {}).get("app_dir", ".") if ctx is not None else ".")
+
+
+def _project(ctx: typer.Context):  # -> Project | None
+    """The application of ``--app`` if that folder has a scanflow.yaml, else None."""
+    from scanflow.spec import SPEC_FILE, load_project
+
+    folder = _app_dir(ctx)
+    if not (folder / SPEC_FILE).is_file():
+        return None
+    return load_project(folder)
+
+
+def _service_name(uri: str) -> str:
+    from scanflow.serving.resolve import parse_uri
+
+    name = parse_uri(uri).name.lower()
+    return re.sub(r"[^a-z0-9-]+", "-", name).strip("-")[:63] or "model"
+
+
+def serve(
+    ctx: typer.Context,
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION, "
+                                             "runs:/RUN/PATH or a local MLflow model folder")],
+    name: Annotated[str | None, typer.Option(help="Service (and OIP model) name")] = None,
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one)")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Worker processes at start")] = 1,
+    min_workers: Annotated[int, typer.Option(help="Lowest worker count scaling may set")] = 1,
+    max_workers: Annotated[int, typer.Option(help="Highest worker count scaling may set")] = 4,
+    batching: Annotated[bool, typer.Option(help="Coalesce concurrent requests")] = True,
+    max_batch_size: Annotated[int, typer.Option(help="Rows per model call at most")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest wait for a batch to fill")] = 2.0,
+    log_predictions: Annotated[bool, typer.Option(help="Write the prediction log")] = True,
+    sample_rate: Annotated[float, typer.Option(help="Fraction of requests logged")] = 1.0,
+    max_request_mb: Annotated[float, typer.Option(help="Larger bodies get 413")] = 16.0,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between alias checks")] = 2.0,
+    backup_model: Annotated[str | None, typer.Option(help="Model URI served while MODEL_URI "
+                                                     "cannot be loaded")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI "
+                                                     "(default: the application's)")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Where logs and caches go "
+                                                   "(default: <app>/.scanflow)")] = None,
+    spec_json: Annotated[str | None, typer.Option(hidden=True)] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Serve a model over HTTP (OIP v2, /invocations, /metrics) until interrupted."""
+    from scanflow.serving.options import ServeOptions
+    from scanflow.spec.model import Batching, PredictionLogging, Service
+
+    proj = _project(ctx)
+    if spec_json:
+        service = Service.model_validate_json(spec_json)
+    else:
+        try:
+            service = Service(
+                name or _service_name(model_uri), model=model_uri, workers=workers,
+                min_workers=min(min_workers, workers), max_workers=max(max_workers, workers),
+                batching=Batching(enabled=batching, max_batch_size=max_batch_size,
+                                  max_wait_ms=max_wait_ms),
+                log_predictions=PredictionLogging(enabled=log_predictions,
+                                                  sample_rate=sample_rate),
+                max_request_mb=max_request_mb, poll_interval=poll_interval,
+                backup_model=backup_model,
+            )
+        except ValueError as exc:
+            raise ScanflowError(f"invalid serve options: {exc}") from None
+    options = ServeOptions(
+        service, host=host, port=port,
+        state_dir=state_dir or (proj.state_dir if proj else Path.cwd() / ".scanflow"),
+        tracking_uri=_tracking(tracking_uri, proj),
+    )
+    from scanflow.serving.resolve import parse_uri
+    from scanflow.serving.supervisor import exec_supervisor
+
+    parse_uri(service.model)  # a malformed URI is an error now, not a service never ready
+    _check_port(host, port)
+    exec_supervisor(options, log_level)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ScanflowError(f"cannot listen on {host}:{port}: {exc.strerror}; pick a free "
+                                "port with --port (or the service's 'port')") from None
+
+
+def _tracking(explicit: str | None, proj) -> str:
+    from scanflow.tracking.config import tracking_uri
+
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI") and not os.environ.get("SCANFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return tracking_uri(proj.app if proj else None, proj.base_dir if proj else Path.cwd())
+
+
+def up(
+    ctx: typer.Context,
+    service: Annotated[list[str] | None, typer.Option(help="Only these services")] = None,
+    base_port: Annotated[int, typer.Option(help="First port for services without one")] = 8080,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 120.0,
+) -> None:
+    """Serve every service declared in the application until interrupted."""
+    from scanflow.serving.process import ServiceProcess
+    from scanflow.spec import load_project
+
+    proj = load_project(_app_dir(ctx))
+    chosen = [s for s in proj.app.services if not service or s.name in service]
+    if not chosen:
+        raise ScanflowError(f"no services to serve in {proj.spec_path} (declared: "
+                            f"{', '.join(s.name for s in proj.app.services) or 'none'})")
+    tracking = _tracking(None, proj)
+    running: list[ServiceProcess] = []
+    try:
+        for i, svc in enumerate(chosen):
+            log = proj.state_dir / "serving" / svc.name / "server.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            running.append(ServiceProcess(svc, port=svc.port or base_port + i,
+                                          state_dir=proj.state_dir, tracking_uri=tracking,
+                                          log_file=log))
+        for proc in running:
+            proc.wait_ready(timeout, model=False)
+            status = proc.client.status()
+            console.print(f"[green]{proc.service.name}[/] {proc.url}  model "
+                          f"{status['model_version'] or '[red]not ready[/]'}  "
+                          f"workers {status['workers']}  log {proc.log_file}")
+        while all(p.proc.poll() is None for p in running):
+            time.sleep(0.5)
+        failed = [p.service.name for p in running if p.proc.poll() is not None]
+        raise ScanflowError(f"service(s) {', '.join(failed)} exited; see their server.log")
+    except KeyboardInterrupt:
+        console.print("stopping services")
+    finally:
+        for proc in running:
+            proc.stop()
+
+
+def scale(
+    url: Annotated[str, typer.Argument(help="Service URL, e.g. http://127.0.0.1:8080")],
+    workers: Annotated[int, typer.Argument(help="Worker processes wanted")],
+    wait: Annotated[bool, typer.Option(help="Return once the pool has settled")] = True,
+) -> None:
+    """Grow or shrink a running service's workers without dropping requests."""
+    from scanflow.serving.client import ServingClient
+
+    with ServingClient(url) as client:
+        status = client.scale(workers, wait=wait)
+    console.print(f"{status['service']}: {status['workers']} worker(s), "
+                  f"{status['workers_ready']} ready, model {status['model_version']}")
+
+
+# -- predictions ------------------------------------------------------------------------
+def _log_for(service: str | None, ctx: typer.Context, directory: Path | None):
+    from scanflow.serving.predictions import PredictionLog
+
+    if directory is not None:
+        return PredictionLog(directory)
+    proj = _project(ctx)
+    root = (proj.state_dir if proj else Path.cwd() / ".scanflow") / "predictions"
+    if service is None:
+        found = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+        if len(found) != 1:
+            raise ScanflowError(
+                f"name the service whose predictions to read (found under {root}: "
+                f"{', '.join(found) or 'none'})")
+        service = found[0]
+    folder = root / service
+    if not folder.is_dir():
+        raise ScanflowError(f"no prediction log for service {service!r} at {folder}; is the "
+                            "service running with log_predictions enabled?")
+    return PredictionLog(folder)
+
+
+def _time(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise ScanflowError(f"{value!r} is neither epoch seconds nor an ISO time "
+                            "(e.g. 2026-01-31T12:00:00)") from None
+
+
+def _short(value: object, width: int = 48) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@predictions_app.command("tail")
+def tail(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Argument(help="Service name")] = None,
+    n: Annotated[int, typer.Option("-n", help="Records to show")] = 10,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones")] = False,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Log folder")] = None,
+    output: Annotated[OutputFormat, typer.Option("-o", help="table or json")] = OutputFormat.table,
+) -> None:
+    """Show the most recent predictions of a service."""
+    from rich.table import Table
+
+    log = _log_for(service, ctx, directory)
+
+    def show(records: list[dict]) -> None:
+        if output is OutputFormat.json:
+            for rec in records:
+                print_json(rec)
+            return
+        table = Table("time", "id", "version", "ms", "inputs", "outputs")
+        for rec in records:
+            table.add_row(datetime.fromtimestamp(rec["ts"]).isoformat(timespec="milliseconds"),
+                          str(rec.get("id")), str(rec.get("model_version")),
+                          f"{rec.get('latency_ms', 0):.2f}", _short(rec.get("inputs")),
+                          _short(rec.get("outputs")))
+        console.print(table)
+
+    show(log.tail(n))
+    if follow:
+        _, cursor = log.read_new()
+        try:
+            while True:
+                time.sleep(1.0)
+                records, cursor = log.read_new(cursor)
+                if records:
+                    show(records)
+        except KeyboardInterrupt:
+            return
+
+
+@predictions_app.command("export")
+def export(
+    ctx: typer.Context,
+    service: Annotated[str | None, typer.Argument(help="Service name")] = None,
+    out: Annotated[Path, typer.Option("--out", "-O", help="File to write")] = Path(
+        "predictions.jsonl"),
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet")] = "jsonl",
+    since: Annotated[str | None, typer.Option(help="From (epoch seconds or ISO time)")] = None,
+    until: Annotated[str | None, typer.Option(help="Until (epoch seconds or ISO time)")] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Log folder")] = None,
+) -> None:
+    """Write a service's predictions to one file (JSON lines, CSV or Parquet)."""
+    import orjson
+
+    log = _log_for(service, ctx, directory)
+    if fmt not in ("jsonl", "csv", "parquet"):
+        raise ScanflowError(f"--format {fmt!r} is not one of jsonl, csv, parquet")
+    lo, hi = _time(since), _time(until)
+    count = 0
+    if fmt == "jsonl":
+        with out.open("wb") as f:
+            for rec in log.read(lo, hi):
+                f.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
+                count += 1
+    else:
+        frame = log.frame(lo, hi)
+        count = len(frame)
+        for col in ("inputs", "outputs"):
+            if col in frame:
+                frame[col] = frame[col].map(lambda v: json.dumps(v, default=str))
+        if fmt == "csv":
+            frame.to_csv(out, index=False)
+        else:
+            frame.to_parquet(out, index=False)
+    console.print(f"wrote {count} prediction(s) to {out}")

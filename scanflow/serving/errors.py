@@ -1,0 +1,21 @@
+"""Errors of the serving layer; each carries the HTTP status a client should see."""
+
+from __future__ import annotations
+
+from scanflow.errors import ScanflowError
+
+
+class ServingError(ScanflowError):
+    """A service could not be started or configured as asked."""
+
+
+class RequestError(ScanflowError):
+    """A prediction request was refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ModelLoadError(ScanflowError):
+    """A model could not be resolved, downloaded, loaded or failed its smoke prediction."""

@@ -1,0 +1,224 @@
+"""Loading an MLflow model from a local directory into something that predicts batches.
+
+Two ways to predict, chosen from the model's ``MLmodel`` file:
+
+- :class:`EstimatorModel`: the scikit-learn flavor without custom code. The estimator is
+  called directly on numpy arrays (no pandas, no pyfunc wrapper): the fast path.
+- :class:`PyfuncModel`: any other MLflow model, through ``mlflow.pyfunc`` (the general path).
+
+Either way a model gets a smoke prediction on an input built from its signature before it
+is handed out, so a model that cannot predict never takes traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scanflow.serving.errors import ModelLoadError
+from scanflow.serving.resolve import read_mlmodel
+from scanflow.serving.signature import ColumnSpec, Signature, TensorSpec, parse_signature
+
+logger = logging.getLogger(__name__)
+
+# What a model predicts on: one array (single tensor) or named arrays (columns or tensors),
+# all with the same number of rows.
+ModelInput = np.ndarray | dict[str, np.ndarray]
+
+
+def rows_of(data: ModelInput) -> int:
+    """Number of rows in a model input."""
+    if isinstance(data, dict):
+        return len(next(iter(data.values()))) if data else 0
+    return int(data.shape[0]) if data.ndim else 1
+
+
+def concat_inputs(parts: list[ModelInput]) -> ModelInput:
+    """Stack the inputs of several requests along the row axis."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in first}  # type: ignore[index]
+    return np.concatenate(parts)  # type: ignore[arg-type]
+
+
+def split_output(output: Any, sizes: list[int]) -> list[Any]:
+    """Cut a batch's output back into one piece per request (``sizes`` rows each)."""
+    if len(sizes) == 1:
+        return [output]
+    pieces, start = [], 0
+    for n in sizes:
+        if isinstance(output, dict):
+            pieces.append({k: v[start:start + n] for k, v in output.items()})
+        elif hasattr(output, "iloc"):
+            pieces.append(output.iloc[start:start + n])
+        else:
+            pieces.append(output[start:start + n])
+        start += n
+    return pieces
+
+
+def normalise_output(output: Any) -> Any:
+    """A model output as a numpy array, a dict of arrays, or a pandas DataFrame."""
+    if isinstance(output, np.ndarray | dict):
+        return output
+    if hasattr(output, "to_frame") and hasattr(output, "to_numpy"):  # pandas Series
+        return output.to_numpy()
+    if hasattr(output, "iloc"):  # DataFrame
+        return output
+    return np.asarray(output)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict batches; ``inline`` models are cheap enough for the event loop."""
+
+    name: str
+    version: str
+    path: Path
+    signature: Signature
+    flavor: str
+    inline: bool
+    loaded_at: float = field(default_factory=time.time)
+
+    def predict(self, data: ModelInput) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What status endpoints report about this model."""
+        return {"name": self.name, "version": self.version, "path": str(self.path),
+                "flavor": self.flavor, "loaded_at": self.loaded_at}
+
+
+def _as_frame(data: ModelInput, signature: Signature) -> Any:
+    import pandas as pd
+
+    if isinstance(data, dict):
+        return pd.DataFrame(data)
+    if signature.is_columns and data.ndim == 2:
+        return pd.DataFrame(data, columns=[s.name for s in signature.inputs])
+    return data
+
+
+@dataclass
+class EstimatorModel(LoadedModel):
+    """A scikit-learn estimator called directly (``predict_fn`` of the flavor, on numpy)."""
+
+    estimator: Any = None
+    predict_fn: str = "predict"
+
+    def predict(self, data: ModelInput) -> Any:
+        if isinstance(data, dict) or hasattr(self.estimator, "feature_names_in_"):
+            data = _as_frame(data, self.signature)
+        return normalise_output(getattr(self.estimator, self.predict_fn)(data))
+
+
+@dataclass
+class PyfuncModel(LoadedModel):
+    """Any MLflow model through ``mlflow.pyfunc`` (DataFrame or tensor inputs)."""
+
+    pyfunc: Any = None
+
+    def predict(self, data: ModelInput) -> Any:
+        if self.signature.is_columns or (isinstance(data, dict) and not self.signature.is_tensor):
+            data = _as_frame(data, self.signature)
+        return normalise_output(self.pyfunc.predict(data))
+
+
+def _load_estimator(path: Path, conf: dict[str, Any]) -> Any:
+    pickled = path / conf.get("pickled_model", "model.pkl")
+    if conf.get("serialization_format") == "skops":
+        import skops.io
+
+        return skops.io.load(pickled, trusted=conf.get("skops_trusted_types"))
+    import mlflow.sklearn  # pickle formats: MLflow's own loader and its safety switches
+
+    return mlflow.sklearn.load_model(str(path))
+
+
+def load_model(path: str | Path, *, name: str, version: str, fast: bool = True) -> LoadedModel:
+    """Load the MLflow model in ``path``; raises :class:`ModelLoadError` with the reason."""
+    from scanflow.serving import lean
+
+    path = Path(path)
+    mlmodel = read_mlmodel(path)
+    if lean.active() and not lean.model_is_lean(mlmodel, fast):
+        lean.let_in()
+    flavors = mlmodel.get("flavors") or {}
+    signature = parse_signature(mlmodel)
+    sk = flavors.get("sklearn")
+    pyfunc_conf = flavors.get("python_function") or {}
+    try:
+        if fast and sk and not sk.get("code") and not pyfunc_conf.get("code"):
+            estimator = _load_estimator(path, sk)
+            predict_fn = pyfunc_conf.get("predict_fn") or "predict"
+            model: LoadedModel = EstimatorModel(
+                name=name, version=version, path=path, signature=signature, flavor="sklearn",
+                inline=True, estimator=estimator, predict_fn=predict_fn,
+            )
+        else:
+            if not pyfunc_conf:
+                raise ModelLoadError(
+                    f"model at {path} has no python_function flavor "
+                    f"(flavors: {', '.join(flavors) or 'none'}); log it with an MLflow flavor "
+                    "that supports pyfunc"
+                )
+            import mlflow.pyfunc
+
+            model = PyfuncModel(
+                name=name, version=version, path=path, signature=signature, flavor="pyfunc",
+                inline=False, pyfunc=mlflow.pyfunc.load_model(str(path)),
+            )
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model version {version} from {path}: {exc}") from exc
+    smoke_test(model)
+    logger.info("loaded model %s version %s (%s path) from %s", name, version,
+                "direct" if model.inline else "pyfunc", path)
+    return model
+
+
+def smoke_input(signature: Signature) -> ModelInput | None:
+    """One row of zeros (empty strings for text) shaped by the signature; None without one."""
+    if not signature.inputs:
+        return None
+
+    def zeros(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+        dims = tuple(1 if d < 0 else d for d in shape) or (1,)
+        if np.dtype(dtype) == np.dtype(object):
+            return np.full(dims, "", dtype=object)
+        return np.zeros(dims, dtype=dtype)
+
+    if signature.is_tensor and len(signature.inputs) == 1:
+        spec = signature.inputs[0]
+        assert isinstance(spec, TensorSpec)
+        return zeros(spec.dtype, spec.shape)
+    out: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        if isinstance(spec, ColumnSpec) and not spec.required:
+            continue
+        out[spec.name] = zeros(spec.dtype, spec.shape)
+    return out
+
+
+def smoke_test(model: LoadedModel) -> None:
+    """Predict once on :func:`smoke_input`; raise :class:`ModelLoadError` if that fails."""
+    data = smoke_input(model.signature)
+    if data is None:
+        logger.warning("model %s version %s has no signature: smoke prediction skipped",
+                       model.name, model.version)
+        return
+    try:
+        model.predict(data)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model {model.name} version {model.version} failed its smoke prediction on one "
+            f"row of zeros: {type(exc).__name__}: {exc}"
+        ) from exc

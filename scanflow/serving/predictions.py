@@ -1,0 +1,336 @@
+"""The prediction log: a durable, bounded record of what a service was asked and answered.
+
+Layout: ``<state_dir>/predictions/<service>/`` holds JSON-lines segments, one line per
+request: ``ts``, ``id``, ``model_version``, ``latency_ms``, ``inputs``, ``outputs``.
+Each worker process appends to its own segment, ``<start-ns>-<pid>-<n>.open.jsonl``,
+renamed to ``<start-ns>-<pid>-<n>.jsonl`` (and fsynced) when it reaches its size limit
+or its writer stops. Sealed segments are never written again; the oldest are deleted to
+keep the folder under its byte limit.
+
+Durability: a background thread writes what requests queued every ``flush_interval``
+seconds. A SIGKILL loses at most that window (plus a torn last line, which readers skip);
+earlier lines and segments are complete. When the queue is full or the disk refuses a
+write, records are dropped and counted, never making a request wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+OPEN_SUFFIX = ".open.jsonl"
+SEALED_SUFFIX = ".jsonl"
+_DUMP = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+
+
+def log_dir(state_dir: str | Path, service: str) -> Path:
+    """Where service ``service`` of a project keeps its prediction log."""
+    return Path(state_dir) / "predictions" / service
+
+
+def _key(path: Path) -> str:
+    name = path.name
+    return name[: -len(OPEN_SUFFIX)] if name.endswith(OPEN_SUFFIX) else name[: -len(SEALED_SUFFIX)]
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict(orient="list")
+    return str(obj)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def seal_orphans(directory: Path) -> int:
+    """Seal open segments whose writer process is gone (killed); returns how many."""
+    sealed = 0
+    for path in directory.glob(f"*{OPEN_SUFFIX}"):
+        try:
+            pid = int(_key(path).split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            try:
+                path.rename(path.with_name(_key(path) + SEALED_SUFFIX))
+                sealed += 1
+            except FileNotFoundError:
+                pass
+    return sealed
+
+
+@dataclass
+class WriterOptions:
+    """Limits of a prediction log writer."""
+
+    flush_interval: float = 0.2
+    segment_bytes: int = 16 * 2**20
+    max_bytes: int = 512 * 2**20
+    queue_size: int = 20_000
+    fsync: bool = False
+
+
+class PredictionLogWriter:
+    """Appends records from the request path to this process's segment, off that path."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        options: WriterOptions | None = None,
+        *,
+        on_written: Callable[[int], None] | None = None,
+        on_dropped: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.options = options or WriterOptions()
+        self._queue: deque[Any] = deque()
+        self._stop = threading.Event()
+        self._on_written = on_written
+        self._on_dropped = on_dropped
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self._seq = 0
+        self.written = 0
+        self.dropped = 0
+        self._last_error_log = 0.0
+        self.directory.mkdir(parents=True, exist_ok=True)
+        seal_orphans(self.directory)
+        self._thread = threading.Thread(target=self._loop, name="scanflow-predlog", daemon=True)
+        self._thread.start()
+
+    # -- request path --------------------------------------------------------------
+    def append(self, record: dict[str, Any]) -> None:
+        """Queue one record (never blocks; dropped and counted when the queue is full)."""
+        if len(self._queue) >= self.options.queue_size:
+            self._drop("queue_full", 1)
+            return
+        self._queue.append(record)
+
+    # -- writer thread -------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.wait(self.options.flush_interval):
+            self._flush()
+        self._flush()
+        self._seal()
+
+    def _flush(self) -> None:
+        n = len(self._queue)
+        if not n:
+            return
+        chunk: list[bytes] = []
+        size = 0
+        for _ in range(n):
+            record = self._queue.popleft()
+            try:
+                line = orjson.dumps(record, option=_DUMP, default=_default)
+            except Exception as exc:  # a record that cannot be encoded is dropped alone
+                self._drop("encode_error", 1, exc)
+                continue
+            chunk.append(line)
+            size += len(line)
+            if self._size + size >= self.options.segment_bytes:
+                if not self._write(chunk):
+                    return
+                chunk, size = [], 0
+                self._seal()
+                self._enforce_limit()
+        if chunk:
+            self._write(chunk)
+
+    def _write(self, lines: list[bytes]) -> bool:
+        data = b"".join(lines)
+        try:
+            fd = self._open()
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if self.options.fsync:
+                os.fsync(fd)
+        except OSError as exc:
+            self._drop("write_error", len(lines) + len(self._queue), exc)
+            self._queue.clear()
+            self._abandon()
+            return False
+        self._size += len(data)
+        self.written += len(lines)
+        if self._on_written:
+            self._on_written(len(lines))
+        return True
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self._seq += 1
+            name = f"{time.time_ns()}-{os.getpid()}-{self._seq}{OPEN_SUFFIX}"
+            self._path = self.directory / name
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._size = 0
+        return self._fd
+
+    def _seal(self) -> None:
+        if self._fd is None or self._path is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+        os.close(self._fd)
+        self._fd = None
+        try:
+            self._path.rename(self._path.with_name(_key(self._path) + SEALED_SUFFIX))
+        except OSError as exc:
+            logger.warning("cannot seal prediction segment %s: %s", self._path, exc)
+        self._path = None
+
+    def _abandon(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+
+    def _enforce_limit(self) -> None:
+        sealed = sorted(self.directory.glob(f"*{SEALED_SUFFIX}"), key=lambda p: p.name)
+        sealed = [p for p in sealed if not p.name.endswith(OPEN_SUFFIX)]
+        total = sum(_size(p) for p in self.directory.glob("*.jsonl"))
+        for path in sealed:
+            if total <= self.options.max_bytes:
+                break
+            size = _size(path)
+            try:
+                path.unlink()
+                total -= size
+            except FileNotFoundError:
+                pass
+
+    def _drop(self, reason: str, n: int, exc: Exception | None = None) -> None:
+        self.dropped += n
+        if self._on_dropped:
+            self._on_dropped(reason, n)
+        now = time.monotonic()
+        if exc is not None and now - self._last_error_log > 10:
+            self._last_error_log = now
+            logger.warning("prediction log in %s dropped %d record(s) (%s): %s",
+                           self.directory, n, reason, exc)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, seal the segment and stop the thread."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+# -- reading ------------------------------------------------------------------------
+@dataclass
+class Cursor:
+    """How far a reader got: bytes consumed per segment (a watermark for monitors)."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+
+
+class PredictionLog:
+    """Reads a service's prediction log (all workers' segments, open and sealed)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    @classmethod
+    def for_service(cls, state_dir: str | Path, service: str) -> PredictionLog:
+        return cls(log_dir(state_dir, service))
+
+    def segments(self) -> list[Path]:
+        """Segment files, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob("*.jsonl"), key=lambda p: _key(p))
+
+    @staticmethod
+    def _lines(path: Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
+        try:
+            with path.open("rb") as f:
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            return [], start
+        end = data.rfind(b"\n") + 1  # a torn last line (writer killed mid-write) is skipped
+        records = []
+        for line in data[:end].splitlines():
+            if not line:
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                logger.warning("skipping a damaged line in %s", path)
+        return records, start + end
+
+    def read(self, since: float | None = None, until: float | None = None
+             ) -> Iterator[dict[str, Any]]:
+        """Every record (per segment in write order), optionally within ``[since, until)``."""
+        for path in self.segments():
+            records, _ = self._lines(path)
+            for rec in records:
+                ts = rec.get("ts", 0.0)
+                if (since is None or ts >= since) and (until is None or ts < until):
+                    yield rec
+
+    def read_new(self, cursor: Cursor | None = None) -> tuple[list[dict[str, Any]], Cursor]:
+        """Records written since ``cursor`` (all when None) and the cursor after them."""
+        cursor = cursor or Cursor()
+        offsets: dict[str, int] = {}
+        out: list[dict[str, Any]] = []
+        for path in self.segments():
+            key = _key(path)
+            records, end = self._lines(path, cursor.offsets.get(key, 0))
+            out.extend(records)
+            offsets[key] = end
+        out.sort(key=lambda r: r.get("ts", 0.0))
+        return out, Cursor(offsets)
+
+    def tail(self, n: int = 10) -> list[dict[str, Any]]:
+        """The ``n`` most recent records, oldest first."""
+        records: list[dict[str, Any]] = []
+        for path in reversed(self.segments()):
+            found, _ = self._lines(path)
+            records.extend(found)
+            if len(records) >= n * 4 and len(records) >= n:
+                break
+        records.sort(key=lambda r: r.get("ts", 0.0))
+        return records[-n:] if n else []
+
+    def count(self) -> int:
+        """Number of complete records."""
+        return sum(1 for _ in self.read())
+
+    def frame(self, since: float | None = None, until: float | None = None) -> Any:
+        """A pandas DataFrame, one row per request (``inputs``/``outputs`` as lists)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.read(since, until)))

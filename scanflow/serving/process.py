@@ -1,0 +1,81 @@
+"""Running a service as its own process (what ``scanflow up``, engines and tests use)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scanflow.serving.client import ServingClient
+from scanflow.serving.errors import ServingError
+from scanflow.spec.model import Service
+
+
+def serve_command(service: Service, *, port: int, host: str = "127.0.0.1",
+                  state_dir: str | Path | None = None, tracking_uri: str | None = None
+                  ) -> list[str]:
+    """The ``scanflow serve`` command line that runs ``service``."""
+    cmd = [sys.executable, "-m", "scanflow.cli.main", "serve", service.model,
+           "--name", service.name, "--host", host, "--port", str(port),
+           "--spec-json", service.model_dump_json()]
+    if state_dir is not None:
+        cmd += ["--state-dir", str(state_dir)]
+    if tracking_uri:
+        cmd += ["--tracking-uri", tracking_uri]
+    return cmd
+
+
+class ServiceProcess:
+    """A service running in a child process, stopped by its PID."""
+
+    def __init__(self, service: Service, *, port: int, host: str = "127.0.0.1",
+                 state_dir: str | Path | None = None, tracking_uri: str | None = None,
+                 log_file: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.service = service
+        self.url = f"http://{host}:{port}"
+        self.log_file = Path(log_file) if log_file else None
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            serve_command(service, port=port, host=host, state_dir=state_dir,
+                          tracking_uri=tracking_uri),
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+        if out is not subprocess.DEVNULL:
+            out.close()
+        self.client = ServingClient(self.url)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 60.0, *, model: bool = True) -> None:
+        """Wait until the service answers (and, with ``model``, has a model loaded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServingError(f"service {self.service.name} exited with code "
+                                   f"{self.proc.returncode}; see {self.log_file or 'its log'}")
+            try:
+                status = self.client.status()
+                if status["workers_ready"] >= 1 and (status["ready"] or not model):
+                    return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise ServingError(f"service {self.service.name} not ready within {timeout} s at "
+                           f"{self.url}; see {self.log_file or 'its log'}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful drain), then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.client.close()
+        return self.proc.returncode

@@ -1,0 +1,119 @@
+"""Services that cannot serve yet, models that raise, and a server killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import orjson
+import pytest
+
+from scanflow.serving.predictions import OPEN_SUFFIX, PredictionLog
+from scanflow.serving.process import ServiceProcess
+from scanflow.spec import PredictionLogging, Service
+
+from .conftest import free_port, oip_body, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _start(service: Service, registry, tmp_path, **kw) -> ServiceProcess:
+    return ServiceProcess(service, port=free_port(), state_dir=tmp_path,
+                          tracking_uri=registry.tracking_uri, log_file=tmp_path / "server.log",
+                          **kw)
+
+
+def test_a_model_uri_that_does_not_exist_leaves_the_service_up_but_not_ready(
+        registry, tmp_path):
+    proc = _start(Service("ghost", model="models:/no-such-model@champion"), registry, tmp_path)
+    try:
+        proc.wait_ready(120, model=False)
+        with httpx.Client(base_url=proc.url) as http:
+            assert http.get("/v2/health/live").status_code == 200
+            ready = http.get("/v2/health/ready")
+            assert ready.status_code == 503 and "no-such-model" in ready.json()["reason"]
+            r = http.post("/v2/models/ghost/infer", json=oip_body(registry.X[:1]))
+            assert r.status_code == 503 and "model not ready" in r.json()["error"]
+        assert proc.proc.poll() is None
+        log = (tmp_path / "server.log").read_text()
+        assert "service ghost is NOT READY" in log and "no-such-model" in log
+    finally:
+        proc.stop()
+
+
+def test_a_model_that_raises_answers_500_and_the_server_stays_up(registry, tmp_path):
+    proc = _start(Service("flaky", model=registry.flaky_uri), registry, tmp_path)
+    try:
+        proc.wait_ready(120)
+        with httpx.Client(base_url=proc.url) as http:
+            bad = http.post("/v2/models/flaky/infer", json=oip_body(-registry.X[:1] - 1))
+            assert bad.status_code == 500
+            assert "negative pixel values are not allowed" in bad.json()["error"]
+            inv = http.post("/invocations", json={"inputs": (-registry.X[:1] - 1).tolist()})
+            assert inv.status_code == 500 and inv.json()["error_code"] == "INTERNAL_ERROR"
+            good = http.post("/v2/models/flaky/infer", json=oip_body(registry.X[:2]))
+            assert good.status_code == 200
+            assert good.json()["outputs"][0]["data"] == registry.X[:2].sum(axis=1).tolist()
+    finally:
+        proc.stop()
+
+
+def test_sigkill_loses_at_most_the_flush_window_and_no_sealed_segment(registry, tmp_path):
+    window = 0.1
+    service = Service("digits", model=str(registry.model_dir), workers=2,
+                      log_predictions=PredictionLogging(flush_interval_ms=window * 1000,
+                                                        segment_mb=0.02))
+    proc = _start(service, registry, tmp_path)
+    answered: list[tuple[str, float]] = []
+    try:
+        proc.wait_ready(120)
+        wait_for(lambda: proc.client.status()["workers_ready"] == 2, 60, "two workers")
+        pids = proc.client.status()["worker_pids"]
+        with httpx.Client(base_url=proc.url) as http:
+            started, i = time.monotonic(), 0
+            while i < 600 or time.monotonic() - started < 2.5:  # traffic right up to the kill
+                i += 1
+                rid = f"k-{i}"
+                r = http.post("/v2/models/digits/infer", json=oip_body(registry.X[i % 100:][:1]),
+                              headers={"x-request-id": rid})
+                assert r.status_code == 200
+                answered.append((rid, time.monotonic()))
+        killed_at = time.monotonic()
+        for pid in [proc.pid, *pids]:
+            os.kill(pid, signal.SIGKILL)
+        proc.proc.wait(10)
+        for pid in pids:
+            wait_for(lambda p=pid: not os.path.exists(f"/proc/{p}"), 10, f"worker {pid} gone")
+    finally:
+        proc.stop()
+    log = PredictionLog.for_service(tmp_path, "digits")
+    segments = log.segments()
+    sealed = [p for p in segments if not p.name.endswith(OPEN_SUFFIX)]
+    assert len(sealed) >= 2  # 600 records rotate 20 KB segments several times
+    for path in sealed:  # sealed segments are whole: every line is a complete record
+        for line in path.read_bytes().splitlines():
+            orjson.loads(line)
+    logged = {r["id"] for r in log.read()}
+    # everything answered more than the window (plus 1 s of scheduling slack) before the
+    # kill is on disk
+    old = [rid for rid, t in answered if t < killed_at - window - 1.0]
+    assert old and [rid for rid in old if rid not in logged] == []
+    assert len(logged) <= len(answered)
+
+
+def test_the_backup_model_serves_while_the_model_cannot_be_loaded(registry, tmp_path):
+    service = Service("digits", model="models:/no-such-model@champion",
+                      backup_model=str(registry.model_dir))
+    proc = _start(service, registry, tmp_path)
+    try:
+        proc.wait_ready(120)
+        status = proc.client.status()
+        assert status["serving_backup"] and status["model_version"].startswith("backup-")
+        assert "no-such-model" in status["last_error"]
+        r = httpx.post(f"{proc.url}/v2/models/digits/infer", json=oip_body(registry.X[:2]))
+        assert r.status_code == 200 and r.headers["x-model-version"].startswith("backup-")
+        assert r.json()["outputs"][0]["data"] == registry.y[:2].tolist()
+    finally:
+        proc.stop()

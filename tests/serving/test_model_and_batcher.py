@@ -1,0 +1,97 @@
+"""Model loading (direct scikit-learn path vs pyfunc) and micro-batching on a real model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from scanflow.serving.batcher import Batcher
+from scanflow.serving.errors import ModelLoadError, RequestError
+from scanflow.serving.model import EstimatorModel, PyfuncModel, load_model
+
+
+@pytest.fixture(scope="module")
+def direct(registry):
+    return load_model(registry.model_dir, name="digits", version="1")
+
+
+def test_direct_and_pyfunc_paths_agree(registry, direct):
+    pyfunc = load_model(registry.model_dir, name="digits", version="1", fast=False)
+    assert isinstance(direct, EstimatorModel) and direct.inline
+    assert isinstance(pyfunc, PyfuncModel) and not pyfunc.inline
+    X = registry.X[:50]
+    np.testing.assert_array_equal(direct.predict(X), pyfunc.predict(X))
+    assert (direct.predict(registry.X) == registry.y).mean() > 0.95
+
+
+def test_a_folder_without_mlmodel_is_a_clear_load_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="not an MLflow model directory"):
+        load_model(tmp_path, name="x", version="1")
+
+
+def test_a_model_failing_its_smoke_prediction_is_refused(registry):
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(f"models:/digits/{registry.broken_version}",
+                                               tracking_uri=registry.tracking_uri)
+    with pytest.raises(ModelLoadError, match="failed its smoke prediction.*cannot predict"):
+        load_model(path, name="digits", version=registry.broken_version)
+
+
+def _run(batcher: Batcher, inputs: list[np.ndarray]):
+    async def main():
+        return await asyncio.gather(*(batcher.predict(x) for x in inputs),
+                                    return_exceptions=True)
+    return asyncio.run(main())
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_rows(registry, direct):
+    calls: list[tuple[int, int]] = []
+    batcher = Batcher(lambda: direct, max_batch_size=64, on_batch=lambda n, r: calls.append((n, r)))
+    inputs = [registry.X[i:i + 1 + i % 3] for i in range(20)]  # 1 to 3 rows each
+    results = _run(batcher, inputs)
+    assert sum(n for n, _ in calls) == 20 and len(calls) == 1  # all in one model call
+    for x, res in zip(inputs, results, strict=True):
+        np.testing.assert_array_equal(res.output, direct.predict(x))
+        assert res.version == "1"
+
+
+def test_max_batch_size_caps_rows_per_call(registry, direct):
+    calls: list[tuple[int, int]] = []
+    batcher = Batcher(lambda: direct, max_batch_size=8, on_batch=lambda n, r: calls.append((n, r)))
+    _run(batcher, [registry.X[i:i + 2] for i in range(10)])  # 20 rows
+    assert [r for _, r in calls] == [8, 8, 4]
+
+
+def test_batching_disabled_calls_the_model_once_per_request(registry, direct):
+    calls: list[tuple[int, int]] = []
+    batcher = Batcher(lambda: direct, enabled=False, on_batch=lambda n, r: calls.append((n, r)))
+    _run(batcher, [registry.X[i:i + 1] for i in range(5)])
+    assert calls == [(1, 1)] * 5
+
+
+def test_one_bad_request_fails_alone(registry, direct):
+    good = [registry.X[i:i + 1] for i in range(3)]
+    bad = np.zeros((1, 3))  # wrong width: the estimator raises
+    results = _run(Batcher(lambda: direct), [good[0], bad, good[1], good[2]])
+    assert isinstance(results[1], RequestError) and results[1].status == 500
+    assert "the model raised ValueError" in str(results[1])
+    for x, res in zip(good, [results[0], results[2], results[3]], strict=True):
+        np.testing.assert_array_equal(res.output, direct.predict(x))
+
+
+def test_no_model_answers_503(registry):
+    results = _run(Batcher(lambda: None), [registry.X[:1]])
+    assert isinstance(results[0], RequestError) and results[0].status == 503
+
+
+def test_slow_models_batch_in_a_thread(registry):
+    pyfunc = load_model(registry.model_dir, name="digits", version="1", fast=False)
+    calls: list[tuple[int, int]] = []
+    batcher = Batcher(lambda: pyfunc, on_batch=lambda n, r: calls.append((n, r)))
+    inputs = [registry.X[i:i + 1] for i in range(12)]
+    results = _run(batcher, inputs)
+    assert [int(r.output[0]) for r in results] == list(pyfunc.predict(registry.X[:12]))
+    assert sum(n for n, _ in calls) == 12 and len(calls) < 12

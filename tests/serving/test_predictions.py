@@ -1,0 +1,98 @@
+"""The prediction log on its own: segments, bounds, torn lines, cursors and dropping."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import orjson
+
+from scanflow.serving.predictions import (
+    OPEN_SUFFIX,
+    SEALED_SUFFIX,
+    PredictionLog,
+    PredictionLogWriter,
+    WriterOptions,
+    seal_orphans,
+)
+
+from .conftest import wait_for
+
+
+def record(i: int) -> dict:
+    return {"ts": 1000.0 + i, "id": f"r{i}", "model_version": "1", "latency_ms": 0.5,
+            "inputs": np.full((1, 4), float(i)), "outputs": np.array([i])}
+
+
+def test_records_roundtrip_with_numpy_values(tmp_path):
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=0.01))
+    for i in range(5):
+        writer.append(record(i))
+    writer.close()
+    log = PredictionLog(tmp_path)
+    assert [r["id"] for r in log.read()] == [f"r{i}" for i in range(5)]
+    assert log.tail(2)[-1]["inputs"] == [[4.0, 4.0, 4.0, 4.0]]
+    assert [r["id"] for r in log.read(since=1001.0, until=1003.0)] == ["r1", "r2"]
+    assert all(p.name.endswith(SEALED_SUFFIX) and not p.name.endswith(OPEN_SUFFIX)
+               for p in log.segments())  # close() seals the segment
+
+
+def test_segments_rotate_and_the_folder_stays_under_its_limit(tmp_path):
+    options = WriterOptions(flush_interval=0.01, segment_bytes=2_000, max_bytes=6_000)
+    writer = PredictionLogWriter(tmp_path, options)
+    for i in range(400):
+        writer.append(record(i))
+    writer.close()
+    log = PredictionLog(tmp_path)
+    total = sum(p.stat().st_size for p in log.segments())
+    assert len(log.segments()) >= 2
+    assert total <= 6_000 + 2_000 + 200  # the limit, plus at most one segment being filled
+    ids = [int(r["id"][1:]) for r in log.read()]
+    assert ids == sorted(ids) and ids[-1] == 399  # the oldest went first
+
+
+def test_a_torn_last_line_is_skipped_and_orphans_are_sealed(tmp_path):
+    dead = tmp_path / f"100-{2**22 + 7}-1{OPEN_SUFFIX}"  # a pid that cannot exist
+    dead.write_bytes(orjson.dumps({"ts": 1.0, "id": "a"}) + b"\n" + b'{"ts": 2.0, "id": "b')
+    assert [r["id"] for r in PredictionLog(tmp_path).read()] == ["a"]
+    assert seal_orphans(tmp_path) == 1
+    assert [p.name for p in PredictionLog(tmp_path).segments()] == [f"100-{2**22 + 7}-1.jsonl"]
+
+
+def test_a_cursor_returns_only_new_records(tmp_path):
+    log = PredictionLog(tmp_path)
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=0.01))
+    for i in range(3):
+        writer.append(record(i))
+    first, cursor = wait_for(lambda: (r := log.read_new()) and len(r[0]) == 3 and r, 10,
+                             "three records")
+    for i in range(3, 5):
+        writer.append(record(i))
+    writer.close()
+    second, cursor = log.read_new(cursor)
+    assert [r["id"] for r in second] == ["r3", "r4"]
+    assert log.read_new(cursor)[0] == []
+
+
+def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path):
+    dropped: list[tuple[str, int]] = []
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=60, queue_size=10),
+                                 on_dropped=lambda reason, n: dropped.append((reason, n)))
+    for i in range(25):
+        writer.append(record(i))
+    assert writer.dropped == 15 and dropped == [("queue_full", 1)] * 15
+    writer.close()
+    assert PredictionLog(tmp_path).count() == 10
+
+
+def test_a_failing_disk_drops_and_counts(tmp_path):
+    folder = tmp_path / "log"
+    dropped: list[tuple[str, int]] = []
+    writer = PredictionLogWriter(folder, WriterOptions(flush_interval=0.01),
+                                 on_dropped=lambda reason, n: dropped.append((reason, n)))
+    shutil.rmtree(folder)  # every write now fails
+    for i in range(3):
+        writer.append(record(i))
+    wait_for(lambda: writer.dropped == 3, 10, "three dropped records")
+    writer.close()
+    assert {reason for reason, _ in dropped} == {"write_error"}
