@@ -13,3 +13,6 @@ bash bench/monitoring/setup_peers.sh
 bench/.venv-drift/bin/python bench/monitoring/drift.py
 $PY bench/k8s_sim.py --repeat 5
 $PY bench/closed_loop/run.py --runs 3
+$PY bench/tracking/metric_logging.py --repeat 9
+$PY bench/tracking/stack_start.py --repeat 3
+$PY bench/tracking/report.py

@@ -4,7 +4,7 @@ Usage: ``python bench/tracking/metric_logging.py [--metrics 1000] [--repeat 5]
 [--backends sqlite postgres] [--uri http://...]``
 
 For each backend, every round logs ``--metrics`` values of one metric (steps 0..N-1) into a
-fresh run, once per contender, in interleaved order:
+fresh run, once per contender, in a new (seeded) random order every round:
 
 - ``mlflow.log_metric``: MLflow's fluent API, one synchronous call per value (the peer);
 - ``mlflow async``: the same calls with ``synchronous=False``, then
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -120,8 +121,10 @@ def bench_backend(uri: str, n: int, repeat: int) -> dict[str, Any]:
         one_round(contender, n, experiment_id)
     times: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     in_calls: dict[str, list[float]] = {c: [] for c in CONTENDERS}
-    for r in range(repeat):
-        order = CONTENDERS if r % 2 == 0 else tuple(reversed(CONTENDERS))
+    shuffle = random.Random(5)  # a new seeded order every round: disk hiccups hit all alike
+    for _ in range(repeat):
+        order = list(CONTENDERS)
+        shuffle.shuffle(order)
         for contender in order:
             stored, calls = one_round(contender, n, experiment_id)
             times[contender].append(stored)

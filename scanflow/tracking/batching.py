@@ -7,10 +7,10 @@ entries, every ``interval`` seconds or as soon as a full batch is waiting. The b
 is bounded: when ``max_buffer`` entries wait, callers block until the thread catches up
 (nothing is dropped).
 
-Everything queued is sent when :meth:`flush` is called, at interpreter exit (also after
-an uncaught exception), and on SIGTERM: the handler turns the signal into ``SystemExit``
-so that ``finally`` blocks and the exit flush run (it is installed only when SIGTERM
-still has its default action).
+Everything queued is sent when :meth:`flush` is called (by the calling thread itself: no
+hand-over between threads), at interpreter exit (also after an uncaught exception), and
+on SIGTERM: the handler turns the signal into ``SystemExit`` so that ``finally`` blocks
+and the exit flush run (it is installed only when SIGTERM still has its default action).
 
 A batch the server rejects as invalid is retried entry by entry, so one bad key cannot
 take the others down with it; a batch that cannot be delivered at all (server away
@@ -35,15 +35,6 @@ log = logging.getLogger(__name__)
 
 MAX_METRICS = 1000  # MLflow's log_batch limits
 _METRIC, _PARAM, _TAG = 0, 1, 2
-
-
-class _Marker:
-    """Put in the queue by :meth:`BatchingLogger.flush`; set once everything before it is sent."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
 
 
 class BatchingLogger:
@@ -73,6 +64,7 @@ class BatchingLogger:
         self._items: deque[Any] = deque()
         self._wake = threading.Event()
         self._space = threading.Condition()
+        self._drain_lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -124,20 +116,22 @@ class BatchingLogger:
 
     # -- flushing ----------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> None:
-        """Send everything queued so far; raise :class:`TrackingError` if some was lost."""
-        if self._thread is None and not self._items:
-            self._raise_errors()
-            return
-        if self._thread is None or not self._thread.is_alive():
-            self._start()
-        marker = _Marker()
-        self._items.append(marker)
-        self._wake.set()
-        if not marker.done.wait(timeout):
+        """Send everything queued so far, from this thread; raise :class:`TrackingError` if
+        some of it could not be logged.
+
+        ``timeout`` bounds the wait for a batch the background thread is sending.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+        if not self._drain_lock.acquire(timeout=-1 if timeout is None else timeout):
             raise TrackingError(
-                f"tracking data not sent after {timeout:g}s ({len(self._items)} entries still "
+                f"tracking data not sent after {timeout:g}s ({self.pending} entries still "
                 "queued); is the tracking server reachable?"
             )
+        try:
+            self._drain()
+        finally:
+            self._drain_lock.release()
         self._raise_errors()
 
     def close(self, timeout: float | None = None) -> None:
@@ -153,7 +147,7 @@ class BatchingLogger:
     @property
     def pending(self) -> int:
         """Entries queued and not sent yet."""
-        return sum(1 for item in list(self._items) if not isinstance(item, _Marker))
+        return len(self._items)
 
     def _raise_errors(self) -> None:
         if self.errors:
@@ -188,30 +182,30 @@ class BatchingLogger:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            try:
-                self._drain()
-            except Exception as exc:  # noqa: BLE001 - the thread must survive anything
-                log.exception("batching logger failed")
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+            with self._drain_lock:
+                try:
+                    self._drain()
+                except Exception as exc:  # noqa: BLE001 - the thread must survive anything
+                    log.exception("batching logger failed")
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
             if self._closed and not self._items:
                 return
 
     def _drain(self) -> None:
-        """Send everything queued, in order, in chunks of at most :data:`MAX_METRICS`."""
+        """Send everything queued, in order, in chunks of at most :data:`MAX_METRICS`.
+
+        Called with the drain lock held, so chunks leave in the order they were queued. A
+        chunk interrupted while sending (SIGTERM during an explicit flush) goes back to the
+        front of the queue for the exit flush.
+        """
         items = self._items
-        chunk: list[tuple[Any, ...]] = []
         while items:
-            item = items.popleft()
-            if item.__class__ is _Marker:
+            chunk = [items.popleft() for _ in range(min(len(items), MAX_METRICS))]
+            try:
                 self._send_chunk(chunk)
-                chunk = []
-                item.done.set()
-                continue
-            chunk.append(item)
-            if len(chunk) >= MAX_METRICS:
-                self._send_chunk(chunk)
-                chunk = []
-        self._send_chunk(chunk)
+            except BaseException:
+                items.extendleft(reversed(chunk))
+                raise
 
     def _send_chunk(self, chunk: list[tuple[Any, ...]]) -> None:
         if not chunk:
@@ -292,6 +286,7 @@ class BatchingLogger:
         self._items = deque()
         self._wake = threading.Event()
         self._space = threading.Condition()
+        self._drain_lock = threading.Lock()
         self._thread = None
         self.errors = []
 

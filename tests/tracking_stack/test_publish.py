@@ -7,7 +7,6 @@ the central tracker and a second team are embedded MLflow stores in their own fo
 from __future__ import annotations
 
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -63,22 +62,22 @@ def crash():
 
 
 @pytest.fixture(scope="module")
-def world(make_app, trained_model):
-    """The team stack with model 'clf' v1, a central tracker and another team's tracker."""
-    others = Path(tempfile.mkdtemp(prefix="scanflow-others-"))
+def world(make_app, trained_model, tmp_path_factory):
+    """The team stack with model 'clf' v1, a central tracker and another team's tracker.
+
+    The stack is stopped by ``make_app``'s clean-up even when this set-up fails half-way.
+    """
+    others = tmp_path_factory.mktemp("others")
     central = sqlite_tracker(others / "central")
     project = make_app(SPEC.format(central=central), "team")
     (project.base_dir / "steps.py").write_text(textwrap.dedent(STEPS))
     stack = TrackerStack(project)
     uri = stack.up().status.uri
-    run_id, version = log_and_register(uri, "clf", trained_model[0], team="vision-team",
-                                       params={"C": "1.0"}, metrics={"accuracy": 0.91})
+    run_id, _ = log_and_register(uri, "clf", trained_model[0], team="vision-team",
+                                 params={"C": "1.0"}, metrics={"accuracy": 0.91})
     yield {"stack": stack, "uri": uri, "central": central, "run_id": run_id,
            "team_b": sqlite_tracker(others / "team-b"), "app_dir": project.base_dir}
     stack.down()
-    import shutil
-
-    shutil.rmtree(others, ignore_errors=True)
 
 
 
@@ -87,7 +86,7 @@ def versions(uri: str, name: str) -> list[str]:
     return sorted(str(v.version) for v in found)
 
 
-def test_publish_copies_files_params_metrics_and_lineage(world, trained_model) -> None:
+def test_publish_copies_files_params_metrics_and_lineage(world, trained_model, tmp_path) -> None:
     code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", "central")
     assert code == 0, out
     assert "copied models:/clf/1" in out and "as version 1" in out
@@ -99,7 +98,7 @@ def test_publish_copies_files_params_metrics_and_lineage(world, trained_model) -
     assert copy.tags["scanflow.source.tracker"] == world["uri"]
     run = central.get_run(copy.run_id)
     assert run.data.params == {"C": "1.0"} and run.data.metrics == {"accuracy": 0.91}
-    files = Path(central.download_artifacts(copy.run_id, "model", tempfile.mkdtemp()))
+    files = Path(central.download_artifacts(copy.run_id, "model", str(tmp_path)))
     assert copy.tags["scanflow.digest"] == tree_digest(files)
     model, rows = trained_model
     assert predict_with(world["central"], "clf", "1", rows) == list(model.predict(rows))
@@ -218,7 +217,7 @@ def test_s3_store_down_during_upload_fails_cleanly(world, trained_model) -> None
     assert copied.created and versions(world["uri"], "late") == ["1"]
 
 
-def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world) -> None:
+def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, tmp_path) -> None:
     from scanflow.engines.local import LocalEngine
     from scanflow.spec import load_project
 
@@ -244,7 +243,7 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world) -> None
     assert (Path(files.removeprefix("file://")) / "MLmodel").is_file()
     ok_spec = project.app.to_yaml()
     client.set_terminated(run.mlflow_run_id, "FINISHED")  # pull takes finished runs
-    dest = Path(tempfile.mkdtemp(prefix="scanflow-pulled-"))
+    dest = tmp_path / "pulled"
     code, out = run_cli(world["app_dir"], "pull", "app:vision", "--from", world["uri"],
                     "--dest", str(dest))
     assert code == 0, out
