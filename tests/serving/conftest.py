@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +33,6 @@ class Registry:
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias("digits", alias, version)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 FLAKY = '''
@@ -173,17 +165,6 @@ class Load:
     def count(self) -> int:
         with self._lock:
             return len(self.result.records)
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def oip_body(rows: np.ndarray) -> dict:

@@ -9,8 +9,9 @@ import sys
 
 import httpx
 import pytest
+from conftest import free_port, wait_for
 
-from .conftest import free_port, oip_body, wait_for
+from .conftest import oip_body
 
 pytestmark = pytest.mark.slow
 

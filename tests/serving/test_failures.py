@@ -9,12 +9,13 @@ import time
 import httpx
 import orjson
 import pytest
+from conftest import free_port, wait_for
 
 from scanflow.serving.predictions import OPEN_SUFFIX, PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import PredictionLogging, Service
 
-from .conftest import free_port, oip_body, wait_for
+from .conftest import oip_body
 
 pytestmark = pytest.mark.slow
 

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import orjson
+from conftest import wait_for
 
 from scanflow.serving.predictions import (
     OPEN_SUFFIX,
@@ -15,8 +16,6 @@ from scanflow.serving.predictions import (
     WriterOptions,
     seal_orphans,
 )
-
-from .conftest import wait_for
 
 
 def record(i: int) -> dict:

@@ -8,12 +8,13 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from conftest import free_port, wait_for
 
 from scanflow.serving.predictions import PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
 
-from .conftest import Load, free_port, oip_body, wait_for
+from .conftest import Load, oip_body
 
 
 @pytest.fixture(scope="module")
