@@ -148,8 +148,14 @@ class ServingApp:
             status = 200
         except RequestError as exc:
             status, rid = exc.status, (rid_header.decode() if rid_header else self._next_id())
-            payload = (invocations.error_body(str(exc), status) if endpoint == "invocations"
-                       else orjson.dumps({"error": str(exc)}))
+            if exc.version is not None:  # the model answered, with an error
+                version = exc.version.encode()
+            if endpoint == "invocations":
+                payload = invocations.error_body(str(exc), status)
+            else:
+                payload = orjson.dumps({"error": str(exc), **(
+                    {"model_name": self.name, "model_version": exc.version}
+                    if exc.version is not None else {})})
             data = result = None  # type: ignore[assignment]
         except ClientGone:
             return
