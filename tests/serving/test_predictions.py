@@ -17,6 +17,8 @@ from scanflow.serving.predictions import (
     seal_orphans,
 )
 
+from .conftest import small_disk
+
 
 def record(i: int) -> dict:
     return {"ts": 1000.0 + i, "id": f"r{i}", "model_version": "1", "latency_ms": 0.5,
@@ -95,3 +97,23 @@ def test_a_failing_disk_drops_and_counts(tmp_path):
     wait_for(lambda: writer.dropped == 3, 10, "three dropped records")
     writer.close()
     assert {reason for reason, _ in dropped} == {"write_error"}
+
+
+def test_a_disk_that_fills_up_leaves_whole_lines_and_no_empty_segments(tmp_path):
+    folder = tmp_path / "log"
+    with small_disk(folder, size="64k"):
+        writer = PredictionLogWriter(folder, WriterOptions(flush_interval=0.01))
+        appended = 0
+        while writer.dropped == 0 or appended < 1_000:  # past the point the disk is full
+            for _ in range(10):
+                writer.append(record(appended))
+                appended += 1
+            wait_for(lambda n=appended: writer.written + writer.dropped == n, 10, "a flush")
+            assert appended < 10_000, "the disk never filled up"
+        writer.close()
+        segments = PredictionLog(folder).segments()
+        assert segments and all(p.stat().st_size > 0 for p in segments)
+        for path in segments:  # every line is whole: torn writes were cut back
+            lines = path.read_bytes().splitlines(keepends=True)
+            assert all(line.endswith(b"\n") and orjson.loads(line) for line in lines)
+        assert PredictionLog(folder).count() == writer.written > 0

@@ -14,7 +14,7 @@ from scanflow.serving.predictions import PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
 
-from .conftest import Load, oip_body
+from .conftest import Load, oip_body, scrape
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +126,19 @@ def test_metrics_cover_requests_batches_version_and_workers(server, registry):
     for i in range(5):
         http.post("/v2/models/digits/infer", json=oip_body(registry.X[i:i + 1]))
     http.post("/v2/models/digits/infer", content=b"")
-    text = http.get("/metrics").text
-    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-             if line and not line.startswith("#")}
+    lines = scrape(http)
     assert lines['scanflow_requests_total{code="200",endpoint="infer"}'] >= 5
     assert lines['scanflow_request_errors_total{code="400",endpoint="infer"}'] >= 1
     assert lines['scanflow_request_latency_seconds_count{endpoint="infer"}'] >= 6
+    assert lines['scanflow_request_latency_seconds_bucket{endpoint="infer",le="+Inf"}'] >= 6
+    assert lines['scanflow_request_latency_seconds_bucket{endpoint="infer",le="10.0"}'] >= 6
     assert lines["scanflow_batch_rows_count"] >= 5
+    assert lines['scanflow_batch_rows_bucket{le="1.0"}'] >= 5  # 1-row requests, one by one
+    assert lines["scanflow_batch_requests_count"] >= 5
     assert lines["scanflow_model_version"] == 1.0
+    assert lines["scanflow_model_ready"] == 1.0
     assert lines["scanflow_workers"] == 2.0
-    assert "scanflow_queue_depth" in lines
-    assert "scanflow_predictions_dropped_total" not in lines or True
+    assert lines["scanflow_queue_depth"] == 0.0  # nothing waits once every answer is in
 
 
 def test_live_scaling_under_load_drops_nothing(server, registry):
