@@ -68,6 +68,12 @@ def test_health_and_metadata(server):
     assert http.get("/v2/health/ready").status_code == 200
     assert http.get("/ping").status_code == 200
     assert http.get("/v2/models/digits/ready").json() == {"name": "digits", "ready": True}
+    assert http.get("/v2/models/digits/ready").headers["x-model-version"] == "1"
+    assert http.get("/v2/models/digits/versions/1/ready").status_code == 200
+    assert http.get("/v2/models/digits/versions/2").status_code == 404
+    assert http.get("/v2/models/nope").status_code == 404
+    versioned = http.post("/v2/models/digits/versions/1/infer", json=oip_body(np.zeros((1, 64))))
+    assert versioned.status_code == 200 and versioned.json()["model_version"] == "1"
     meta = http.get("/v2/models/digits").json()
     assert meta["versions"] == ["1"]
     assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 64]}]
@@ -85,6 +91,8 @@ def test_health_and_metadata(server):
                  {"name": "b", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]},
      400, "takes one input tensor"),
     ("/invocations", {"inputs": [[0.0] * 64], "instances": [[0.0] * 64]}, 400, "exactly one"),
+    ("/v2/models/digits/versions/7/infer", oip_body(np.zeros((1, 64))), 404,
+     "version '7' of 'digits' is not served; this service serves version '1'"),
 ])
 def test_bad_requests_get_clear_errors(server, path, body, status, fragment):
     _, http, _ = server
@@ -97,6 +105,10 @@ def test_bad_requests_get_clear_errors(server, path, body, status, fragment):
     (b"", "empty request body"),
     (b"{not json", "not valid JSON"),
     (b'{"inputs": [{"name": "i", "shape": [1, 64], "datatype": "FP64", "data": [NaN]}]}',
+     "NaN and Infinity"),
+    (b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [Infinity]}]}',
+     "NaN and Infinity"),
+    (b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [1e999]}]}',
      "NaN and Infinity"),
 ])
 def test_bodies_that_are_not_requests(server, content, fragment):
