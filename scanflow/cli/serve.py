@@ -178,10 +178,16 @@ def scale(
     wait: Annotated[bool, typer.Option(help="Return once the pool has settled")] = True,
 ) -> None:
     """Grow or shrink a running service's workers without dropping requests."""
+    import httpx
+
     from scanflow.serving.client import ServingClient
 
-    with ServingClient(url) as client:
-        status = client.scale(workers, wait=wait)
+    try:
+        with ServingClient(url) as client:
+            status = client.scale(workers, wait=wait)
+    except httpx.HTTPError as exc:
+        raise ScanflowError(f"cannot reach the service at {url}: {exc}; is it running "
+                            "(scanflow serve / scanflow up) and is the URL right?") from None
     console.print(f"{status['service']}: {status['workers']} worker(s), "
                   f"{status['workers_ready']} ready, model {status['model_version']}")
 
@@ -191,6 +197,9 @@ def _log_for(service: str | None, ctx: typer.Context, directory: Path | None):
     from scanflow.serving.predictions import PredictionLog
 
     if directory is not None:
+        if not directory.is_dir():
+            raise ScanflowError(f"no prediction log folder at {directory}; point --dir at "
+                                "<app>/.scanflow/predictions/<service>")
         return PredictionLog(directory)
     proj = _project(ctx)
     root = (proj.state_dir if proj else Path.cwd() / ".scanflow") / "predictions"

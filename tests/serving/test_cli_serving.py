@@ -109,3 +109,22 @@ def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, cap
     assert proc.returncode == 0, out_file.read_text()
     # about half of the 401 requests are logged (binomial: 140..260 is +-6 sd)
     assert logged <= log.count() and 140 <= log.count() <= 260
+
+
+def test_cli_errors_without_tracebacks(tmp_path, capsys):
+    from scanflow.cli.main import main
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["scale", url, "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the service at {url}" in err and "Traceback" not in err
+    missing = tmp_path / "nowhere"
+    assert main(["predictions", "tail", "--dir", str(missing)]) == 1
+    assert f"no prediction log folder at {missing}" in capsys.readouterr().err
+    assert main(["--app", str(tmp_path), "predictions", "tail", "nosuch"]) == 1
+    assert "no prediction log for service 'nosuch'" in capsys.readouterr().err
+    (tmp_path / "log").mkdir()
+    assert main(["predictions", "export", "--dir", str(tmp_path / "log"), "--format", "xml"]) == 1
+    assert "--format 'xml' is not one of jsonl, csv, parquet" in capsys.readouterr().err
+    assert main(["predictions", "export", "--dir", str(tmp_path / "log"), "--since", "May"]) == 1
+    assert "'May' is neither epoch seconds nor an ISO time" in capsys.readouterr().err
