@@ -124,7 +124,7 @@ class ServingApp:
             body = await self._read_body(headers, receive)
             if model is None:
                 raise RequestError(f"model not ready: {self.not_ready_reason()}", 503)
-            if endpoint == "infer":
+            if endpoint == "infer" and "/versions/" in scope["path"]:
                 self._check_version(scope["path"], model.version)
             signature = model.signature
             if endpoint == "infer":
