@@ -122,7 +122,8 @@ def test_cli_errors_without_tracebacks(tmp_path, capsys):
     assert main(["predictions", "tail", "--dir", str(missing)]) == 1
     assert f"no prediction log folder at {missing}" in capsys.readouterr().err
     assert main(["--app", str(tmp_path), "predictions", "tail", "nosuch"]) == 1
-    assert "no prediction log for service 'nosuch'" in capsys.readouterr().err
+    err = capsys.readouterr().err  # looked for under --app, not the current folder
+    assert f"no prediction log for service 'nosuch' at {tmp_path / '.scanflow'}" in err
     (tmp_path / "log").mkdir()
     assert main(["predictions", "export", "--dir", str(tmp_path / "log"), "--format", "xml"]) == 1
     assert "--format 'xml' is not one of jsonl, csv, parquet" in capsys.readouterr().err

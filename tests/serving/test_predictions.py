@@ -117,3 +117,31 @@ def test_a_disk_that_fills_up_leaves_whole_lines_and_no_empty_segments(tmp_path)
             lines = path.read_bytes().splitlines(keepends=True)
             assert all(line.endswith(b"\n") and orjson.loads(line) for line in lines)
         assert PredictionLog(folder).count() == writer.written > 0
+
+
+def test_cli_reads_and_exports_a_log(tmp_path, capsys):
+    import pandas as pd
+
+    from scanflow.cli.main import main
+
+    folder = tmp_path / ".scanflow" / "predictions" / "digits"
+    writer = PredictionLogWriter(folder, WriterOptions(flush_interval=0.01))
+    for i in range(5):
+        writer.append(record(i))
+    writer.close()
+    # the only service of the app folder is found without naming it
+    assert main(["--app", str(tmp_path), "predictions", "tail", "-n", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "r4" in shown and "r3" in shown and "r2" not in shown
+    out = tmp_path / "window.parquet"
+    assert main(["predictions", "export", "--dir", str(folder), "--format", "parquet",
+                 "-O", str(out), "--since", "1001", "--until", "1003"]) == 0
+    assert "wrote 2 prediction(s)" in capsys.readouterr().out
+    frame = pd.read_parquet(out)
+    assert frame["id"].tolist() == ["r1", "r2"] and frame["model_version"].tolist() == ["1"] * 2
+    lines = tmp_path / "all.jsonl"
+    assert main(["--app", str(tmp_path), "predictions", "export", "digits", "-O",
+                 str(lines)]) == 0
+    rows = [orjson.loads(line) for line in lines.read_bytes().splitlines()]
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(5)]
+    assert rows[2]["inputs"] == [[2.0] * 4] and rows[2]["outputs"] == [2]
