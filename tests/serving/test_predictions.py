@@ -145,3 +145,27 @@ def test_cli_reads_and_exports_a_log(tmp_path, capsys):
     rows = [orjson.loads(line) for line in lines.read_bytes().splitlines()]
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(5)]
     assert rows[2]["inputs"] == [[2.0] * 4] and rows[2]["outputs"] == [2]
+
+
+def test_tail_follow_prints_new_records_until_interrupted(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=0.01))
+    writer.append(record(0))
+    wait_for(lambda: writer.written == 1, 10, "the first record")
+    out = tmp_path / "tail.out"
+    with out.open("wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "scanflow.cli.main", "predictions",
+                                 "tail", "--dir", str(tmp_path), "-f", "-o", "json"],
+                                stdout=f, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b'"r0"' in out.read_bytes(), 60, "the existing record")
+        writer.append(record(1))
+        wait_for(lambda: b'"r1"' in out.read_bytes(), 30, "the new record")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        writer.close()
+    assert proc.returncode == 0 and out.read_bytes().count(b'"r0"') == 1
