@@ -14,9 +14,10 @@ from scanflow.agents.strategies.drift_retrain import (
     confirm,
     quality_dropped,
 )
-from scanflow.agents.strategies.failover import FailoverConfig, route
+from scanflow.agents.strategies.failover import FailoverConfig, backup_version, route
 from scanflow.agents.strategies.traffic import advance
 from scanflow.agents.strategies.windows import quantile, window
+from scanflow.agents.toolkit import Toolkit
 
 # -- LatencyAutoscale ------------------------------------------------------------------------
 SCALE = AutoscaleConfig(
@@ -230,3 +231,30 @@ def test_failover_after_bad_checks_and_restore_after_good_ones() -> None:
     assert back is not None and back.steps[0].params == {"version": "3"}
     restored = _decision("restore", "succeeded", 20, {})
     assert route(facts([_h(True, 21), _h(True, 22)], active, restored), FAIL) is None
+
+
+class _Aliases:
+    """An in-memory registry of aliases (the backup lookup only reads aliases)."""
+
+    def __init__(self, **aliases: str) -> None:
+        self.aliases = aliases
+
+    def alias_version(self, model: str, alias: str) -> str | None:
+        return self.aliases.get(f"{model}@{alias}")
+
+
+def test_the_backup_is_the_strategys_then_the_services_backup_model_then_the_alias() -> None:
+    from scanflow.spec import Service
+
+    reg = _Aliases(**{"m@backup": "4", "m@stable": "2"})
+    spec = Service("s", model="models:/m@champion", backup_model="models:/m@stable")
+    with_spec = Toolkit(extras={"service_specs": {"s": spec}})
+    assert backup_version(Toolkit(), reg, FAIL) == ("4", "m@backup")
+    assert backup_version(with_spec, reg, FAIL) == ("2", "models:/m@stable")
+    own = FAIL.model_copy(update={"backup_model": "models:/m/7"})
+    assert backup_version(with_spec, reg, own) == ("7", "models:/m/7")
+    other = Service("s", model="models:/m@champion", backup_model="models:/other/1")
+    with pytest.raises(ValueError, match="not a version of 'm'"):
+        backup_version(Toolkit(extras={"service_specs": {"s": other}}), reg, FAIL)
+    with pytest.raises(ValidationError, match="not models:/NAME@ALIAS or models:/NAME/VERSION"):
+        FailoverConfig(service="s", model="m", backup_model="/models/backup")
