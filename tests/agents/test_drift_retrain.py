@@ -268,4 +268,28 @@ def test_a_promotion_the_service_cannot_load_is_rolled_back(world, service, stor
     assert len(events) == 1
 
 
+def test_a_rollback_moves_the_alias_back_and_the_service_follows(world, service, store) -> None:
+    runtime = _runtime(world, store, service)
+    current = _champion(world)
+    assert current != "1"
+    plan = decide(
+        "live accuracy dropped (test)",
+        ("rollback", {"to": "1", "version": current}),
+        key="rollback",
+        guarded=False,
+    )
+
+    async def go() -> str:
+        await runtime.start()
+        decision_id = await runtime.submit(plan)
+        await runtime.idle(timeout=120)
+        await runtime.stop()
+        return decision_id
+
+    row = runtime.state.decision(run(go(), timeout=150))
+    assert row.status == "succeeded", row.outcome
+    assert row.outcome == f"rolled back from v{current} to v1"
+    assert _champion(world) == "1" == _served(service)
+
+
 _ = (asyncio, Path)
