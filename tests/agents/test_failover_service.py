@@ -45,6 +45,18 @@ class Switch(mlflow.pyfunc.PythonModel):
 mlflow.models.set_model(Switch())
 """
 
+BROKEN = """
+import mlflow
+
+
+class Broken(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        raise RuntimeError("this version cannot predict")
+
+
+mlflow.models.set_model(Broken())
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -54,7 +66,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, np.ndarray]:
-    """Model ``m``: v1 the switchable primary (champion), v2 a digits classifier."""
+    """Model ``m``: v1 the switchable primary (champion), v2 a digits classifier, v3 a
+    version that never loads in a service (its smoke prediction fails)."""
     import mlflow
     from mlflow.models import infer_signature
     from sklearn.datasets import load_digits
@@ -84,7 +97,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, np.nd
             mlflow.sklearn.log_model(
                 model, name="backup", signature=signature, registered_model_name="m"
             )
+            (root / "broken.py").write_text(textwrap.dedent(BROKEN))
+            mlflow.pyfunc.log_model(
+                name="broken",
+                python_model=str(root / "broken.py"),
+                signature=signature,
+                pip_requirements=["mlflow"],
+                registered_model_name="m",
+            )
         mlflow.MlflowClient().set_registered_model_alias("m", "champion", "1")
+        mlflow.MlflowClient().set_registered_model_alias("m", "edge", "3")
     finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
@@ -237,3 +259,84 @@ def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_b
     for row in acted[1:-1]:
         assert (row.action, row.status) == ("restore", "failed"), actions
         assert "still fails" in row.outcome
+
+
+def test_a_service_that_is_not_ready_is_routed_to_the_backup_and_stays_there(
+    registry: tuple[str, Path, np.ndarray], store, tmp_path: Path
+) -> None:
+    from scanflow.serving.process import ServiceProcess
+    from scanflow.spec import Service
+
+    uri, _, X = registry
+    spec = Service("edge", model="models:/m@edge", poll_interval=0.5)  # v3: never loads
+    proc = ServiceProcess(
+        spec,
+        port=free_port(),
+        state_dir=tmp_path / "edge",
+        tracking_uri=uri,
+        log_file=tmp_path / "edge.log",
+    )
+    control = HttpServiceControl(proc.url)
+    config = FailoverConfig(
+        service="edge",
+        model="m",
+        alias="edge",
+        backup_model="models:/m/2",
+        unhealthy_after=2,
+        healthy_after=2,
+        cooldown=0,
+        interval=0.5,
+        swap_timeout=30,
+    )
+    strategy = Failover(config)
+    setup = AgentSetup(
+        "edge-failover",
+        strategy.declare(),
+        triggers=strategy.triggers(),
+        guardrails=strategy.guardrails(),
+        config=config.model_dump(),
+    )
+    toolkit = Toolkit(
+        registry=MlflowRegistry(uri), services={"edge": control}, extras={"tracking_uri": uri}
+    )
+    runtime = AgentRuntime(setup, store, toolkit)
+    state = AgentState(store, "edge-failover")
+
+    def restores_failed() -> int:
+        return sum(1 for r in state.decisions() if r.action == "restore" and r.status == "failed")
+
+    async def scenario() -> None:
+        await until(lambda: control.status().get("last_error"), 120, "the failed load")
+        assert control.status()["ready"] is False
+        await runtime.start()
+        try:
+            await until(lambda: control.status()["model_version"] == "2", 120, "the backup serving")
+            await until(lambda: restores_failed() >= 1, 120, "a restore attempt")
+        finally:
+            await runtime.stop()
+
+    try:
+        proc.wait_ready(120, model=False)
+        run(scenario(), timeout=300)
+        status = control.status()
+        r = control._http.post(
+            "/v2/models/edge/infer",
+            json={
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 64], "datatype": "FP64", "data": X[0].tolist()}
+                ]
+            },
+        )
+    finally:
+        control.close()
+        proc.stop()
+    assert status["ready"] is True and status["model_version"] == "2"
+    assert r.status_code == 200 and r.headers["x-model-version"] == "2"
+    # the primary still cannot be served: the restore was refused and the alias left on v2
+    assert MlflowRegistry(uri).alias_version("m", "edge") == "2"
+    rows = [r for r in state.decisions()[::-1] if r.status != "blocked"]
+    assert (rows[0].action, rows[0].status) == ("failover", "succeeded")
+    assert "not ready" in rows[0].reason or "ready=False" in rows[0].reason
+    failed = [r for r in rows if r.action == "restore"]
+    assert failed and all(r.status == "failed" for r in failed)
+    assert "could not load v3" in failed[0].outcome and "staying on backup v2" in failed[0].outcome
