@@ -102,6 +102,15 @@ def restore(bundle_dir: Path, expected: str, dest: Path, *, force: bool = False)
             f"{expected[:16]}… ({DIGEST_TAG}); they were changed after the run stored them. "
             "Nothing was written"
         )
+    check_destination(dest, force=force)
+    files = [str(f.relative_to(bundle_dir)) for f in _walk(bundle_dir, skip=frozenset())]
+    for rel in files:
+        _copy(bundle_dir / rel, dest / rel)
+    return files
+
+
+def check_destination(dest: Path, *, force: bool = False) -> None:
+    """Refuse a destination that is a file, or a folder with files in it (unless ``force``)."""
     if dest.exists() and not dest.is_dir():
         raise TrackingError(f"{dest} exists and is not a folder; pass another --dest")
     if dest.is_dir() and any(dest.iterdir()) and not force:
@@ -109,10 +118,6 @@ def restore(bundle_dir: Path, expected: str, dest: Path, *, force: bool = False)
             f"{dest} is not empty; pass an empty or new folder with --dest, or --force to "
             "write the application's files over what is there"
         )
-    files = [str(f.relative_to(bundle_dir)) for f in _walk(bundle_dir, skip=frozenset())]
-    for rel in files:
-        _copy(bundle_dir / rel, dest / rel)
-    return files
 
 
 # -- what the spec names ----------------------------------------------------------------

@@ -363,6 +363,7 @@ def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> 
     from scanflow.spec.loader import parse
     from scanflow.tracking import app_bundle
 
+    app_bundle.check_destination(dest_dir, force=force)  # before fetching anything
     client = MlflowClient(source)
     with _bounded_retries():
         run = _latest_app_run(client, source, name)
