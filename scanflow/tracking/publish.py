@@ -141,9 +141,9 @@ def copy_model_version(
             "name another one"
         )
     with _bounded_retries():
-        from mlflow.tracking import MlflowClient
+        from scanflow.tracking.config import mlflow_client
 
-        src, dst = MlflowClient(source), MlflowClient(destination)
+        src, dst = mlflow_client(source), mlflow_client(destination)
         found = _get_version(src, source, name, version)
         with tempfile.TemporaryDirectory(prefix="scanflow-copy-") as tmp:
             files = _download_version(src, source, found, Path(tmp) / "source")
@@ -358,13 +358,12 @@ def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> 
     ``dest_dir``, which must be empty or new unless ``force``. Nothing is written when
     any check fails.
     """
-    from mlflow.tracking import MlflowClient
-
     from scanflow.spec.loader import parse
     from scanflow.tracking import app_bundle
+    from scanflow.tracking.config import mlflow_client
 
     app_bundle.check_destination(dest_dir, force=force)  # before fetching anything
-    client = MlflowClient(source)
+    client = mlflow_client(source)
     with _bounded_retries():
         run = _latest_app_run(client, source, name)
         expected = run.data.tags[app_bundle.DIGEST_TAG]

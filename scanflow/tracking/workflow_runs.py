@@ -12,9 +12,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +57,6 @@ def probe(uri: str, tries: int = PROBE_TRIES, timeout: float = 2.0) -> None:
         "the tracker URI in scanflow.yaml or $SCANFLOW_TRACKING_URI, then resume the run "
         "with 'scanflow run --resume RUN'"
     )
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 class WorkflowTracking:
@@ -117,15 +106,9 @@ class WorkflowTracking:
         if self._client is None:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-            from mlflow.tracking import MlflowClient
+            from scanflow.tracking.config import mlflow_client
 
-            if self.uri.startswith("sqlite:///"):
-                with _file_lock(Path(self.uri.removeprefix("sqlite:///") + ".lock")):
-                    # the first use of a SQLite store creates its tables: one process at a time
-                    self._client = MlflowClient(self.uri)
-                    self._client.search_experiments(max_results=1)
-            else:
-                self._client = MlflowClient(self.uri)
+            self._client = mlflow_client(self.uri)
             self._experiment_id = self._ensure_experiment()
         return self._client
 
