@@ -109,3 +109,31 @@ def test_mlflow_cli_reads_the_same_store(tracked_run) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert run.id in done.stdout
+
+
+OPEN_STORE = """
+import sys, time
+from pathlib import Path
+from scanflow.tracking.config import mlflow_client
+
+go = Path(sys.argv[2])
+deadline = time.monotonic() + 120
+while not go.exists() and time.monotonic() < deadline:  # start together
+    time.sleep(0.01)
+client = mlflow_client(sys.argv[1])
+client.search_experiments()
+print(len(client.search_registered_models()))
+"""
+
+
+def test_a_new_sqlite_store_opened_by_several_processes_at_once(tmp_path) -> None:
+    """MLflow migrates a new SQLite store on first use; racing migrations must not clash."""
+    uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    go.touch()
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-800:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0"] * 4

@@ -148,8 +148,10 @@ def pull(
     source: str = typer.Option(..., "--from", help="Tracking URI or name of a declared tracker."),
     alias: str = typer.Option(None, "--alias", help="Point this alias at the pulled version."),
     dest: Path = typer.Option(None, "--dest", help="Folder for app:NAME (default: ./NAME)."),
+    force: bool = typer.Option(False, "--force",
+                               help="app:NAME: write into a folder that is not empty."),
 ) -> None:
-    """Bring a model version (or the spec of an application) from another tracker."""
+    """Bring a model version, or a runnable application folder, from another tracker."""
     from scanflow.errors import TrackingError
     from scanflow.tracking.config import tracking_uri
     from scanflow.tracking.publish import (
@@ -170,9 +172,12 @@ def pull(
         name = ref.removeprefix("app:")
         if not name:
             raise TrackingError("write app:NAME, e.g. app:digits")
-        pulled = pull_app(uri, name, dest or Path(name))
+        pulled = pull_app(uri, name, dest or Path(name), force=force)
         console.print(f"pulled application [bold]{name}[/] (run {pulled.run_id} on "
-                      f"{display_uri(uri)}) to {pulled.path}", highlight=False)
+                      f"{display_uri(uri)}, {len(pulled.files)} files, digest "
+                      f"{pulled.digest[:12]}…) to {pulled.path.parent}", highlight=False)
+        console.print(f"run it with: scanflow --app {pulled.path.parent} run WORKFLOW",
+                      highlight=False)
         return
     project = context.project(ctx, check_files=False)
     name, version = parse_model_ref(ref)

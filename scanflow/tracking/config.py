@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from scanflow.spec.model import Application
 
@@ -52,3 +55,34 @@ def managed_tracking_uri(app: Application, base_dir: str | Path) -> str:
         f"{Path(base_dir).resolve()}; start it with 'scanflow tracker up' (or remove "
         "'tracker' from scanflow.yaml to use the embedded store)"
     )
+
+
+@contextmanager
+def sqlite_creation_lock(uri: str) -> Iterator[None]:
+    """Hold ``<db>.lock`` for a ``sqlite:///`` store (a no-op for other URIs).
+
+    MLflow creates and migrates a SQLite store's tables on first use; two processes doing
+    that at once break each other's migrations, so first use goes one process at a time.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def mlflow_client(uri: str) -> Any:
+    """An ``MlflowClient`` for ``uri`` whose stores exist (a new SQLite store made safely)."""
+    from mlflow.tracking import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(uri)
+    with sqlite_creation_lock(uri):
+        client = MlflowClient(uri)  # creates the tracking tables
+        client.search_registered_models(max_results=1)  # and the registry's
+    return client

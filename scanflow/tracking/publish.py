@@ -63,12 +63,14 @@ class CopiedVersion:
 
 @dataclass(frozen=True)
 class PulledApp:
-    """An application spec fetched from a tracker."""
+    """An application restored from a tracker: its spec file and the files written."""
 
     name: str
     path: Path
     run_id: str
     tracker: str
+    digest: str
+    files: list[str]
 
 
 # -- references -------------------------------------------------------------------------
@@ -139,9 +141,9 @@ def copy_model_version(
             "name another one"
         )
     with _bounded_retries():
-        from mlflow.tracking import MlflowClient
+        from scanflow.tracking.config import mlflow_client
 
-        src, dst = MlflowClient(source), MlflowClient(destination)
+        src, dst = mlflow_client(source), mlflow_client(destination)
         found = _get_version(src, source, name, version)
         with tempfile.TemporaryDirectory(prefix="scanflow-copy-") as tmp:
             files = _download_version(src, source, found, Path(tmp) / "source")
@@ -347,51 +349,72 @@ def _bounded_retries() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
-# -- application specs ------------------------------------------------------------------
-def pull_app(source: str, name: str, dest_dir: Path) -> PulledApp:
-    """Fetch the spec that the latest finished run of application ``name`` ran with.
+# -- applications -----------------------------------------------------------------------
+def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> PulledApp:
+    """Restore application ``name`` as its latest finished workflow run stored it.
 
-    It is written to ``dest_dir/scanflow.yaml`` (an existing different file is refused).
+    The run's app folder (spec, scripts, modules, requirements, small data) is fetched,
+    its digest checked against the run's ``scanflow.app.digest`` tag, then written to
+    ``dest_dir``, which must be empty or new unless ``force``. Nothing is written when
+    any check fails.
     """
-    from mlflow.tracking import MlflowClient
-
     from scanflow.spec.loader import parse
+    from scanflow.tracking import app_bundle
+    from scanflow.tracking.config import mlflow_client
 
-    client = MlflowClient(source)
+    app_bundle.check_destination(dest_dir, force=force)  # before fetching anything
+    client = mlflow_client(source)
     with _bounded_retries():
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise TrackingError(
-                f"no application {name!r} on {display_uri(source)}: it has no experiment of "
-                "that name (an application's workflow runs are tracked under its name)"
-            )
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            f"tags.`scanflow.app` = '{name}' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"], max_results=50)
-        runs = [r for r in runs if "scanflow.step" not in r.data.tags]
-        if not runs:
-            raise TrackingError(
-                f"application {name!r} on {display_uri(source)} has no finished workflow run "
-                "yet; run one ('scanflow run') before pulling it"
-            )
-        run = runs[0]
+        run = _latest_app_run(client, source, name)
+        expected = run.data.tags[app_bundle.DIGEST_TAG]
         with tempfile.TemporaryDirectory(prefix="scanflow-app-") as tmp:
             try:
-                path = client.download_artifacts(run.info.run_id, SPEC_ARTIFACT, tmp)
+                fetched = Path(client.download_artifacts(
+                    run.info.run_id, app_bundle.ARTIFACT_DIR, tmp))
             except Exception as exc:
                 raise TrackingError(
-                    f"run {run.info.run_id} of application {name!r} on {display_uri(source)} "
-                    f"has no {SPEC_ARTIFACT} artifact ({exc})"
+                    f"cannot fetch the files of application {name!r} (run {run.info.run_id} "
+                    f"on {display_uri(source)}): {exc}"
                 ) from exc
-            text = Path(path).read_text(encoding="utf-8")
-    parse(text, source=f"{display_uri(source)} run {run.info.run_id}")
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / SPEC_ARTIFACT
-    if target.exists() and target.read_text(encoding="utf-8") != text:
+            spec = fetched / app_bundle.SPEC_FILE
+            if not spec.is_file():
+                raise DigestMismatchError(
+                    f"run {run.info.run_id} of application {name!r} on {display_uri(source)} "
+                    f"stores no {SPEC_ARTIFACT} in its app files; nothing was written"
+                )
+            parse(spec.read_text(encoding="utf-8"),
+                  source=f"{display_uri(source)} run {run.info.run_id}")
+            files = app_bundle.restore(fetched, expected, dest_dir, force=force)
+    log.info("pulled application %s (run %s, %d files) to %s", name, run.info.run_id,
+             len(files), dest_dir)
+    return PulledApp(name, dest_dir / SPEC_ARTIFACT, run.info.run_id, source, expected,
+                     sorted(files))
+
+
+def _latest_app_run(client: Any, source: str, name: str) -> Any:
+    from scanflow.tracking.app_bundle import DIGEST_TAG
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
         raise TrackingError(
-            f"{target} exists with other contents; pass another destination folder or "
-            "remove it first"
+            f"no application {name!r} on {display_uri(source)}: it has no experiment of "
+            "that name (an application's workflow runs are tracked under its name)"
         )
-    target.write_text(text, encoding="utf-8")
-    return PulledApp(name, target, run.info.run_id, source)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`scanflow.app` = '{name}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=50)
+    runs = [r for r in runs if "scanflow.step" not in r.data.tags]
+    if not runs:
+        raise TrackingError(
+            f"application {name!r} on {display_uri(source)} has no finished workflow run "
+            "yet; run one ('scanflow run') before pulling it"
+        )
+    stored = [r for r in runs if r.data.tags.get(DIGEST_TAG)]
+    if not stored:
+        raise TrackingError(
+            f"the finished runs of application {name!r} on {display_uri(source)} store no "
+            f"app files (tag {DIGEST_TAG}); run the workflow once more with this Scanflow "
+            "version, then pull it"
+        )
+    return stored[0]

@@ -12,9 +12,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +57,6 @@ def probe(uri: str, tries: int = PROBE_TRIES, timeout: float = 2.0) -> None:
         "the tracker URI in scanflow.yaml or $SCANFLOW_TRACKING_URI, then resume the run "
         "with 'scanflow run --resume RUN'"
     )
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 class WorkflowTracking:
@@ -117,15 +106,9 @@ class WorkflowTracking:
         if self._client is None:
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-            from mlflow.tracking import MlflowClient
+            from scanflow.tracking.config import mlflow_client
 
-            if self.uri.startswith("sqlite:///"):
-                with _file_lock(Path(self.uri.removeprefix("sqlite:///") + ".lock")):
-                    # the first use of a SQLite store creates its tables: one process at a time
-                    self._client = MlflowClient(self.uri)
-                    self._client.search_experiments(max_results=1)
-            else:
-                self._client = MlflowClient(self.uri)
+            self._client = mlflow_client(self.uri)
             self._experiment_id = self._ensure_experiment()
         return self._client
 
@@ -171,18 +154,45 @@ class WorkflowTracking:
         status: str,
         artifacts: Path | None = None,
         text: dict[str, str] | None = None,
+        bundle: Future[Any] | None = None,
     ) -> None:
-        """Log ``artifacts`` (a folder) and ``text`` files, then end the run with ``status``."""
+        """Log ``text`` files, the app ``bundle`` and ``artifacts`` (a folder), then end the run.
+
+        The bundle goes under ``app/`` and its digest in tag ``scanflow.app.digest`` (set
+        only once the files are stored, so a tagged run always has them).
+        """
 
         def finish() -> None:
             client, run_id = self._mlflow(), run.result()
             for name, content in (text or {}).items():
                 client.log_text(run_id, content, name)
+            if bundle is not None:
+                self._log_bundle(client, run_id, bundle)
             if artifacts is not None and artifacts.is_dir() and any(artifacts.iterdir()):
                 client.log_artifacts(run_id, str(artifacts), "outputs")
             client.set_terminated(run_id, _STATUS.get(status, "FAILED"))
 
         self._submit(finish)
+
+    def snapshot_app(self, app: Any, spec_text: str, target: Path) -> Future[Any]:
+        """Copy what the run needs to run again into ``target`` (see :mod:`app_bundle`)."""
+        from scanflow.tracking import app_bundle
+
+        return self._submit(lambda: app_bundle.snapshot(app, spec_text, self.base_dir, target))
+
+    def _log_bundle(self, client: Any, run_id: str, bundle: Future[Any]) -> None:
+        from scanflow.tracking.app_bundle import ARTIFACT_DIR, DIGEST_TAG
+
+        try:
+            made = bundle.result()
+            client.log_artifacts(run_id, str(made.path), ARTIFACT_DIR)
+            client.set_tag(run_id, DIGEST_TAG, made.digest)
+            if made.skipped:
+                client.set_tag(run_id, "scanflow.app.skipped", ", ".join(made.skipped)[:4000])
+        except Exception as exc:  # noqa: BLE001 - the run still ends with its own status
+            message = f"storing the app files failed: {type(exc).__name__}: {exc}"
+            log.warning("%s", message)
+            self.errors.append(message)
 
     def reopen_run(self, run_id: str) -> Future[str]:
         """Mark an existing run as running again (resume); resolves to its id."""

@@ -248,5 +248,7 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, tmp_pat
                     "--dest", str(dest))
     assert code == 0, out
     assert (dest / "scanflow.yaml").read_text() == ok_spec
+    assert (dest / "steps.py").read_text() == textwrap.dedent(STEPS)  # through the S3 store
+    assert "2 files" in out
     code, out = run_cli(world["app_dir"], "pull", "app:nobody", "--from", world["uri"])
     assert code == 1 and "no application 'nobody'" in out

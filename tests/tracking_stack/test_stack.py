@@ -259,3 +259,23 @@ def test_down_stops_its_processes_only_and_up_keeps_data(stack, trained_model) -
     assert client.get_model_version("kept", version).run_id == run_id
     model, rows = trained_model
     assert predict_with(result.status.uri, "kept", version, rows) == list(model.predict(rows))
+
+
+def test_up_picks_another_port_when_its_last_one_was_taken(stack) -> None:
+    from mlflow.tracking import MlflowClient
+
+    before = stack.status()
+    old = before.ports["mlflow"]
+    experiment = MlflowClient(before.uri).create_experiment("kept-across-ports")
+    stack.down()
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", old))
+        busy.listen()
+        result = stack.up()
+        assert result.status.up and result.status.ports["mlflow"] != old
+        assert result.status.uri == f"http://127.0.0.1:{result.status.ports['mlflow']}"
+        project = stack.project
+        assert tracking_uri(project.app, project.base_dir) == result.status.uri
+        assert MlflowClient(result.status.uri).get_experiment(experiment).name == (
+            "kept-across-ports")
