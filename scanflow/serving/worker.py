@@ -173,15 +173,27 @@ async def _serve(setup: WorkerSetup) -> int:
     listen = socket.socket(fileno=setup.listen_fd)
     gc.freeze()  # libraries and model are long-lived: keep them out of every collection
     serving = loop.create_task(server.serve(sockets=[listen]))
+    depth = loop.create_task(_publish_depth(metrics, batcher))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     if server.started:
         control.notify("ready", pid=os.getpid(), gen=loaded_gen, error=load_error)
     await serving
+    depth.cancel()
     batcher.close()
     if writer is not None:
         writer.close()
     return 0
+
+
+async def _publish_depth(metrics: Any, batcher: Any, every: float = 0.5) -> None:
+    """Keep this worker's share of ``scanflow_queue_depth`` fresh, so that a scrape answered
+    by any worker sums every worker's current queue (not the value of its last scrape)."""
+    import asyncio
+
+    while True:
+        metrics.queue_depth.set(batcher.depth)
+        await asyncio.sleep(every)
 
 
 if __name__ == "__main__":

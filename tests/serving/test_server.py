@@ -167,8 +167,13 @@ def test_live_scaling_under_load_drops_nothing(server, registry):
         before = load.count()
         wait_for(lambda: load.count() > before + 100, 60, "requests on 1 worker")
         assert proc.client.scale(2, wait=True, timeout=180)["workers_ready"] == 2
+        for _ in range(6):  # scrapes under load, answered by either worker
+            assert scrape(http)["scanflow_workers"] >= 1
     assert len(load.result.records) > 300
     assert load.result.failures == []
+    # with no load, every worker's queue is soon reported empty, whichever worker answers
+    wait_for(lambda: all(scrape(http)["scanflow_queue_depth"] == 0 for _ in range(4)), 10,
+             "an empty queue on every worker")
 
 
 def test_scaling_outside_the_bounds_is_refused(server):
