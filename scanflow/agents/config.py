@@ -167,11 +167,70 @@ def load_agents(project: Project, names: list[str] | None = None) -> list[AgentS
             continue
         setup, found = setup_agent(agent, project.app.name, index)
         problems += found
+        if setup is not None and agent.strategy in BUILTIN:
+            problems += reference_problems(setup.config, project, ("agents", index, "config"))
         if setup is not None:
             setups.append(setup)
     if problems:
         raise SpecError(_with_lines(problems, project), _label(project))
     return setups
+
+
+def reference_problems(config: dict[str, Any], project: Project, loc: Loc) -> list[Problem]:
+    """What a built-in strategy's options name that the application does not declare: its
+    ``service`` (with a port, where agents reach it), its ``workflow``, and a failover
+    ``backup_model`` that is not a version of the routed ``model``."""
+    from scanflow.agents.strategies.failover import backup_ref
+
+    app, problems = project.app, []
+    services = {s.name: s for s in app.services}
+    service = services.get(config.get("service", ""))
+    if "service" in config and service is None:
+        problems.append(
+            Problem(
+                (*loc, "service"),
+                f"no service {config['service']!r} in "
+                f"the application (known: {', '.join(services) or 'none'})"
+                f"{did_you_mean(config['service'], list(services))}",
+            )
+        )
+    elif service is not None and service.port is None:
+        problems.append(
+            Problem(
+                (*loc, "service"),
+                f"service {service.name!r} has no 'port'; "
+                "agents reach services at their declared port: add one",
+            )
+        )
+    workflows = [w.name for w in app.workflows]
+    if "workflow" in config and config["workflow"] not in workflows:
+        problems.append(
+            Problem(
+                (*loc, "workflow"),
+                f"no workflow {config['workflow']!r} in "
+                f"the application (known: {', '.join(workflows) or 'none'})"
+                f"{did_you_mean(config['workflow'], workflows)}",
+            )
+        )
+    if "backup_alias" in config:  # failover: its own backup_model, else the service's
+        backup, where = config.get("backup_model"), (*loc, "backup_model")
+        if backup is None and service is not None and service.backup_model is not None:
+            index = app.services.index(service)
+            backup, where = service.backup_model, ("services", index, "backup_model")
+        if backup is not None:
+            try:
+                name = backup_ref(backup)[0]
+            except ValueError as exc:
+                return [*problems, Problem(where, str(exc))]
+            if name != config["model"]:
+                problems.append(
+                    Problem(
+                        where,
+                        f"backup model {backup!r} is not a version of {config['model']!r}, "
+                        f"the model failover routes; register it as a version of it",
+                    )
+                )
+    return problems
 
 
 def _label(project: Project) -> str | None:

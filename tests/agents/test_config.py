@@ -73,6 +73,8 @@ def test_builtin_strategy_with_its_config(tmp_path: Path) -> None:
         tmp_path,
         """
 name: app
+services:
+- {name: digits, model: "models:/digits@champion", port: 8180}
 agents:
 - name: scaler
   strategy: latency-autoscale
@@ -130,6 +132,50 @@ def test_malformed_agent_config_is_reported_with_lines(tmp_path: Path) -> None:
     for line, where, text in expected:
         matching = [p for p in problems if p.startswith(f"{spec}:{line}: {where}: ")]
         assert matching and text in matching[0], (line, where, problems)
+
+
+UNDECLARED = """
+name: app
+workflows:
+- name: train
+  executors: [{name: fit, script: my_rules.py}]
+services:
+- {name: digits, model: "models:/digits@champion", port: 8180, backup_model: "models:/other/1"}
+- {name: portless, model: "models:/digits@champion"}
+agents:
+- name: scaler
+  strategy: latency-autoscale
+  config: {service: digit}
+- name: retrainer
+  strategy: drift-retrain
+  config: {service: portless, model: digits, workflow: trian}
+- name: failover
+  strategy: failover
+  config: {service: digits, model: digits}
+"""
+
+
+def test_built_in_strategies_name_only_what_the_application_declares(tmp_path: Path) -> None:
+    project = _project(tmp_path, UNDECLARED)
+    with pytest.raises(SpecError) as caught:
+        load_agents(project)
+    problems = caught.value.problems
+    spec = str(project.spec_path)
+    expected = [
+        (11, "agents[0].config.service", "no service 'digit'", "did you mean 'digits'"),
+        (14, "agents[1].config.service", "service 'portless' has no 'port'", "add one"),
+        (14, "agents[1].config.workflow", "no workflow 'trian'", "did you mean 'train'"),
+        (
+            6,
+            "services[0].backup_model",
+            "'models:/other/1' is not a version of 'digits'",
+            "register it",
+        ),
+    ]
+    assert len(problems) == len(expected), problems
+    for line, where, text, fix in expected:
+        matching = [p for p in problems if p.startswith(f"{spec}:{line}: {where}: ")]
+        assert matching and text in matching[0] and fix in matching[0], (where, problems)
 
 
 def test_unknown_agent_name(tmp_path: Path) -> None:
