@@ -142,14 +142,9 @@ def test_errors_for_unknown_run_bad_parameter_and_missing_spec(hello: Path, tmp_
     assert code == 2 and "no workflow 'nope'" in err and "known: greet" in err
 
 
-@pytest.mark.slow
-def test_sigkill_of_the_engine_then_resume(tmp_path: Path) -> None:
-    flag = tmp_path / "flag"
-    app = tmp_path / "gated"
-    write_files(app, {"scanflow.yaml": GATED.format(flag=flag), "steps.py": SLOW_STEPS})
-    store = Store.for_state_dir(app / ".scanflow")
-    engine = spawn(app, "run", "chain", "--no-tracking")
-    running = wait_for(
+def wait_for_running_second(store: Store) -> list:
+    """Wait until step 'second' of the gated chain runs with a PID; its step records."""
+    return wait_for(
         lambda: [
             s
             for r in store.list_runs()
@@ -158,6 +153,16 @@ def test_sigkill_of_the_engine_then_resume(tmp_path: Path) -> None:
         ],
         what="step 'second' to start",
     )
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_engine_then_resume(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    app = tmp_path / "gated"
+    write_files(app, {"scanflow.yaml": GATED.format(flag=flag), "steps.py": SLOW_STEPS})
+    store = Store.for_state_dir(app / ".scanflow")
+    engine = spawn(app, "run", "chain", "--no-tracking")
+    running = wait_for_running_second(store)
     orphan = running[0].pid
     engine.send_signal(signal.SIGKILL)
     engine.wait(30)
@@ -189,15 +194,7 @@ def test_ctrl_c_cancels_run_and_stops_children(tmp_path: Path) -> None:
     )
     store = Store.for_state_dir(app / ".scanflow")
     engine = spawn(app, "run", "chain", "--no-tracking")
-    running = wait_for(
-        lambda: [
-            s
-            for r in store.list_runs()
-            for s in store.steps(r.id)
-            if s.name == "second" and s.status == "running" and s.pid
-        ],
-        what="step 'second' to start",
-    )
+    running = wait_for_running_second(store)
     engine.send_signal(signal.SIGINT)
     out, _ = engine.communicate(timeout=180)
     assert engine.returncode == 130, out

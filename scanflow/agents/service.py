@@ -59,7 +59,12 @@ def toolkit_for(project: Project) -> Toolkit:
             "predictions": lambda name: JsonlFeed(prediction_log_dir(project.state_dir, name)),
             "labels": lambda name: JsonlFeed(project.state_dir / "labels" / name),
         },
-        extras={"project": project, "tracking_uri": uri, "state_dir": project.state_dir},
+        extras={
+            "project": project,
+            "tracking_uri": uri,
+            "state_dir": project.state_dir,
+            "service_specs": services,
+        },
     )
 
 

@@ -22,6 +22,7 @@ from scanflow.agents.triggers import (
     OnRunFinished,
     Trigger,
 )
+from scanflow.errors import ScanflowError
 from scanflow.store import TERMINAL, RunRecord, Store
 
 
@@ -110,8 +111,14 @@ class MetricWatcher:
         if self.trigger.service is None:
             source = self.toolkit.extras.get(f"metric:{self.trigger.metric}")
             return None if source is None else float(source())
-        value = self.toolkit.service(self.trigger.service).metrics().get(self.trigger.metric)
-        return None if value is None else float(value)
+        metrics = self.toolkit.service(self.trigger.service).metrics()
+        if self.trigger.metric not in metrics:
+            known = ", ".join(k for k, v in metrics.items() if isinstance(v, int | float))
+            raise ScanflowError(
+                f"service {self.trigger.service!r} exposes no metric {self.trigger.metric!r} "
+                f"(known: {known}); fix 'metric' in the agent's trigger"
+            )
+        return float(metrics[self.trigger.metric])
 
     def check(self, state: AgentState) -> list[Event]:
         value = self.value()

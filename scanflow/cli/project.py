@@ -93,8 +93,11 @@ def register(app: typer.Typer) -> None:
             help="Only the digits workflow: load data, train two models, register the best.",
         ),
     ) -> None:
-        """The closed loop end to end: train and serve the digits model, stream traffic,
-        inject drift, and watch the agents retrain, gate, promote, hot-swap and scale."""
+        """The closed loop: serve digits, inject drift, watch agents retrain, swap and scale.
+
+        Trains and serves the digits model, streams traffic, injects drift, and prints the
+        agents' timeline and summary; --workflow-only runs the digits workflow alone.
+        """
         import importlib.util
 
         if not workflow_only and importlib.util.find_spec("scanflow.serving") is None:

@@ -96,8 +96,8 @@ def serve(
             raise ScanflowError(f"invalid serve options: {exc}") from None
     options = ServeOptions(
         service, host=host, port=port,
-        state_dir=state_dir or (proj.state_dir if proj else Path.cwd() / ".scanflow"),
-        tracking_uri=_tracking(tracking_uri, proj),
+        state_dir=state_dir or _state_dir(ctx, proj),
+        tracking_uri=_tracking(tracking_uri, proj, _app_dir(ctx)),
     )
     from scanflow.serving.resolve import parse_uri
     from scanflow.serving.supervisor import exec_supervisor
@@ -121,14 +121,19 @@ def _check_port(host: str, port: int) -> None:
                                 "port with --port (or the service's 'port')") from None
 
 
-def _tracking(explicit: str | None, proj) -> str:
+def _state_dir(ctx: typer.Context, proj) -> Path:
+    """The application's state folder; without a scanflow.yaml, ``<--app>/.scanflow``."""
+    return proj.state_dir if proj else _app_dir(ctx).resolve() / ".scanflow"
+
+
+def _tracking(explicit: str | None, proj, folder: Path) -> str:
     from scanflow.tracking.config import tracking_uri
 
     if explicit:
         return explicit
     if os.environ.get("MLFLOW_TRACKING_URI") and not os.environ.get("SCANFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return tracking_uri(proj.app if proj else None, proj.base_dir if proj else Path.cwd())
+    return tracking_uri(proj.app if proj else None, proj.base_dir if proj else folder.resolve())
 
 
 def up(
@@ -146,7 +151,7 @@ def up(
     if not chosen:
         raise ScanflowError(f"no services to serve in {proj.spec_path} (declared: "
                             f"{', '.join(s.name for s in proj.app.services) or 'none'})")
-    tracking = _tracking(None, proj)
+    tracking = _tracking(None, proj, proj.base_dir)
     running: list[ServiceProcess] = []
     try:
         for i, svc in enumerate(chosen):
@@ -178,10 +183,16 @@ def scale(
     wait: Annotated[bool, typer.Option(help="Return once the pool has settled")] = True,
 ) -> None:
     """Grow or shrink a running service's workers without dropping requests."""
+    import httpx
+
     from scanflow.serving.client import ServingClient
 
-    with ServingClient(url) as client:
-        status = client.scale(workers, wait=wait)
+    try:
+        with ServingClient(url) as client:
+            status = client.scale(workers, wait=wait)
+    except httpx.HTTPError as exc:
+        raise ScanflowError(f"cannot reach the service at {url}: {exc}; is it running "
+                            "(scanflow serve / scanflow up) and is the URL right?") from None
     console.print(f"{status['service']}: {status['workers']} worker(s), "
                   f"{status['workers_ready']} ready, model {status['model_version']}")
 
@@ -191,9 +202,12 @@ def _log_for(service: str | None, ctx: typer.Context, directory: Path | None):
     from scanflow.serving.predictions import PredictionLog
 
     if directory is not None:
+        if not directory.is_dir():
+            raise ScanflowError(f"no prediction log folder at {directory}; point --dir at "
+                                "<app>/.scanflow/predictions/<service>")
         return PredictionLog(directory)
     proj = _project(ctx)
-    root = (proj.state_dir if proj else Path.cwd() / ".scanflow") / "predictions"
+    root = _state_dir(ctx, proj) / "predictions"
     if service is None:
         found = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
         if len(found) != 1:

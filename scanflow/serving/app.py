@@ -124,6 +124,8 @@ class ServingApp:
             body = await self._read_body(headers, receive)
             if model is None:
                 raise RequestError(f"model not ready: {self.not_ready_reason()}", 503)
+            if endpoint == "infer" and "/versions/" in scope["path"]:
+                self._check_version(scope["path"], model.version)
             signature = model.signature
             if endpoint == "infer":
                 request = oip.decode_infer(body, signature,
@@ -148,8 +150,14 @@ class ServingApp:
             status = 200
         except RequestError as exc:
             status, rid = exc.status, (rid_header.decode() if rid_header else self._next_id())
-            payload = (invocations.error_body(str(exc), status) if endpoint == "invocations"
-                       else orjson.dumps({"error": str(exc)}))
+            if exc.version is not None:  # the model answered, with an error
+                version = exc.version.encode()
+            if endpoint == "invocations":
+                payload = invocations.error_body(str(exc), status)
+            else:
+                payload = orjson.dumps({"error": str(exc), **(
+                    {"model_name": self.name, "model_version": exc.version}
+                    if exc.version is not None else {})})
             data = result = None  # type: ignore[assignment]
         except ClientGone:
             return
@@ -180,6 +188,13 @@ class ServingApp:
         name = path[len("/v2/models/"):].split("/", 1)[0]
         if name != self.name:
             raise RequestError(f"unknown model {name!r}; this service serves {self.name!r}", 404)
+
+    def _check_version(self, path: str, serving: str) -> None:
+        """A ``/v2/models/{name}/versions/{v}/...`` path must name the version serving."""
+        parts = path[len("/v2/models/"):].strip("/").split("/")
+        if len(parts) >= 3 and parts[1] == "versions" and parts[2] != serving:
+            raise RequestError(f"version {parts[2]!r} of {self.name!r} is not served; this "
+                               f"service serves version {serving!r}", 404)
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         limit = self.max_request_bytes
@@ -231,11 +246,17 @@ class ServingApp:
                                              f"serves {self.name!r}"})
             return
         rest = parts[1:]
-        if len(rest) >= 2 and rest[0] == "versions":
-            rest = rest[2:]
         model = self.current_model()
+        if len(rest) >= 2 and rest[0] == "versions":
+            if model is not None and rest[1] != model.version:
+                await _json(send, 404, {"error": f"version {rest[1]!r} of {self.name!r} is not "
+                                                 f"served; this service serves version "
+                                                 f"{model.version!r}"}, model.version)
+                return
+            rest = rest[2:]
         if rest == ["ready"]:
-            await _json(send, 200 if model else 503, {"name": self.name, "ready": bool(model)})
+            await _json(send, 200 if model else 503, {"name": self.name, "ready": bool(model)},
+                        model.version if model else None)
         elif not rest:
             if model is None:
                 await _json(send, 503, {"error": f"model not ready: {self.not_ready_reason()}"})

@@ -186,4 +186,5 @@ def _rows(output: Any) -> int:
 def _predict_error(model: LoadedModel, exc: Exception) -> RequestError:
     logger.warning("model %s version %s raised in predict: %s: %s", model.name, model.version,
                    type(exc).__name__, exc)
-    return RequestError(f"the model raised {type(exc).__name__}: {exc}", 500)
+    return RequestError(f"the model raised {type(exc).__name__}: {exc}", 500,
+                        version=model.version)

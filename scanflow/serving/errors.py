@@ -10,11 +10,13 @@ class ServingError(ScanflowError):
 
 
 class RequestError(ScanflowError):
-    """A prediction request was refused; ``status`` is the HTTP status to answer with."""
+    """A prediction request was refused; ``status`` is the HTTP status to answer with, and
+    ``version`` the model version that raised (when a model answered with an error)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, version: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.version = version
 
 
 class ModelLoadError(ScanflowError):

@@ -210,12 +210,24 @@ class PredictionLogWriter:
         self._path = None
 
     def _abandon(self) -> None:
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-            self._fd = None
+        """After a failed write: cut the segment back to its last whole line and seal it, or
+        remove it when nothing was written, so a full disk leaves neither torn lines nor a
+        trail of empty segments."""
+        if self._fd is None or self._path is None:
+            return
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            pass
+        if self._size:
+            self._seal()
+            return
+        try:
+            os.close(self._fd)
+            self._path.unlink()
+        except OSError:
+            pass
+        self._fd = self._path = None
 
     def _enforce_limit(self) -> None:
         sealed = sorted(self.directory.glob(f"*{SEALED_SUFFIX}"), key=lambda p: p.name)

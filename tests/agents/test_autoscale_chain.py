@@ -53,18 +53,8 @@ class ScriptedService:
         return self.status()
 
 
-def test_scale_up_under_load_then_down_when_calm(store) -> None:
-    slow, calm = (200, 0.3), (10, 0.01)
-    service = ScriptedService([slow, slow, slow, slow, calm, calm, calm, calm, calm])
-    config = AutoscaleConfig(
-        service="svc",
-        min_workers=1,
-        max_workers=3,
-        p95_high_ms=200,
-        p95_low_ms=50,
-        down_after=2,
-        cooldown=0,
-    )
+def _drive(store, service: ScriptedService, config: AutoscaleConfig, ticks: int) -> list[Any]:
+    """Tick the scaler every 2 s of a scripted clock; its decisions, oldest first."""
     strategy = LatencyAutoscale(config)
     setup = AgentSetup(
         "scaler", strategy.declare(), guardrails=strategy.guardrails(), config=config.model_dump()
@@ -76,17 +66,53 @@ def test_scale_up_under_load_then_down_when_calm(store) -> None:
             setup, store, Toolkit(services={"svc": service}), clock=lambda: clock["now"]
         )
         await rt.start()
-        for _ in range(10):
+        for _ in range(ticks):
             clock["now"] += 2.0
             for decision_id in await rt.tick():
                 await rt.execute(decision_id)
         await rt.stop()
 
     run(scenario())
+    return AgentState(store, "scaler").decisions()[::-1]
+
+
+SLOW, CALM = (200, 0.3), (10, 0.01)
+
+
+def test_scale_up_under_load_then_down_when_calm(store) -> None:
+    service = ScriptedService([SLOW] * 4 + [CALM] * 5)
+    config = AutoscaleConfig(
+        service="svc",
+        min_workers=1,
+        max_workers=3,
+        p95_high_ms=200,
+        p95_low_ms=50,
+        down_after=2,
+        cooldown=0,
+    )
+    rows = _drive(store, service, config, 10)
     # the first scrape only sets the watermark; 3 slow windows: 1->2->3, max stops the 4th;
     # then 2 calm windows in a row per step down
     assert service.calls == [2, 3, 2, 1]
-    rows = AgentState(store, "scaler").decisions()[::-1]
     assert [r.status for r in rows] == ["succeeded"] * 4
     assert rows[0].evidence["p95_ms"] > 200 and rows[0].evidence["workers"] == 1
     assert rows[2].reason.startswith("calm for 2 windows")
+
+
+def test_the_cooldown_holds_back_a_second_change(store) -> None:
+    service = ScriptedService([SLOW] * 4 + [CALM] * 3)
+    config = AutoscaleConfig(
+        service="svc",
+        min_workers=1,
+        max_workers=3,
+        p95_high_ms=200,
+        p95_low_ms=50,
+        down_after=2,
+        cooldown=7,
+    )
+    rows = _drive(store, service, config, 7)
+    # t=4 scale to 2; t=6 and t=8 still slow but inside the 7 s cooldown; t=10 one calm
+    # window (no change); t=12 two calm windows, cooldown over: back to 1
+    assert service.calls == [2, 1]
+    assert [r.status for r in rows] == ["succeeded", "blocked", "succeeded"]
+    assert "cooldown" in rows[1].outcome

@@ -25,6 +25,9 @@ def test_closed_loop(tmp_path: Path) -> None:
     assert s["time_to_new_model_live_s"] is not None
     assert s["accuracy_before_drift"] > 0.9
     assert s["accuracy_drifted_new_model"] > s["accuracy_drifted_old_model"] + 0.1
+    # the load made the scaler grow the pool, and the calm after it shrink it again
+    assert s["max_workers"] >= 2, s["scale_decisions"]
+    assert s["scale_decisions"][0] == 2 and s["scale_decisions"][-1] < s["max_workers"]
     assert result.plot.read_bytes()[:4] == b"\x89PNG"
     events = [m.event for m in result.timeline]
     assert "drift injected" in events and "new model live" in events

@@ -2,8 +2,7 @@
 local engine: a better model is promoted and served; a failed run, a worse model and a
 model the service cannot load all leave the champion where it was, each decision recorded.
 
-The online service is ``StandInService`` (see conftest): a stand-in for the serving layer
-that follows the registry alias the same way.
+The online service is a real ``scanflow`` service process following ``digits@champion``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scanflow.agents.clients import JsonlFeed, MlflowRegistry, MlflowScorer
+from scanflow.agents.clients import HttpServiceControl, JsonlFeed, MlflowRegistry, MlflowScorer
 from scanflow.agents.plans import decide
 from scanflow.agents.runtime import AgentRuntime, AgentSetup
 from scanflow.agents.state import AgentState
@@ -25,7 +24,7 @@ from scanflow.agents.toolkit import Toolkit
 from scanflow.spec import load_project
 from scanflow.store import Store
 
-from .conftest import StandInService, run
+from .conftest import run
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +114,37 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     return project, uri, log, labels
 
 
-def _runtime(world, store: Store, **options: Any) -> tuple[AgentRuntime, StandInService]:
+@pytest.fixture(scope="module")
+def service(world, tmp_path_factory: pytest.TempPathFactory):
+    """A real service of ``digits@champion``, stopped by its PID at the end of the module."""
+    import socket
+
+    from scanflow.serving.process import ServiceProcess
+    from scanflow.spec import Service
+
+    project, uri, _, _ = world
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    state = tmp_path_factory.mktemp("service")
+    spec = Service("digits", model="models:/digits@champion", poll_interval=0.5)
+    proc = ServiceProcess(
+        spec, port=port, state_dir=state, tracking_uri=uri, log_file=state / "server.log"
+    )
+    control = HttpServiceControl(proc.url)
+    try:
+        proc.wait_ready(120)
+        yield control
+    finally:
+        control.close()
+        proc.stop()
+
+
+def _served(control: HttpServiceControl) -> str | None:
+    return control.status().get("model_version")
+
+
+def _runtime(world, store: Store, service: HttpServiceControl, **options: Any) -> AgentRuntime:
     from scanflow.agents.service import toolkit_for
 
     project, uri, log, labels = world
@@ -129,8 +158,6 @@ def _runtime(world, store: Store, **options: Any) -> tuple[AgentRuntime, StandIn
         **options,
     )
     strategy = DriftRetrain(config)
-    service = StandInService(uri, "digits", "champion")
-    service.refresh()
     base = toolkit_for(project)
     toolkit = Toolkit(
         app="retrainapp",
@@ -149,7 +176,7 @@ def _runtime(world, store: Store, **options: Any) -> tuple[AgentRuntime, StandIn
         app="retrainapp",
         strategy="drift-retrain",
     )
-    return AgentRuntime(setup, store, toolkit), service
+    return AgentRuntime(setup, store, toolkit)
 
 
 def _retrain_once(runtime: AgentRuntime) -> Any:
@@ -176,8 +203,8 @@ def _champion(world) -> str | None:
     return MlflowRegistry(world[1]).alias_version("digits", "champion")
 
 
-def test_a_better_model_is_gated_promoted_and_served(world, store) -> None:
-    runtime, service = _runtime(world, store, workflow_parameters={"mode": "good"})
+def test_a_better_model_is_gated_promoted_and_served(world, service, store) -> None:
+    runtime = _runtime(world, store, service, workflow_parameters={"mode": "good"})
     before = _champion(world)
     row = _retrain_once(runtime)
     assert row.status == "succeeded", row.outcome
@@ -191,24 +218,24 @@ def test_a_better_model_is_gated_promoted_and_served(world, store) -> None:
         "previous": before,
         "live_at": promote["live_at"],
     }
-    assert _champion(world) == retrain["candidate"] == service.version
+    assert _champion(world) == retrain["candidate"] == _served(service)
     # scoring and loading versions left MLflow's process-wide URIs alone (child processes
     # inherit them)
     assert "MLFLOW_REGISTRY_URI" not in os.environ and "MLFLOW_TRACKING_URI" not in os.environ
 
 
-def test_a_failed_retrain_leaves_the_champion(world, store) -> None:
-    runtime, _ = _runtime(world, store, workflow_parameters={"mode": "fail"})
+def test_a_failed_retrain_leaves_the_champion(world, service, store) -> None:
+    runtime = _runtime(world, store, service, workflow_parameters={"mode": "fail"})
     before = _champion(world)
     row = _retrain_once(runtime)
     assert row.status == "failed"
     assert row.outcome.startswith("retrain: training run train-") and "failed" in row.outcome
     assert [s["status"] for s in row.steps] == ["failed", "skipped", "skipped"]
-    assert _champion(world) == before
+    assert _champion(world) == before == _served(service)
 
 
-def test_a_worse_model_is_rejected_by_the_gate(world, store) -> None:
-    runtime, service = _runtime(world, store, workflow_parameters={"mode": "bad"})
+def test_a_worse_model_is_rejected_by_the_gate(world, service, store) -> None:
+    runtime = _runtime(world, store, service, workflow_parameters={"mode": "bad"})
     before = _champion(world)
     row = _retrain_once(runtime)
     assert row.status == "succeeded"
@@ -216,13 +243,14 @@ def test_a_worse_model_is_rejected_by_the_gate(world, store) -> None:
     assert f"rejected, champion v{before} kept" in row.outcome
     assert [s["status"] for s in row.steps] == ["done", "done", "skipped"]
     assert row.steps[1]["result"]["passed"] is False
-    assert _champion(world) == before == service.version
+    assert _champion(world) == before == _served(service)
 
 
-def test_a_promotion_the_service_cannot_load_is_rolled_back(world, store) -> None:
-    runtime, service = _runtime(
+def test_a_promotion_the_service_cannot_load_is_rolled_back(world, service, store) -> None:
+    runtime = _runtime(
         world,
         store,
+        service,
         workflow_parameters={"mode": "broken"},
         recent_margin=-1.0,
         holdout_margin=-1.0,
@@ -235,9 +263,33 @@ def test_a_promotion_the_service_cannot_load_is_rolled_back(world, store) -> Non
     assert f"the service could not load v{candidate}" in row.outcome
     assert row.outcome.endswith(f"alias champion rolled back to v{before}")
     assert row.steps[2]["result"] == {"version": candidate, "previous": before, "rolled_back": True}
-    assert _champion(world) == before == service.version
+    assert _champion(world) == before == _served(service)
     events = AgentState(store, "retrainer").decisions()
     assert len(events) == 1
+
+
+def test_a_rollback_moves_the_alias_back_and_the_service_follows(world, service, store) -> None:
+    runtime = _runtime(world, store, service)
+    current = _champion(world)
+    assert current != "1"
+    plan = decide(
+        "live accuracy dropped (test)",
+        ("rollback", {"to": "1", "version": current}),
+        key="rollback",
+        guarded=False,
+    )
+
+    async def go() -> str:
+        await runtime.start()
+        decision_id = await runtime.submit(plan)
+        await runtime.idle(timeout=120)
+        await runtime.stop()
+        return decision_id
+
+    row = runtime.state.decision(run(go(), timeout=150))
+    assert row.status == "succeeded", row.outcome
+    assert row.outcome == f"rolled back from v{current} to v1"
+    assert _champion(world) == "1" == _served(service)
 
 
 _ = (asyncio, Path)

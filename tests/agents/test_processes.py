@@ -148,30 +148,62 @@ def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp
         monitor.stop()
 
 
-def test_a_message_to_an_agent_that_is_down_is_retried_then_dead_lettered(store) -> None:
+def test_a_message_to_an_agent_that_is_down_is_retried_then_dead_lettered(
+    store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from scanflow.cli.main import main
+
     with socket.socket() as sock:  # a port nothing listens on once closed
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
+    hung = socket.socket()  # accepts connections (backlog) but never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
     AgentState(store, "planner").register(f"http://127.0.0.1:{dead_port}")
+    AgentState(store, "stuck").register(f"http://127.0.0.1:{hung.getsockname()[1]}")
     state = AgentState(store, "monitor")
-    postman = Postman(state, LocalBus(), RetryPolicy(attempts=3, backoff=0.01, timeout=2))
+    state.register(None)
+    policy = RetryPolicy(attempts=3, backoff=0.01, timeout=0.5)
+    assert [policy.wait(n) for n in (1, 2, 3)] == [0.01, 0.02, 0.04]  # exponential backoff
+    assert RetryPolicy(backoff=1, max_backoff=5).wait(10) == 5
+    postman = Postman(state, LocalBus(), policy)
     message = Message(sender="monitor", receiver="planner", intent="drift")
+    stuck = Message(sender="monitor", receiver="stuck", intent="drift")
     never = Message(sender="monitor", receiver="nobody", intent="drift")
 
-    async def scenario() -> tuple[bool, bool]:
-        await asyncio.to_thread(state.enqueue, message)
-        await asyncio.to_thread(state.enqueue, never)
-        delivered = await postman.deliver(message), await postman.deliver(never)
+    async def scenario() -> list[bool]:
+        delivered = []
+        for m in (message, stuck, never):
+            await asyncio.to_thread(state.enqueue, m)
+            delivered.append(await postman.deliver(m))
         await postman.close()
         return delivered
 
-    assert run(scenario()) == (False, False)
+    try:
+        assert run(scenario()) == [False, False, False]
+    finally:
+        hung.close()
     dead = {r.receiver: r for r in state.outbox("dead")}
     assert dead["planner"].attempts == 3
     assert "ConnectError" in dead["planner"].last_error
+    assert dead["stuck"].attempts == 3  # each attempt cut by the timeout
+    assert dead["stuck"].last_error == "no answer within 0.5s"
     assert "has no known address" in dead["nobody"].last_error
     events = [e.detail for e in state.events("dead_letter")]
-    assert {e["receiver"] for e in events} == {"planner", "nobody"}
+    assert {e["receiver"] for e in events} == {"planner", "stuck", "nobody"}
+    # and visible on the command line
+    app_dir = Path(store.url.removeprefix("sqlite:///")).parent.parent
+    (app_dir / "scanflow.yaml").write_text("name: shop\n")
+    capsys.readouterr()
+    assert main(["--app", str(app_dir), "agents", "status", "-o", "json"]) == 0
+    listed = {r["agent"]: r for r in json.loads(capsys.readouterr().out)}
+    letters = {d["receiver"]: d for d in listed["monitor"]["dead_letters"]}
+    assert set(letters) == {"planner", "stuck", "nobody"}
+    assert letters["planner"]["id"] == message.id and letters["planner"]["attempts"] == 3
+    assert main(["--app", str(app_dir), "agents", "status"]) == 0
+    assert "monitor" in capsys.readouterr().out
 
 
 def _read(path: Path) -> str:

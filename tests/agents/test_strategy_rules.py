@@ -14,9 +14,10 @@ from scanflow.agents.strategies.drift_retrain import (
     confirm,
     quality_dropped,
 )
-from scanflow.agents.strategies.failover import FailoverConfig, route
+from scanflow.agents.strategies.failover import FailoverConfig, backup_version, route
 from scanflow.agents.strategies.traffic import advance
 from scanflow.agents.strategies.windows import quantile, window
+from scanflow.agents.toolkit import Toolkit
 
 # -- LatencyAutoscale ------------------------------------------------------------------------
 SCALE = AutoscaleConfig(
@@ -230,3 +231,76 @@ def test_failover_after_bad_checks_and_restore_after_good_ones() -> None:
     assert back is not None and back.steps[0].params == {"version": "3"}
     restored = _decision("restore", "succeeded", 20, {})
     assert route(facts([_h(True, 21), _h(True, 22)], active, restored), FAIL) is None
+
+
+class _Aliases:
+    """An in-memory registry of aliases (the backup lookup only reads aliases)."""
+
+    def __init__(self, **aliases: str) -> None:
+        self.aliases = aliases
+
+    def alias_version(self, model: str, alias: str) -> str | None:
+        return self.aliases.get(f"{model}@{alias}")
+
+
+def test_the_backup_is_the_strategys_then_the_services_backup_model_then_the_alias() -> None:
+    from scanflow.spec import Service
+
+    reg = _Aliases(**{"m@backup": "4", "m@stable": "2"})
+    spec = Service("s", model="models:/m@champion", backup_model="models:/m@stable")
+    with_spec = Toolkit(extras={"service_specs": {"s": spec}})
+    assert backup_version(Toolkit(), reg, FAIL) == ("4", "m@backup")
+    assert backup_version(with_spec, reg, FAIL) == ("2", "models:/m@stable")
+    own = FAIL.model_copy(update={"backup_model": "models:/m/7"})
+    assert backup_version(with_spec, reg, own) == ("7", "models:/m/7")
+    other = Service("s", model="models:/m@champion", backup_model="models:/other/1")
+    with pytest.raises(ValueError, match="not a version of 'm'"):
+        backup_version(Toolkit(extras={"service_specs": {"s": other}}), reg, FAIL)
+    with pytest.raises(ValidationError, match="not models:/NAME@ALIAS or models:/NAME/VERSION"):
+        FailoverConfig(service="s", model="m", backup_model="/models/backup")
+
+
+def test_the_gate_needs_both_the_recent_window_and_the_holdout(tmp_path) -> None:
+    from scanflow.agents.context import ActionContext
+    from scanflow.agents.strategies.actions import gate
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "gate.npz", X=rng.random((20, 4)), y=np.zeros(20))
+    np.savez(tmp_path / "hold.npz", X_holdout=rng.random((30, 4)), y_holdout=np.ones(30))
+    accuracy = {("2", 20): 0.90, ("1", 20): 0.70, ("2", 30): 0.60, ("1", 30): 0.80}
+    toolkit = Toolkit(
+        registry=_Aliases(**{"m@champion": "1"}),
+        extras={"scorer": lambda model, version, X, y: accuracy[(version, len(y))]},
+    )
+
+    def run_gate(**options: object):
+        config = DriftRetrainConfig(service="s", model="m", **options)
+        ctx = ActionContext(
+            "a",
+            "d",
+            1,
+            "gate",
+            {},
+            toolkit,
+            results={"retrain": {"candidate": "2", "gate": str(tmp_path / "gate.npz")}},
+        )
+        return gate(ctx, config)
+
+    # better on recent data by 0.20, worse on the holdout by 0.20: rejected, naming the holdout
+    held = run_gate(holdout_path=str(tmp_path / "hold.npz"))
+    assert held.stop and held.result["passed"] is False
+    assert held.message == (
+        "candidate v2 rejected, champion v1 kept; holdout: 0.600 vs 0.800 (margin -0.02)"
+    )
+    # a recent margin it does not reach: rejected on the recent window
+    short = run_gate(
+        holdout_path=str(tmp_path / "hold.npz"), recent_margin=0.3, holdout_margin=-0.5
+    )
+    assert short.stop and "recent: 0.900 vs 0.700 (margin +0.3)" in short.message
+    # both met: passes
+    ok = run_gate(holdout_path=str(tmp_path / "hold.npz"), holdout_margin=-0.5)
+    assert not ok.stop and ok.result["passed"] is True
+    # no holdout configured: the recent window alone decides, and the result says so
+    alone = run_gate()
+    assert alone.result["passed"] is True and alone.result["holdout"].startswith("skipped")
+    assert alone.message.endswith("holdout not checked: no holdout_path)")

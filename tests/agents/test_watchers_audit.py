@@ -17,6 +17,7 @@ from scanflow.agents.state import AgentState
 from scanflow.agents.toolkit import Toolkit
 from scanflow.agents.triggers import OnAliasMoved, OnMetric, OnPredictions, OnRunFinished
 from scanflow.agents.watchers import watcher_for
+from scanflow.errors import ScanflowError
 from scanflow.store import RunRecord, StepRecord
 
 from .conftest import run, until
@@ -74,6 +75,57 @@ def test_predictions_and_metric_watchers_fire_on_changes(store, tmp_path: Path) 
     assert metric.check(state) == []  # back below: re-armed
     level["p95"] = 120.0
     assert len(metric.check(state)) == 1
+
+
+class _Exposition:
+    """A service's ``/metrics`` text, parsed as the HTTP client parses it."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    def metrics(self) -> dict[str, Any]:
+        from scanflow.agents.clients import parse_metrics
+
+        return parse_metrics(
+            "# TYPE scanflow_queue_depth gauge\n"
+            f"scanflow_queue_depth {self.depth}\n"
+            "# TYPE scanflow_requests_total counter\n"
+            'scanflow_requests_total{code="200"} 42\n'
+        )
+
+
+def test_a_service_metric_trigger_and_an_unknown_metric_name(store) -> None:
+    state = AgentState(store, "w")
+    service = _Exposition()
+    toolkit = Toolkit(services={"svc": service})
+    deep = watcher_for(
+        OnMetric(service="svc", metric="queue_depth", above=20), toolkit, store, "watch:0"
+    )
+    assert deep.check(state) == []
+    service.depth = 25
+    (event,) = deep.check(state)
+    assert event.data == {
+        "metric": "queue_depth",
+        "value": 25.0,
+        "threshold": 20.0,
+        "service": "svc",
+    }
+    assert deep.check(state) == []
+    # a metric the service does not expose is an error naming the ones it does
+    typo = OnMetric(service="svc", metric="p95_ms", above=200, poll=0.05)
+    with pytest.raises(ScanflowError, match="exposes no metric 'p95_ms' \\(known: requests"):
+        watcher_for(typo, toolkit, store, "watch:1").check(state)
+    setup = AgentSetup("typo", Registry(), triggers=[typo])
+
+    async def scenario() -> None:
+        rt = AgentRuntime(setup, store, toolkit)
+        await rt.start()
+        await until(lambda: AgentState(store, "typo").events("watcher_error"), what="the error")
+        await rt.stop()
+
+    run(scenario())
+    error = AgentState(store, "typo").events("watcher_error")[0].detail["error"]
+    assert "queue_depth" in error and "fix 'metric'" in error
 
 
 @pytest.fixture(scope="module")

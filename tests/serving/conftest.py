@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
+import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +36,6 @@ class Registry:
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias("digits", alias, version)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 FLAKY = '''
@@ -175,17 +170,35 @@ class Load:
             return len(self.result.records)
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def oip_body(rows: np.ndarray) -> dict:
     return {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64",
                         "data": rows.ravel().tolist()}]}
+
+
+def scrape(http: httpx.Client) -> dict[str, float]:
+    """The service's ``/metrics`` as ``{'name{labels}': value}``."""
+    text = http.get("/metrics").text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines() if line and not line.startswith("#")}
+
+
+@contextmanager
+def small_disk(folder: Path, size: str = "256k", fill: bool = False) -> Iterator[Path]:
+    """A real small filesystem (tmpfs) mounted on ``folder``, full when ``fill``; the test is
+    skipped where mounting is not permitted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                              str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.strip()}")
+    try:
+        if fill:
+            with (folder / "filler").open("wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError:  # ENOSPC: the disk is full
+                    pass
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -9,8 +9,9 @@ import sys
 
 import httpx
 import pytest
+from conftest import free_port, wait_for
 
-from .conftest import free_port, oip_body, wait_for
+from .conftest import oip_body, scrape
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +66,66 @@ def test_serve_refuses_a_malformed_uri_and_a_busy_port(registry, capsys):
         port = busy.getsockname()[1]
         assert main(["serve", str(registry.model_dir), "--port", str(port)]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, capsys):
+    from scanflow.cli.main import main
+    from scanflow.serving.predictions import PredictionLog
+
+    run_id = registry.client().get_model_version("digits", "1").run_id
+    port, state = free_port(), tmp_path / "state"
+    out_file = tmp_path / "serve.out"
+    with out_file.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanflow.cli.main", "serve", f"runs:/{run_id}/model",
+             "--name", "digits", "--port", str(port), "--max-workers", "2",
+             "--sample-rate", "0.5", "--tracking-uri", registry.tracking_uri,
+             "--state-dir", str(state)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/v2/health/ready").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 120, "scanflow serve to be ready")
+        with httpx.Client(base_url=url, timeout=30) as http:
+            r = http.post("/v2/models/digits/infer", json=oip_body(registry.X[:3]))
+            assert r.json()["outputs"][0]["data"] == registry.y[:3].tolist()
+            assert r.headers["x-model-version"] == f"run-{run_id[:12]}"
+            assert main(["scale", url, "2"]) == 0
+            assert "digits: 2 worker(s), 2 ready" in capsys.readouterr().out
+            for i in range(400):
+                assert http.post("/invocations", json={"inputs": registry.X[i:i + 1].tolist()}
+                                 ).status_code == 200
+            log = PredictionLog.for_service(state, "digits")
+            logged = wait_for(lambda: (n := scrape(http).get(
+                "scanflow_predictions_logged_total", 0)) and n == log.count() and n, 30,
+                "the logged counter to match the log")
+    finally:
+        proc.send_signal(signal.SIGTERM)  # drains: what was queued is written
+        proc.wait(60)
+    assert proc.returncode == 0, out_file.read_text()
+    # about half of the 401 requests are logged (binomial: 140..260 is +-6 sd)
+    assert logged <= log.count() and 140 <= log.count() <= 260
+
+
+def test_cli_errors_without_tracebacks(tmp_path, capsys):
+    from scanflow.cli.main import main
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["scale", url, "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the service at {url}" in err and "Traceback" not in err
+    missing = tmp_path / "nowhere"
+    assert main(["predictions", "tail", "--dir", str(missing)]) == 1
+    assert f"no prediction log folder at {missing}" in capsys.readouterr().err
+    assert main(["--app", str(tmp_path), "predictions", "tail", "nosuch"]) == 1
+    err = capsys.readouterr().err  # looked for under --app, not the current folder
+    assert f"no prediction log for service 'nosuch' at {tmp_path / '.scanflow'}" in err
+    (tmp_path / "log").mkdir()
+    assert main(["predictions", "export", "--dir", str(tmp_path / "log"), "--format", "xml"]) == 1
+    assert "--format 'xml' is not one of jsonl, csv, parquet" in capsys.readouterr().err
+    assert main(["predictions", "export", "--dir", str(tmp_path / "log"), "--since", "May"]) == 1
+    assert "'May' is neither epoch seconds nor an ISO time" in capsys.readouterr().err

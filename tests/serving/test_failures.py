@@ -9,12 +9,13 @@ import time
 import httpx
 import orjson
 import pytest
+from conftest import free_port, wait_for
 
 from scanflow.serving.predictions import OPEN_SUFFIX, PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import PredictionLogging, Service
 
-from .conftest import free_port, oip_body, wait_for
+from .conftest import oip_body
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,14 @@ def test_a_model_that_raises_answers_500_and_the_server_stays_up(registry, tmp_p
             bad = http.post("/v2/models/flaky/infer", json=oip_body(-registry.X[:1] - 1))
             assert bad.status_code == 500
             assert "negative pixel values are not allowed" in bad.json()["error"]
+            version = proc.client.status()["model_version"]
+            assert version and bad.headers["x-model-version"] == version
+            assert bad.json()["model_version"] == version  # the version that raised
             inv = http.post("/invocations", json={"inputs": (-registry.X[:1] - 1).tolist()})
             assert inv.status_code == 500 and inv.json()["error_code"] == "INTERNAL_ERROR"
+            assert inv.headers["x-model-version"] == version
             good = http.post("/v2/models/flaky/infer", json=oip_body(registry.X[:2]))
-            assert good.status_code == 200
+            assert good.status_code == 200 and good.headers["x-model-version"] == version
             assert good.json()["outputs"][0]["data"] == registry.X[:2].sum(axis=1).tolist()
     finally:
         proc.stop()

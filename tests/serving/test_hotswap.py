@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import free_port, wait_for
 
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
 
-from .conftest import Load, free_port, oip_body, wait_for
+from .conftest import Load, oip_body
 
 pytestmark = pytest.mark.slow
 

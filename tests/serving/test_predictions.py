@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import orjson
+from conftest import wait_for
 
 from scanflow.serving.predictions import (
     OPEN_SUFFIX,
@@ -16,7 +17,7 @@ from scanflow.serving.predictions import (
     seal_orphans,
 )
 
-from .conftest import wait_for
+from .conftest import small_disk
 
 
 def record(i: int) -> dict:
@@ -96,3 +97,75 @@ def test_a_failing_disk_drops_and_counts(tmp_path):
     wait_for(lambda: writer.dropped == 3, 10, "three dropped records")
     writer.close()
     assert {reason for reason, _ in dropped} == {"write_error"}
+
+
+def test_a_disk_that_fills_up_leaves_whole_lines_and_no_empty_segments(tmp_path):
+    folder = tmp_path / "log"
+    with small_disk(folder, size="64k"):
+        writer = PredictionLogWriter(folder, WriterOptions(flush_interval=0.01))
+        appended = 0
+        while writer.dropped == 0 or appended < 1_000:  # past the point the disk is full
+            for _ in range(10):
+                writer.append(record(appended))
+                appended += 1
+            wait_for(lambda n=appended: writer.written + writer.dropped == n, 10, "a flush")
+            assert appended < 10_000, "the disk never filled up"
+        writer.close()
+        segments = PredictionLog(folder).segments()
+        assert segments and all(p.stat().st_size > 0 for p in segments)
+        for path in segments:  # every line is whole: torn writes were cut back
+            lines = path.read_bytes().splitlines(keepends=True)
+            assert all(line.endswith(b"\n") and orjson.loads(line) for line in lines)
+        assert PredictionLog(folder).count() == writer.written > 0
+
+
+def test_cli_reads_and_exports_a_log(tmp_path, capsys):
+    import pandas as pd
+
+    from scanflow.cli.main import main
+
+    folder = tmp_path / ".scanflow" / "predictions" / "digits"
+    writer = PredictionLogWriter(folder, WriterOptions(flush_interval=0.01))
+    for i in range(5):
+        writer.append(record(i))
+    writer.close()
+    # the only service of the app folder is found without naming it
+    assert main(["--app", str(tmp_path), "predictions", "tail", "-n", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "r4" in shown and "r3" in shown and "r2" not in shown
+    out = tmp_path / "window.parquet"
+    assert main(["predictions", "export", "--dir", str(folder), "--format", "parquet",
+                 "-O", str(out), "--since", "1001", "--until", "1003"]) == 0
+    assert "wrote 2 prediction(s)" in capsys.readouterr().out
+    frame = pd.read_parquet(out)
+    assert frame["id"].tolist() == ["r1", "r2"] and frame["model_version"].tolist() == ["1"] * 2
+    lines = tmp_path / "all.jsonl"
+    assert main(["--app", str(tmp_path), "predictions", "export", "digits", "-O",
+                 str(lines)]) == 0
+    rows = [orjson.loads(line) for line in lines.read_bytes().splitlines()]
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(5)]
+    assert rows[2]["inputs"] == [[2.0] * 4] and rows[2]["outputs"] == [2]
+
+
+def test_tail_follow_prints_new_records_until_interrupted(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=0.01))
+    writer.append(record(0))
+    wait_for(lambda: writer.written == 1, 10, "the first record")
+    out = tmp_path / "tail.out"
+    with out.open("wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "scanflow.cli.main", "predictions",
+                                 "tail", "--dir", str(tmp_path), "-f", "-o", "json"],
+                                stdout=f, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b'"r0"' in out.read_bytes(), 60, "the existing record")
+        writer.append(record(1))
+        wait_for(lambda: b'"r1"' in out.read_bytes(), 30, "the new record")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        writer.close()
+    assert proc.returncode == 0 and out.read_bytes().count(b'"r0"') == 1

@@ -8,12 +8,13 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from conftest import free_port, wait_for
 
 from scanflow.serving.predictions import PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
 
-from .conftest import Load, free_port, oip_body, wait_for
+from .conftest import Load, oip_body, scrape
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,12 @@ def test_health_and_metadata(server):
     assert http.get("/v2/health/ready").status_code == 200
     assert http.get("/ping").status_code == 200
     assert http.get("/v2/models/digits/ready").json() == {"name": "digits", "ready": True}
+    assert http.get("/v2/models/digits/ready").headers["x-model-version"] == "1"
+    assert http.get("/v2/models/digits/versions/1/ready").status_code == 200
+    assert http.get("/v2/models/digits/versions/2").status_code == 404
+    assert http.get("/v2/models/nope").status_code == 404
+    versioned = http.post("/v2/models/digits/versions/1/infer", json=oip_body(np.zeros((1, 64))))
+    assert versioned.status_code == 200 and versioned.json()["model_version"] == "1"
     meta = http.get("/v2/models/digits").json()
     assert meta["versions"] == ["1"]
     assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 64]}]
@@ -84,6 +91,8 @@ def test_health_and_metadata(server):
                  {"name": "b", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]},
      400, "takes one input tensor"),
     ("/invocations", {"inputs": [[0.0] * 64], "instances": [[0.0] * 64]}, 400, "exactly one"),
+    ("/v2/models/digits/versions/7/infer", oip_body(np.zeros((1, 64))), 404,
+     "version '7' of 'digits' is not served; this service serves version '1'"),
 ])
 def test_bad_requests_get_clear_errors(server, path, body, status, fragment):
     _, http, _ = server
@@ -96,6 +105,10 @@ def test_bad_requests_get_clear_errors(server, path, body, status, fragment):
     (b"", "empty request body"),
     (b"{not json", "not valid JSON"),
     (b'{"inputs": [{"name": "i", "shape": [1, 64], "datatype": "FP64", "data": [NaN]}]}',
+     "NaN and Infinity"),
+    (b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [Infinity]}]}',
+     "NaN and Infinity"),
+    (b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [1e999]}]}',
      "NaN and Infinity"),
 ])
 def test_bodies_that_are_not_requests(server, content, fragment):
@@ -125,17 +138,19 @@ def test_metrics_cover_requests_batches_version_and_workers(server, registry):
     for i in range(5):
         http.post("/v2/models/digits/infer", json=oip_body(registry.X[i:i + 1]))
     http.post("/v2/models/digits/infer", content=b"")
-    text = http.get("/metrics").text
-    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-             if line and not line.startswith("#")}
+    lines = scrape(http)
     assert lines['scanflow_requests_total{code="200",endpoint="infer"}'] >= 5
     assert lines['scanflow_request_errors_total{code="400",endpoint="infer"}'] >= 1
     assert lines['scanflow_request_latency_seconds_count{endpoint="infer"}'] >= 6
+    assert lines['scanflow_request_latency_seconds_bucket{endpoint="infer",le="+Inf"}'] >= 6
+    assert lines['scanflow_request_latency_seconds_bucket{endpoint="infer",le="10.0"}'] >= 6
     assert lines["scanflow_batch_rows_count"] >= 5
+    assert lines['scanflow_batch_rows_bucket{le="1.0"}'] >= 5  # 1-row requests, one by one
+    assert lines["scanflow_batch_requests_count"] >= 5
     assert lines["scanflow_model_version"] == 1.0
+    assert lines["scanflow_model_ready"] == 1.0
     assert lines["scanflow_workers"] == 2.0
-    assert "scanflow_queue_depth" in lines
-    assert "scanflow_predictions_dropped_total" not in lines or True
+    assert lines["scanflow_queue_depth"] == 0.0  # nothing waits once every answer is in
 
 
 def test_live_scaling_under_load_drops_nothing(server, registry):

@@ -184,6 +184,9 @@ def gate(ctx: ActionContext, config: DriftRetrainConfig) -> Outcome:
                 config.holdout_margin,
             )
         )
+    elif champion is not None:
+        result["holdout"] = "skipped: no holdout_path"
+        log.warning("gate of v%s: no holdout_path, only the recent window is compared", candidate)
     failed = [
         f"{name}: {c:.3f} vs {p:.3f} (margin {m:+g})" for name, c, p, m in checks if c - p < m
     ]
@@ -195,6 +198,8 @@ def gate(ctx: ActionContext, config: DriftRetrainConfig) -> Outcome:
             + "; ".join(failed),
         )
     summary = "; ".join(f"{name}: {c:.3f} vs {p:.3f}" for name, c, p, _ in checks)
+    if "holdout" in result:
+        summary += "; holdout not checked: no holdout_path"
     return Outcome(
         result={**result, "passed": True},
         message=f"candidate v{candidate} passed the gate ({summary or 'no champion'})",

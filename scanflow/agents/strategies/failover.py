@@ -2,14 +2,17 @@
 the primary once the service is healthy and the primary model passes a probe.
 
 The served model follows a registry alias, so routing is moving that alias between the
-primary version and the ``backup`` alias's version; the service hot-swaps either way.
+primary version and the backup version; the service hot-swaps either way. The backup is,
+first found: the strategy's ``backup_model``, the service's ``backup_model`` in
+``scanflow.yaml``, the ``backup_alias`` of the model (``backup``). A ``backup_model`` is
+``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` of the served registered model.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from scanflow.agents.declare import Registry
 from scanflow.agents.facts import Facts, Reading
@@ -26,6 +29,11 @@ class FailoverConfig(StrategyConfig):
     model: str
     alias: str = "champion"
     backup_alias: str = "backup"
+    backup_model: str | None = Field(
+        default=None,
+        description="models:/NAME@ALIAS or models:/NAME/VERSION; default: the service's "
+        "backup_model, else MODEL@backup_alias",
+    )
     unhealthy_after: int = Field(default=3, ge=1, description="bad checks in a row")
     healthy_after: int = Field(default=5, ge=1, description="good checks in a row to restore")
     max_error_rate: float = Field(default=0.5, ge=0, le=1)
@@ -33,6 +41,49 @@ class FailoverConfig(StrategyConfig):
     swap_timeout: float = Field(default=60.0, gt=0)
     cooldown: float = Field(default=30.0, ge=0)
     interval: float = Field(default=2.0, gt=0)
+
+    @field_validator("backup_model")
+    @classmethod
+    def _registry_uri(cls, value: str | None) -> str | None:
+        if value is not None:
+            backup_ref(value)
+        return value
+
+
+def backup_ref(uri: str) -> tuple[str, str, str]:
+    """``(name, "alias" | "version", alias or version)`` of a registry model URI."""
+    body = uri.removeprefix("models:/").strip("/") if uri.startswith("models:/") else ""
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        if name and alias:
+            return name, "alias", alias
+    elif "/" in body:
+        name, version = body.rsplit("/", 1)
+        if name and version.isdigit():
+            return name, "version", version
+    raise ValueError(
+        f"backup model {uri!r} is not models:/NAME@ALIAS or models:/NAME/VERSION; failover "
+        "moves the served alias, so the backup must be a version of the served registered model"
+    )
+
+
+def backup_version(toolkit: Any, registry: Any, config: FailoverConfig) -> tuple[str | None, str]:
+    """The registry version to fail over to (None when there is none) and its name."""
+    uri = config.backup_model
+    if uri is None:
+        spec = toolkit.extras.get("service_specs", {}).get(config.service)
+        uri = spec.backup_model if spec is not None else None
+    if uri is None:
+        return registry.alias_version(config.model, config.backup_alias), (
+            f"{config.model}@{config.backup_alias}"
+        )
+    name, kind, ref = backup_ref(uri)
+    if name != config.model:
+        raise ValueError(
+            f"backup model {uri!r} is not a version of {config.model!r}, the model failover "
+            f"routes; register it as a version of {config.model!r}"
+        )
+    return (registry.alias_version(name, ref) if kind == "alias" else ref), uri
 
 
 def healthy(reading: dict[str, Any], config: FailoverConfig) -> bool:
@@ -147,12 +198,19 @@ class Failover(Strategy):
             primary = ctx.checkpoint.get("primary") or registry.alias_version(
                 config.model, config.alias
             )
-            backup = registry.alias_version(config.model, config.backup_alias)
+            try:
+                backup, named = backup_version(ctx.toolkit, registry, config)
+            except ValueError as exc:
+                return Outcome(ok=False, message=str(exc))
             if backup is None:
                 return Outcome(
                     ok=False,
-                    message=f"no {config.model}@{config.backup_alias} to "
-                    "fail over to; register one",
+                    message=f"no model version behind {named} to fail over to; register one "
+                    "or set backup_model",
+                )
+            if str(backup) == str(primary):
+                return Outcome(
+                    ok=False, message=f"the backup {named} is the failing version v{primary}"
                 )
             ctx.save({"primary": primary})
             registry.set_alias(config.model, config.alias, backup)

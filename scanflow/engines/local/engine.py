@@ -145,20 +145,9 @@ class LocalEngine:
         app = Application.from_yaml(record.spec, check_files=False)
         return self._execute(record, app, max_parallel, use_cache)
 
-    def run_workflow(
-        self,
-        workflow: str,
-        parameters: dict[str, Any] | None = None,
-        *,
-        max_parallel: int | None = None,
-        use_cache: bool = True,
-    ) -> RunRecord:
-        """:class:`~scanflow.engines.base.Engine` API: same as :meth:`run`."""
-        return self.run(workflow, parameters, max_parallel=max_parallel, use_cache=use_cache)
-
-    def resume_run(self, run_id: str) -> RunRecord:
-        """:class:`~scanflow.engines.base.Engine` API: same as :meth:`resume`."""
-        return self.resume(run_id)
+    # The :class:`~scanflow.engines.base.Engine` API names the same two calls.
+    run_workflow = run
+    resume_run = resume
 
     def get_run(self, run_id: str) -> RunRecord:
         """The current record of ``run_id``."""
