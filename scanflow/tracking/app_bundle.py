@@ -3,9 +3,9 @@
 A bundle holds ``scanflow.yaml`` (the spec the run ran), every script, requirements file
 and ``module:function`` module the spec names, the other ``.py`` files of the app folder
 (steps import their neighbours), and the files or folders that parameters name inside the
-app folder (small data), up to :data:`MAX_BYTES` in all. ``.scanflow/``, virtualenvs,
-``.git`` and caches are never taken. Its digest (names and contents) lets a receiver
-verify what it fetched.
+app folder (small data); beyond what the spec names, only up to :data:`MAX_BYTES` in all.
+``.scanflow/``, virtualenvs, ``.git`` and caches are never taken. Its digest (names and
+contents) lets a receiver verify what it fetched.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def digest(folder: Path) -> str:
 def snapshot(app: Application, spec_text: str, base_dir: Path, target: Path) -> Bundle:
     """Copy what ``app`` needs from ``base_dir`` into ``target`` (kept when it exists).
 
-    Code (scripts, modules, requirements files, ``.py`` files) is always taken; data
-    named by parameters is taken while the bundle stays under :func:`max_bytes`.
+    What the spec names (scripts, modules, requirements files) is always taken; the other
+    ``.py`` files, then data named by parameters, while the bundle stays under
+    :func:`max_bytes` (what is left out is listed in :attr:`Bundle.skipped`).
     """
     base_dir = base_dir.resolve()
     if (target / SPEC_FILE).is_file():  # a resumed run keeps the files it started with
@@ -69,7 +70,14 @@ def snapshot(app: Application, spec_text: str, base_dir: Path, target: Path) -> 
     staging.mkdir(parents=True)
     budget, skipped = max_bytes(), []
     used = 0
-    for rel in sorted(set(_code_files(app, base_dir))):
+    named = sorted(set(_code_files(app, base_dir)))
+    for rel in named:  # always: the run cannot start without them
+        used += _copy(base_dir / rel, staging / rel)
+    for rel in _neighbour_modules(base_dir, set(named)):
+        size = (base_dir / rel).stat().st_size
+        if used + size > budget:
+            skipped.append(str(rel))
+            continue
         used += _copy(base_dir / rel, staging / rel)
     for rel in _data_paths(app, base_dir):
         files = [rel] if (base_dir / rel).is_file() else [
@@ -130,9 +138,14 @@ def _code_files(app: Application, base_dir: Path) -> Iterator[Path]:
                 yield from _inside(base_dir, executor.requirements, required=True)
             if executor.function:
                 yield from _module_files(base_dir, executor.function.split(":", 1)[0])
+
+
+def _neighbour_modules(base_dir: Path, named: set[Path]) -> Iterator[Path]:
+    """The app folder's other ``.py`` files (steps import their neighbours)."""
     for path in _walk(base_dir):
-        if path.suffix == ".py":
-            yield path.relative_to(base_dir)
+        rel = path.relative_to(base_dir)
+        if path.suffix == ".py" and rel not in named:
+            yield rel
 
 
 def _module_files(base_dir: Path, module: str) -> Iterator[Path]:

@@ -8,6 +8,8 @@ MLflow is imported on the first call only.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +86,11 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
     """Upload a file or folder as an artifact of the step's run."""
     flush()
     path = Path(path)
-    if path.is_dir():
-        _client().log_artifacts(current_run_id(), str(path), artifact_path)
-    else:
-        _client().log_artifact(current_run_id(), str(path), artifact_path)
+    with _upload_errors(f"artifact {path.name!r}"):
+        if path.is_dir():
+            _client().log_artifacts(current_run_id(), str(path), artifact_path)
+        else:
+            _client().log_artifact(current_run_id(), str(path), artifact_path)
 
 
 def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwargs: Any) -> str:
@@ -102,7 +105,8 @@ def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwar
     flush()
     flavor = flavor or _guess_flavor(model)
     module = importlib.import_module(f"mlflow.{flavor}")
-    with mlflow.start_run(run_id=current_run_id(), nested=True):
+    with _upload_errors(f"model {name!r}"), mlflow.start_run(run_id=current_run_id(),
+                                                              nested=True):
         info = module.log_model(model, name=name, **kwargs)
     _state["last_model_uri"] = info.model_uri
     return info.model_uri
@@ -125,6 +129,26 @@ def register_model(name: str, model_uri: str | None = None, alias: str | None = 
     if alias:
         _client().set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+@contextmanager
+def _upload_errors(what: str) -> Iterator[None]:
+    """Turn a failed upload (after MLflow's bounded HTTP retries) into one clear error."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        import mlflow
+
+        from scanflow.errors import TrackingError
+
+        tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+        raise TrackingError(
+            f"uploading {what} to the tracker {mlflow.get_tracking_uri()} failed after "
+            f"{tries} retries; its artifact store may be down (check 'scanflow tracker "
+            f"status'). Nothing was registered. Cause: {str(exc)[:400]}"
+        ) from exc
 
 
 def _guess_flavor(model: Any) -> str:

@@ -38,6 +38,10 @@ workflows:
   - name: crash
     function: steps:crash
     depends_on: [fit]
+- name: upload
+  executors:
+  - name: upload
+    function: steps:upload
 """
 STEPS = """
 from scanflow import tracking
@@ -53,6 +57,12 @@ def fit():
     model = LogisticRegression(max_iter=200, random_state=0).fit(X[:300], y[:300])
     tracking.log_model(model)
     tracking.register_model("from-workflow", alias="newest")
+
+def upload():
+    from sklearn.dummy import DummyClassifier
+
+    tracking.log_model(DummyClassifier().fit([[0], [1]], [0, 1]))
+    tracking.register_model("while-s3-down")
 
 def crash():
     for i in range(500):
@@ -252,3 +262,25 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, tmp_pat
     assert "2 files" in out
     code, out = run_cli(world["app_dir"], "pull", "app:nobody", "--from", world["uri"])
     assert code == 1 and "no application 'nobody'" in out
+
+
+def test_s3_store_down_while_a_step_uploads_a_model_registers_nothing(world) -> None:
+    from scanflow.engines.local import LocalEngine
+    from scanflow.spec import load_project
+
+    stack = world["stack"]
+    assert stack.stop_component("seaweedfs")
+    try:
+        sys.modules.pop("steps", None)
+        project = load_project(world["app_dir"])
+        run = LocalEngine(project).run("upload", use_cache=False)
+        assert run.status == "failed"
+        log = next((world["app_dir"] / ".scanflow" / "runs" / run.id / "steps" / "upload")
+                   .rglob("*.log")).read_text()
+        assert "TrackingError: uploading model 'model' to the tracker" in log, log[-2000:]
+        assert "artifact store may be down" in log and "Nothing was registered" in log
+        client = MlflowClient(world["uri"])
+        assert versions(world["uri"], "while-s3-down") == []
+        assert not client.search_registered_models("name = 'while-s3-down'")
+    finally:
+        assert stack.up().started == ["seaweedfs"]
