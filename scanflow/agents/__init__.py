@@ -8,8 +8,7 @@ What users declare (sensors, rules, actuators, triggers, strategies) lives in
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from scanflow.lazy import lazy_exports
 
 _LAZY = {
     "sensor": "scanflow.agents.declare",
@@ -44,10 +43,4 @@ _LAZY = {
     "load_agents": "scanflow.agents.config",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'scanflow.agents' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)

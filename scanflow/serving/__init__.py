@@ -6,8 +6,7 @@ Heavy modules load lazily: ``from scanflow.serving import ServingClient`` import
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from scanflow.lazy import lazy_exports
 
 _LAZY = {
     "ServeOptions": "scanflow.serving.options",
@@ -19,10 +18,4 @@ _LAZY = {
     "load_model": "scanflow.serving.model",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'scanflow.serving' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)
