@@ -54,6 +54,20 @@ class AgentSetup:
     sensor_timeout: float = 10.0
     actuator_timeout: float | None = None
 
+    @classmethod
+    def for_strategy(cls, name: str, strategy: Any, **fields: Any) -> AgentSetup:
+        """The setup of agent ``name`` running ``strategy`` (a configured :class:`Strategy`):
+        its declarations, triggers, guardrails, options and sensor timeout."""
+        return cls(
+            name=name,
+            registry=strategy.declare(),
+            triggers=strategy.triggers(),
+            guardrails=strategy.guardrails(),
+            config=strategy.config.model_dump(),
+            sensor_timeout=strategy.config.sensor_timeout,
+            **fields,
+        )
+
 
 def in_thread(
     name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any

@@ -196,13 +196,7 @@ def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_b
             swap_timeout=60,
         )
         strategy = Failover(config)
-        setup = AgentSetup(
-            "failover",
-            strategy.declare(),
-            triggers=strategy.triggers(),
-            guardrails=strategy.guardrails(),
-            config=config.model_dump(),
-        )
+        setup = AgentSetup.for_strategy("failover", strategy)
         toolkit = Toolkit(
             registry=MlflowRegistry(uri),
             services={"svc": control},
@@ -289,13 +283,7 @@ def test_a_service_that_is_not_ready_is_routed_to_the_backup_and_stays_there(
         swap_timeout=30,
     )
     strategy = Failover(config)
-    setup = AgentSetup(
-        "edge-failover",
-        strategy.declare(),
-        triggers=strategy.triggers(),
-        guardrails=strategy.guardrails(),
-        config=config.model_dump(),
-    )
+    setup = AgentSetup.for_strategy("edge-failover", strategy)
     toolkit = Toolkit(
         registry=MlflowRegistry(uri), services={"edge": control}, extras={"tracking_uri": uri}
     )
