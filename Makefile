@@ -17,10 +17,12 @@ demo: $(STAMP)
 
 test: $(STAMP) k8s-sim
 	$(VENV)/bin/ruff check scanflow tests bench scripts
+	$(VENV)/bin/ruff format --check scanflow tests bench scripts
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scanflow tests bench scripts
+	$(VENV)/bin/ruff format --check scanflow tests bench scripts
 
 # Kubernetes control plane binaries for tests/k8s (cached outside the repo; seconds when built).
 k8s-sim:

@@ -22,11 +22,16 @@ def main() -> None:
             if name not in group:
                 continue
             r = group[name]
-            ratio = f"{r['median_s'] / ours['median_s']:.1f}x" if ours and name in (
-                "kfp", "metaflow") else ""
-            print(f"| {shape} of {steps} | {name} | {r['median_s']:.3f} s "
-                  f"({r['min_s']:.3f}-{r['max_s']:.3f}) | {r['per_step_s'] * 1000:.1f} ms | "
-                  f"{ratio} |")
+            ratio = (
+                f"{r['median_s'] / ours['median_s']:.1f}x"
+                if ours and name in ("kfp", "metaflow")
+                else ""
+            )
+            print(
+                f"| {shape} of {steps} | {name} | {r['median_s']:.3f} s "
+                f"({r['min_s']:.3f}-{r['max_s']:.3f}) | {r['per_step_s'] * 1000:.1f} ms | "
+                f"{ratio} |"
+            )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,14 @@ EXPECTED_REPORT = "total=7.0 tables=a.csv,b.csv"
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     scanflow = Path(sys.executable).parent / "scanflow"
-    return subprocess.run([str(scanflow), *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [str(scanflow), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +123,15 @@ def test_a_run_stores_its_spec_code_requirements_and_named_data(source) -> None:
     assert len(stored.data.tags["scanflow.app.digest"]) == 64
     assert stored.data.tags["scanflow.app.skipped"] == "archive.bin"
     assert bundle_files(client, run.mlflow_run_id) == [
-        "app/data/points.csv", "app/data/tables/a.csv", "app/data/tables/b.csv",
-        "app/helpers.py", "app/prepare.py", "app/reporting/__init__.py",
-        "app/reporting/summary.py", "app/requirements.txt", "app/scanflow.yaml",
+        "app/data/points.csv",
+        "app/data/tables/a.csv",
+        "app/data/tables/b.csv",
+        "app/helpers.py",
+        "app/prepare.py",
+        "app/reporting/__init__.py",
+        "app/reporting/summary.py",
+        "app/requirements.txt",
+        "app/scanflow.yaml",
     ]
 
 
@@ -133,16 +145,21 @@ def test_pulled_app_runs_in_a_fresh_folder_on_another_tracker(source, tmp_path) 
     assert not (folder / ".venv").exists() and not (folder / "notes").exists()
     other_team = f"sqlite:///{tmp_path / 'team-b' / 'mlflow.db'}"
     (tmp_path / "team-b").mkdir()
-    done = cli("--app", str(folder), "run", "score", cwd=tmp_path,
-               env={"SCANFLOW_TRACKING_URI": other_team})
+    done = cli(
+        "--app",
+        str(folder),
+        "run",
+        "score",
+        cwd=tmp_path,
+        env={"SCANFLOW_TRACKING_URI": other_team},
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     shown = cli("--app", str(folder), "runs", "-o", "json", cwd=tmp_path)
     runs = json.loads(shown.stdout)
     assert [r["status"] for r in runs] == ["succeeded"]
     reports = list((folder / ".scanflow" / "runs").glob("*/steps/report/outputs/report"))
     assert [p.read_text() for p in reports] == [EXPECTED_REPORT]
-    original = next((source["root"] / ".scanflow" / "runs").glob(
-        "*/steps/report/outputs/report"))
+    original = next((source["root"] / ".scanflow" / "runs").glob("*/steps/report/outputs/report"))
     assert original.read_text() == EXPECTED_REPORT
     client = MlflowClient(other_team)
     assert client.get_experiment_by_name("scoring") is not None
@@ -152,14 +169,24 @@ def test_pull_refuses_a_folder_that_is_not_empty_unless_forced(source, tmp_path)
     dest = tmp_path / "taken"
     dest.mkdir()
     (dest / "mine.txt").write_text("keep me")
-    done = cli("tracker", "pull", "app:scoring", "--from", source["uri"], "--dest", str(dest),
-               cwd=tmp_path)
+    done = cli(
+        "tracker", "pull", "app:scoring", "--from", source["uri"], "--dest", str(dest), cwd=tmp_path
+    )
     assert done.returncode == 1
     assert f"{dest} is not empty" in " ".join(done.stderr.split()) and "--force" in done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["mine.txt"]
-    done = cli("tracker", "pull", "app:scoring", "--from", source["uri"], "--dest", str(dest),
-               "--force", cwd=tmp_path)
+    done = cli(
+        "tracker",
+        "pull",
+        "app:scoring",
+        "--from",
+        source["uri"],
+        "--dest",
+        str(dest),
+        "--force",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (dest / "prepare.py").is_file() and (dest / "mine.txt").read_text() == "keep me"
 

@@ -130,9 +130,15 @@ def test_a_new_sqlite_store_opened_by_several_processes_at_once(tmp_path) -> Non
     """MLflow migrates a new SQLite store on first use; racing migrations must not clash."""
     uri = f"sqlite:///{tmp_path / 'shared' / 'mlflow.db'}"
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORE, uri, str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_STORE, uri, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     go.touch()
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-800:] for _, err in results]

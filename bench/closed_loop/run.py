@@ -45,8 +45,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": results, "table": table}, indent=2, default=str))
     for key, row in table.items():
-        print(f"{key}: median {row['median']} (min {row['min']}, max {row['max']}, "
-              f"{row['runs']} runs); goal {'<' if key != 'failed_requests' else '='} {row['goal']}")
+        print(
+            f"{key}: median {row['median']} (min {row['min']}, max {row['max']}, "
+            f"{row['runs']} runs); goal {'<' if key != 'failed_requests' else '='} {row['goal']}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The HTTP floor: a bare ASGI app on uvicorn that reads the body and returns a constant."""
 
-BODY = (b'{"model_name":"digits","model_version":"1","outputs":[{"name":"predict",'
-        b'"datatype":"INT64","shape":[1],"data":[0]}]}')
+BODY = (
+    b'{"model_name":"digits","model_version":"1","outputs":[{"name":"predict",'
+    b'"datatype":"INT64","shape":[1],"data":[0]}]}'
+)
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 

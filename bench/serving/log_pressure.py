@@ -34,16 +34,23 @@ SETTINGS = ("log-off", "log-on", "full-disk", "slow-sink")
 
 
 def _service_json(setting: str) -> str:
-    logging = {"log-off": {"enabled": False},
-               "slow-sink": {"flush_interval_ms": 600_000, "queue_size": 100}}.get(setting, {})
-    return json.dumps({"name": "digits", "model": "models:/digits@champion", "workers": 1,
-                       "log_predictions": logging})
+    logging = {
+        "log-off": {"enabled": False},
+        "slow-sink": {"flush_interval_ms": 600_000, "queue_size": 100},
+    }.get(setting, {})
+    return json.dumps(
+        {
+            "name": "digits",
+            "model": "models:/digits@champion",
+            "workers": 1,
+            "log_predictions": logging,
+        }
+    )
 
 
 def _full_disk(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
-                   check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], check=True)
     with (folder / "filler").open("wb", buffering=0) as f:
         try:
             while True:
@@ -56,9 +63,21 @@ def _server(setting: str, work: Path, model: dict, port: int, rnd: int) -> base.
     state = work / f"state-{setting}-{rnd}"
     if setting == "full-disk":
         _full_disk(state / "predictions" / "digits")
-    argv = [str(base.VENV / "scanflow"), "serve", "models:/digits@champion", "--tracking-uri",
-            model["tracking_uri"], "--state-dir", str(state), "--port", str(port),
-            "--log-level", "warning", "--spec-json", _service_json(setting)]
+    argv = [
+        str(base.VENV / "scanflow"),
+        "serve",
+        "models:/digits@champion",
+        "--tracking-uri",
+        model["tracking_uri"],
+        "--state-dir",
+        str(state),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--spec-json",
+        _service_json(setting),
+    ]
     return base.Server(setting, "oip", "/v2/models/digits/infer", "/v2/health/ready", argv, {})
 
 
@@ -79,7 +98,7 @@ def main() -> int:
         bodies = base.write_bodies(work, model["rows"])
         try:
             for rnd in range(args.rounds):
-                order = SETTINGS[rnd % len(SETTINGS):] + SETTINGS[:rnd % len(SETTINGS)]
+                order = SETTINGS[rnd % len(SETTINGS) :] + SETTINGS[: rnd % len(SETTINGS)]
                 for setting in order:
                     port = base.free_port()
                     server = _server(setting, work, model, port, rnd)
@@ -102,15 +121,21 @@ def main() -> int:
 
 def summarize(results: list[dict], rounds: int, duration: float) -> str:
     """Median (min-max) req/s, median p50/p99 per setting and case, ratios to log-off."""
-    lines = [f"Prediction log under pressure: {rounds} rounds x {duration:.0f} s per case, "
-             "1 worker, wrk 1 thread.", "",
-             "| setting | rows | conns | req/s | vs log-off | p50 ms | p99 ms | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Prediction log under pressure: {rounds} rounds x {duration:.0f} s per case, "
+        "1 worker, wrk 1 thread.",
+        "",
+        "| setting | rows | conns | req/s | vs log-off | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for rows, conns in CASES:
         ref = None
         for setting in SETTINGS:
-            sel = [r for r in results if r["server"] == setting and r["rows"] == rows
-                   and r["conns"] == conns]
+            sel = [
+                r
+                for r in results
+                if r["server"] == setting and r["rows"] == rows and r["conns"] == conns
+            ]
             if not sel:
                 continue
             rps = [r["rps"] for r in sel]
@@ -120,7 +145,8 @@ def summarize(results: list[dict], rounds: int, duration: float) -> str:
                 f"| {setting} | {rows} | {conns} | {med:,.0f} ({min(rps):,.0f}-{max(rps):,.0f})"
                 f" | {med / ref:.2f}x | {statistics.median(r['p50_ms'] for r in sel):.2f} | "
                 f"{statistics.median(r['p99_ms'] for r in sel):.2f} | "
-                f"{sum(r['errors'] for r in sel)} |")
+                f"{sum(r['errors'] for r in sel)} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -65,8 +65,13 @@ mlflow.MlflowClient().set_registered_model_alias("digits", "champion", "1")
 joblib.dump(model, work + "/model.joblib")
 print(json.dumps({{"tracking_uri": uri, "rows": X[:32].tolist()}}))
 """
-    out = subprocess.run([str(VENV / "python"), "-c", code], capture_output=True, text=True,
-                         env={**os.environ, **ENV}, check=True)
+    out = subprocess.run(
+        [str(VENV / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -76,8 +81,16 @@ def write_bodies(work: Path, rows: list[list[float]]) -> dict[str, dict[int, Pat
     for n in (1, 32):
         data = rows[:n]
         payloads = {
-            "oip": {"inputs": [{"name": "input-0", "shape": [n, 64], "datatype": "FP64",
-                                "data": [v for row in data for v in row]}]},
+            "oip": {
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [n, 64],
+                        "datatype": "FP64",
+                        "data": [v for row in data for v in row],
+                    }
+                ]
+            },
             "mlflow": {"inputs": data},
             "bento": {"input": data},
         }
@@ -104,40 +117,142 @@ def servers(work: Path, model: dict, port: int) -> dict[str, Server]:
     uri = model["tracking_uri"]
     mlserver_dir = work / "mlserver"
     mlserver_dir.mkdir(exist_ok=True)
-    (mlserver_dir / "settings.json").write_text(json.dumps({
-        "parallel_workers": 0, "http_port": port, "grpc_port": free_port(),
-        "metrics_port": free_port(), "host": "127.0.0.1", "debug": False}))
-    (mlserver_dir / "model-settings.json").write_text(json.dumps({
-        "name": "digits", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(work / "model.joblib"), "version": "1"}}))
-    scanflow = [str(VENV / "scanflow"), "serve", "models:/digits@champion", "--tracking-uri",
-                uri, "--state-dir", str(work / "scanflow-state"), "--port", str(port),
-                "--log-level", "warning"]
-    mlflow = [str(VENV / "mlflow"), "models", "serve", "-m", "models:/digits/1",
-              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    (mlserver_dir / "settings.json").write_text(
+        json.dumps(
+            {
+                "parallel_workers": 0,
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "host": "127.0.0.1",
+                "debug": False,
+            }
+        )
+    )
+    (mlserver_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "digits",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": str(work / "model.joblib"), "version": "1"},
+            }
+        )
+    )
+    scanflow = [
+        str(VENV / "scanflow"),
+        "serve",
+        "models:/digits@champion",
+        "--tracking-uri",
+        uri,
+        "--state-dir",
+        str(work / "scanflow-state"),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    mlflow = [
+        str(VENV / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/digits/1",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     return {
-        "scanflow-1w": Server("scanflow-1w", "oip", "/v2/models/digits/infer",
-                              "/v2/health/ready", [*scanflow, "--workers", "1"], {}),
-        "scanflow-2w": Server("scanflow-2w", "oip", "/v2/models/digits/infer",
-                              "/v2/health/ready", [*scanflow, "--workers", "2"], {}),
-        "mlflow-1w": Server("mlflow-1w", "mlflow", "/invocations", "/ping",
-                            [*mlflow, "--workers", "1"], {"MLFLOW_TRACKING_URI": uri}),
-        "mlflow-2w": Server("mlflow-2w", "mlflow", "/invocations", "/ping",
-                            [*mlflow, "--workers", "2"], {"MLFLOW_TRACKING_URI": uri}),
-        "mlserver": Server("mlserver", "oip", "/v2/models/digits/infer",
-                           "/v2/models/digits/ready",
-                           [str(PEERS / "mlserver" / "bin" / "mlserver"), "start",
-                            str(mlserver_dir)], {}),
-        "bentoml": Server("bentoml", "bento", "/predict", "/readyz",
-                          [str(PEERS / "bentoml" / "bin" / "bentoml"), "serve",
-                           "bento_service:Digits", "--host", "127.0.0.1", "--port", str(port)],
-                          {"DIGITS_JOBLIB": str(work / "model.joblib"), "BENTO_WORKERS": "2",
-                           "BENTOML_HOME": str(work / "bentoml")}, cwd=HERE),
-        "constant": Server("constant", "oip", "/", "/",
-                           [str(VENV / "python"), "-m", "uvicorn", "constant_app:app",
-                            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                            "--no-access-log", "--log-level", "warning", "--http",
-                            "httptools", "--loop", "uvloop"], {}, cwd=HERE),
+        "scanflow-1w": Server(
+            "scanflow-1w",
+            "oip",
+            "/v2/models/digits/infer",
+            "/v2/health/ready",
+            [*scanflow, "--workers", "1"],
+            {},
+        ),
+        "scanflow-2w": Server(
+            "scanflow-2w",
+            "oip",
+            "/v2/models/digits/infer",
+            "/v2/health/ready",
+            [*scanflow, "--workers", "2"],
+            {},
+        ),
+        "mlflow-1w": Server(
+            "mlflow-1w",
+            "mlflow",
+            "/invocations",
+            "/ping",
+            [*mlflow, "--workers", "1"],
+            {"MLFLOW_TRACKING_URI": uri},
+        ),
+        "mlflow-2w": Server(
+            "mlflow-2w",
+            "mlflow",
+            "/invocations",
+            "/ping",
+            [*mlflow, "--workers", "2"],
+            {"MLFLOW_TRACKING_URI": uri},
+        ),
+        "mlserver": Server(
+            "mlserver",
+            "oip",
+            "/v2/models/digits/infer",
+            "/v2/models/digits/ready",
+            [str(PEERS / "mlserver" / "bin" / "mlserver"), "start", str(mlserver_dir)],
+            {},
+        ),
+        "bentoml": Server(
+            "bentoml",
+            "bento",
+            "/predict",
+            "/readyz",
+            [
+                str(PEERS / "bentoml" / "bin" / "bentoml"),
+                "serve",
+                "bento_service:Digits",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            {
+                "DIGITS_JOBLIB": str(work / "model.joblib"),
+                "BENTO_WORKERS": "2",
+                "BENTOML_HOME": str(work / "bentoml"),
+            },
+            cwd=HERE,
+        ),
+        "constant": Server(
+            "constant",
+            "oip",
+            "/",
+            "/",
+            [
+                str(VENV / "python"),
+                "-m",
+                "uvicorn",
+                "constant_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--http",
+                "httptools",
+                "--loop",
+                "uvloop",
+            ],
+            {},
+            cwd=HERE,
+        ),
     }
 
 
@@ -182,9 +297,20 @@ def tree_memory(pid: int) -> tuple[float, float]:
 
 def wrk(url: str, body: Path, conns: int, seconds: float) -> dict:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s", "--timeout", "10s", "-s",
-         str(HERE / "wrk_post.lua"), url],
-        capture_output=True, text=True, env={**os.environ, "WRK_BODY": str(body)},
+        [
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{int(seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(HERE / "wrk_post.lua"),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WRK_BODY": str(body)},
     )
     line = [x for x in out.stdout.splitlines() if x.startswith("{")]
     if not line:
@@ -192,16 +318,31 @@ def wrk(url: str, body: Path, conns: int, seconds: float) -> dict:
     r = json.loads(line[-1])
     secs = r["duration_us"] / 1e6
     errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
-    return {"rps": r["requests"] / secs, "p50_ms": r["p50_us"] / 1000,
-            "p99_ms": r["p99_us"] / 1000, "errors": errors, "requests": r["requests"]}
+    return {
+        "rps": r["requests"] / secs,
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "errors": errors,
+        "requests": r["requests"],
+    }
 
 
 def run_server(server: Server, bodies: dict, port: int, duration: float, log: Path) -> list[dict]:
-    env = {**os.environ, **ENV, **server.env,
-           "PATH": f"{Path(server.argv[0]).parent}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        **ENV,
+        **server.env,
+        "PATH": f"{Path(server.argv[0]).parent}:{os.environ.get('PATH', '')}",
+    }
     with log.open("ab") as out:
-        proc = subprocess.Popen(server.argv, cwd=server.cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            server.argv,
+            cwd=server.cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     results = []
     try:
@@ -217,14 +358,19 @@ def run_server(server: Server, bodies: dict, port: int, duration: float, log: Pa
             r = wrk(url, bodies[server.protocol][rows], conns, duration)
             r.update(server=server.name, rows=rows, conns=conns, rows_per_s=r["rps"] * rows)
             results.append(r)
-            print(f"  {server.name:12s} rows={rows:2d} c={conns:2d} {r['rps']:9.0f} req/s "
-                  f"p50 {r['p50_ms']:7.2f} ms p99 {r['p99_ms']:8.2f} ms err {r['errors']}",
-                  flush=True)
+            print(
+                f"  {server.name:12s} rows={rows:2d} c={conns:2d} {r['rps']:9.0f} req/s "
+                f"p50 {r['p50_ms']:7.2f} ms p99 {r['p99_ms']:8.2f} ms err {r['errors']}",
+                flush=True,
+            )
         rss, pss = tree_memory(proc.pid)
         for r in results:
             r.update(rss_mb=rss, pss_mb=pss, startup_s=startup)
-        print(f"  {server.name:12s} memory rss {rss:.0f} MB pss {pss:.0f} MB, "
-              f"ready in {startup:.1f} s", flush=True)
+        print(
+            f"  {server.name:12s} memory rss {rss:.0f} MB pss {pss:.0f} MB, "
+            f"ready in {startup:.1f} s",
+            flush=True,
+        )
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -286,8 +432,12 @@ print(json.dumps({{
     "pyfunc_1row_dataframe_calls_s": rate(pyfunc.predict, pd.DataFrame(X[:1])),
 }}))
 """
-    out = subprocess.run([str(VENV / "python"), "-c", code], capture_output=True, text=True,
-                         env={**os.environ, **ENV})
+    out = subprocess.run(
+        [str(VENV / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+    )
     lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": out.stderr[-500:]}
 
@@ -295,15 +445,30 @@ print(json.dumps({{
 # -- summary ------------------------------------------------------------------------------
 def summarize(results: list[dict], inproc: dict, rounds: int, duration: float) -> str:
     def agg(server: str, rows: int, conns: int, key: str) -> tuple[float, float, float]:
-        vals = [r[key] for r in results
-                if r["server"] == server and r["rows"] == rows and r["conns"] == conns]
+        vals = [
+            r[key]
+            for r in results
+            if r["server"] == server and r["rows"] == rows and r["conns"] == conns
+        ]
         return (statistics.median(vals), min(vals), max(vals)) if vals else (0, 0, 0)
 
-    names = sorted({r["server"] for r in results}, key=lambda n: [
-        "scanflow-2w", "scanflow-1w", "mlserver", "bentoml", "mlflow-2w", "mlflow-1w",
-        "constant"].index(n))
-    lines = [f"Rounds: {rounds} (interleaved), {duration:g} s per case, wrk 1 thread, "
-             "closed loop on 127.0.0.1. Median (min-max).", ""]
+    names = sorted(
+        {r["server"] for r in results},
+        key=lambda n: [
+            "scanflow-2w",
+            "scanflow-1w",
+            "mlserver",
+            "bentoml",
+            "mlflow-2w",
+            "mlflow-1w",
+            "constant",
+        ].index(n),
+    )
+    lines = [
+        f"Rounds: {rounds} (interleaved), {duration:g} s per case, wrk 1 thread, "
+        "closed loop on 127.0.0.1. Median (min-max).",
+        "",
+    ]
     lines.append("| server | rows | conns | req/s | rows/s | p50 ms | p99 ms | errors |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for rows, conns in CASES:
@@ -311,21 +476,36 @@ def summarize(results: list[dict], inproc: dict, rounds: int, duration: float) -
             rps, lo, hi = agg(n, rows, conns, "rps")
             p50 = agg(n, rows, conns, "p50_ms")[0]
             p99 = agg(n, rows, conns, "p99_ms")[0]
-            errs = sum(r["errors"] for r in results
-                       if r["server"] == n and r["rows"] == rows and r["conns"] == conns)
-            lines.append(f"| {n} | {rows} | {conns} | {rps:,.0f} ({lo:,.0f}-{hi:,.0f}) | "
-                         f"{rps * rows:,.0f} | {p50:.2f} | {p99:.2f} | {errs} |")
-    lines += ["", "| server | RSS MB (all processes) | PSS MB | ready in s |",
-              "|---|---:|---:|---:|"]
+            errs = sum(
+                r["errors"]
+                for r in results
+                if r["server"] == n and r["rows"] == rows and r["conns"] == conns
+            )
+            lines.append(
+                f"| {n} | {rows} | {conns} | {rps:,.0f} ({lo:,.0f}-{hi:,.0f}) | "
+                f"{rps * rows:,.0f} | {p50:.2f} | {p99:.2f} | {errs} |"
+            )
+    lines += [
+        "",
+        "| server | RSS MB (all processes) | PSS MB | ready in s |",
+        "|---|---:|---:|---:|",
+    ]
     for n in names:
         vals = [r for r in results if r["server"] == n]
-        lines.append(f"| {n} | {statistics.median(r['rss_mb'] for r in vals):.0f} | "
-                     f"{statistics.median(r['pss_mb'] for r in vals):.0f} | "
-                     f"{statistics.median(r['startup_s'] for r in vals):.1f} |")
+        lines.append(
+            f"| {n} | {statistics.median(r['rss_mb'] for r in vals):.0f} | "
+            f"{statistics.median(r['pss_mb'] for r in vals):.0f} | "
+            f"{statistics.median(r['startup_s'] for r in vals):.1f} |"
+        )
     peers = [n for n in names if n.startswith(("mlserver", "bentoml", "mlflow"))]
-    lines += ["", "Scanflow / fastest peer of each case (ratios of median req/s; p99 in ms):",
-              "", "| case | fastest peer (req/s) | scanflow-1w | scanflow-2w | "
-              "p99 1w / 2w / peer | p50 1w / 2w / peer |", "|---|---|---:|---:|---|---|"]
+    lines += [
+        "",
+        "Scanflow / fastest peer of each case (ratios of median req/s; p99 in ms):",
+        "",
+        "| case | fastest peer (req/s) | scanflow-1w | scanflow-2w | "
+        "p99 1w / 2w / peer | p50 1w / 2w / peer |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for rows, conns in CASES:
         if not peers:
             break
@@ -333,24 +513,34 @@ def summarize(results: list[dict], inproc: dict, rounds: int, duration: float) -
         peer = agg(best, rows, conns, "rps")[0] or 1
         cells = []
         for key in ("p99_ms", "p50_ms"):
-            cells.append(" / ".join(f"{agg(n, rows, conns, key)[0]:.2f}"
-                                    for n in ("scanflow-1w", "scanflow-2w", best)))
+            cells.append(
+                " / ".join(
+                    f"{agg(n, rows, conns, key)[0]:.2f}"
+                    for n in ("scanflow-1w", "scanflow-2w", best)
+                )
+            )
         lines.append(
             f"| {rows} row(s), {conns} conn | {best} ({peer:,.0f}) | "
             f"{agg('scanflow-1w', rows, conns, 'rps')[0] / peer:.2f}x | "
             f"{agg('scanflow-2w', rows, conns, 'rps')[0] / peer:.2f}x | {cells[0]} | "
-            f"{cells[1]} |")
+            f"{cells[1]} |"
+        )
     if inproc and "error" not in inproc:
-        lines += ["", "In-process limits (one process, no HTTP): "
-                  f"`predict` 1 row {inproc['predict_1row_calls_s']:,.0f} calls/s, "
-                  f"32 rows {inproc['predict_32rows_calls_s']:,.0f} calls/s "
-                  f"({inproc['predict_32rows_calls_s'] * 32:,.0f} rows/s); "
-                  f"pyfunc on a 1-row DataFrame {inproc['pyfunc_1row_dataframe_calls_s']:,.0f}"
-                  " calls/s."]
+        lines += [
+            "",
+            "In-process limits (one process, no HTTP): "
+            f"`predict` 1 row {inproc['predict_1row_calls_s']:,.0f} calls/s, "
+            f"32 rows {inproc['predict_32rows_calls_s']:,.0f} calls/s "
+            f"({inproc['predict_32rows_calls_s'] * 32:,.0f} rows/s); "
+            f"pyfunc on a 1-row DataFrame {inproc['pyfunc_1row_dataframe_calls_s']:,.0f}"
+            " calls/s.",
+        ]
         s = agg("scanflow-2w", 1, 64, "rps")[0]
-        lines.append(f"Scanflow (2 workers) at 1 row / 64 connections reaches "
-                     f"{s / inproc['predict_1row_calls_s']:.2f}x the in-process 1-row "
-                     f"`predict` rate.")
+        lines.append(
+            f"Scanflow (2 workers) at 1 row / 64 connections reaches "
+            f"{s / inproc['predict_1row_calls_s']:.2f}x the in-process 1-row "
+            f"`predict` rate."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -380,7 +570,7 @@ def main() -> int:
     order = [n for n in table if available(n) and (not args.only or n in args.only.split(","))]
     results: list[dict] = []
     for rnd in range(args.rounds):
-        rotated = order[rnd % len(order):] + order[: rnd % len(order)]
+        rotated = order[rnd % len(order) :] + order[: rnd % len(order)]
         print(f"round {rnd + 1}: {', '.join(rotated)}", flush=True)
         for name in rotated:
             try:

@@ -135,23 +135,32 @@ def bench_backend(uri: str, n: int, repeat: int) -> dict[str, Any]:
         median = statistics.median(values)
         ratios = [p / v for p, v in zip(times["mlflow.log_metric"], values, strict=True)]
         summary[contender] = {
-            "median_s": round(median, 5), "min_s": round(min(values), 5),
-            "max_s": round(max(values), 5), "per_call_ms": round(median / n * 1000, 4),
+            "median_s": round(median, 5),
+            "min_s": round(min(values), 5),
+            "max_s": round(max(values), 5),
+            "per_call_ms": round(median / n * 1000, 4),
             "speedup_vs_per_call": round(peer / median, 1),
-            "speedup_min": round(min(ratios), 1), "speedup_max": round(max(ratios), 1),
+            "speedup_min": round(min(ratios), 1),
+            "speedup_max": round(max(ratios), 1),
             "in_calls_median_s": round(statistics.median(in_calls[contender]), 6),
             "in_calls_speedup": round(peer / statistics.median(in_calls[contender]), 1),
         }
-    return {"uri": uri.split("@")[-1], "metrics": n, "repeat": repeat, "results": summary,
-            "load_average_1min": round(os.getloadavg()[0], 1)}
+    return {
+        "uri": uri.split("@")[-1],
+        "metrics": n,
+        "repeat": repeat,
+        "results": summary,
+        "load_average_1min": round(os.getloadavg()[0], 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--metrics", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"],
-                        choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
     parser.add_argument("--uri", help="tracking URI of a running server for 'postgres'")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
@@ -185,9 +194,11 @@ def bench_postgres(app_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     result = stack.up()
     try:
         report = bench_backend(result.status.uri or "", args.metrics, args.repeat)
-        report["stack"] = {"start_seconds": round(result.seconds, 2),
-                           "resident_memory_mb": round(stack.status().memory["rss"] / 2**20),
-                           "proportional_memory_mb": round(stack.status().memory["pss"] / 2**20)}
+        report["stack"] = {
+            "start_seconds": round(result.seconds, 2),
+            "resident_memory_mb": round(stack.status().memory["rss"] / 2**20),
+            "proportional_memory_mb": round(stack.status().memory["pss"] / 2**20),
+        }
         return report
     finally:
         stack.down()

@@ -43,8 +43,13 @@ def one_round() -> dict[str, float]:
         warm = time.perf_counter() - start
         memory = stack.status().memory
         stack.down()
-        return {"cold_start_s": cold, "warm_start_s": warm, "down_s": stop,
-                "rss_mb": memory["rss"] / 2**20, "pss_mb": memory["pss"] / 2**20}
+        return {
+            "cold_start_s": cold,
+            "warm_start_s": warm,
+            "down_s": stop,
+            "rss_mb": memory["rss"] / 2**20,
+            "pss_mb": memory["pss"] / 2**20,
+        }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -55,9 +60,11 @@ def main() -> None:
     args = parser.parse_args()
     rounds = [one_round() for _ in range(args.repeat)]
     summary = {
-        key: {"median": round(statistics.median(r[key] for r in rounds), 2),
-              "min": round(min(r[key] for r in rounds), 2),
-              "max": round(max(r[key] for r in rounds), 2)}
+        key: {
+            "median": round(statistics.median(r[key] for r in rounds), 2),
+            "min": round(min(r[key] for r in rounds), 2),
+            "max": round(max(r[key] for r in rounds), 2),
+        }
         for key in rounds[0]
     }
     report = {"repeat": args.repeat, "results": summary}

@@ -171,8 +171,9 @@ def show_demo(result) -> None:  # noqa: ANN001 - DemoResult, imported lazily
 
     timeline = Table("t (s)", "who", "event", "evidence", title="timeline")
     for moment in result.timeline:
-        timeline.add_row(f"{moment.at - result.started_at:6.1f}", moment.source, moment.event,
-                         moment.evidence)
+        timeline.add_row(
+            f"{moment.at - result.started_at:6.1f}", moment.source, moment.event, moment.evidence
+        )
     console.print(timeline)
     s = result.summary
 
@@ -184,15 +185,13 @@ def show_demo(result) -> None:  # noqa: ANN001 - DemoResult, imported lazily
 
     summary = Table("measure", "value", "goal", title="summary")
     summary.add_row("drift onset -> detected", secs(s["detection_delay_s"]), "< 30 s")
-    summary.add_row("detected -> new model serving", secs(s["time_to_new_model_live_s"]),
-                    "< 120 s")
+    summary.add_row("detected -> new model serving", secs(s["time_to_new_model_live_s"]), "< 120 s")
     summary.add_row("failed requests", f"{s['failed_requests']} of {s['requests']}", "0")
     summary.add_row("accuracy before drift", acc(s["accuracy_before_drift"]), "")
-    summary.add_row("accuracy on drifted data, old model", acc(s["accuracy_drifted_old_model"]),
-                    "")
-    summary.add_row("accuracy on drifted data, new model", acc(s["accuracy_drifted_new_model"]),
-                    "")
-    summary.add_row("workers (max) / scale decisions",
-                    f"{s['max_workers']} / {s['scale_decisions']}", "")
+    summary.add_row("accuracy on drifted data, old model", acc(s["accuracy_drifted_old_model"]), "")
+    summary.add_row("accuracy on drifted data, new model", acc(s["accuracy_drifted_new_model"]), "")
+    summary.add_row(
+        "workers (max) / scale decisions", f"{s['max_workers']} / {s['scale_decisions']}", ""
+    )
     console.print(summary)
     console.print(f"plot: [bold]{result.plot}[/]  report: {result.report}")

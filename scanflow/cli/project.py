@@ -101,8 +101,10 @@ def register(app: typer.Typer) -> None:
         import importlib.util
 
         if not workflow_only and importlib.util.find_spec("scanflow.serving") is None:
-            console.print("[yellow]this installation has no serving layer: running the "
-                          "workflow part of the demo only[/]")
+            console.print(
+                "[yellow]this installation has no serving layer: running the "
+                "workflow part of the demo only[/]"
+            )
             workflow_only = True
         if workflow_only:
             raise typer.Exit(_workflow_demo(directory))

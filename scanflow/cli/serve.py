@@ -49,8 +49,13 @@ def _service_name(uri: str) -> str:
 
 def serve(
     ctx: typer.Context,
-    model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/VERSION, "
-                                             "runs:/RUN/PATH or a local MLflow model folder")],
+    model_uri: Annotated[
+        str,
+        typer.Argument(
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, "
+            "runs:/RUN/PATH or a local MLflow model folder"
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="Service (and OIP model) name")] = None,
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one)")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -64,12 +69,15 @@ def serve(
     sample_rate: Annotated[float, typer.Option(help="Fraction of requests logged")] = 1.0,
     max_request_mb: Annotated[float, typer.Option(help="Larger bodies get 413")] = 16.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between alias checks")] = 2.0,
-    backup_model: Annotated[str | None, typer.Option(help="Model URI served while MODEL_URI "
-                                                     "cannot be loaded")] = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI "
-                                                     "(default: the application's)")] = None,
-    state_dir: Annotated[Path | None, typer.Option(help="Where logs and caches go "
-                                                   "(default: <app>/.scanflow)")] = None,
+    backup_model: Annotated[
+        str | None, typer.Option(help="Model URI served while MODEL_URI cannot be loaded")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking/registry URI (default: the application's)")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Where logs and caches go (default: <app>/.scanflow)")
+    ] = None,
     spec_json: Annotated[str | None, typer.Option(hidden=True)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
@@ -83,19 +91,25 @@ def serve(
     else:
         try:
             service = Service(
-                name or _service_name(model_uri), model=model_uri, workers=workers,
-                min_workers=min(min_workers, workers), max_workers=max(max_workers, workers),
-                batching=Batching(enabled=batching, max_batch_size=max_batch_size,
-                                  max_wait_ms=max_wait_ms),
-                log_predictions=PredictionLogging(enabled=log_predictions,
-                                                  sample_rate=sample_rate),
-                max_request_mb=max_request_mb, poll_interval=poll_interval,
+                name or _service_name(model_uri),
+                model=model_uri,
+                workers=workers,
+                min_workers=min(min_workers, workers),
+                max_workers=max(max_workers, workers),
+                batching=Batching(
+                    enabled=batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms
+                ),
+                log_predictions=PredictionLogging(enabled=log_predictions, sample_rate=sample_rate),
+                max_request_mb=max_request_mb,
+                poll_interval=poll_interval,
                 backup_model=backup_model,
             )
         except ValueError as exc:
             raise ScanflowError(f"invalid serve options: {exc}") from None
     options = ServeOptions(
-        service, host=host, port=port,
+        service,
+        host=host,
+        port=port,
         state_dir=state_dir or _state_dir(ctx, proj),
         tracking_uri=_tracking(tracking_uri, proj, _app_dir(ctx)),
     )
@@ -117,8 +131,10 @@ def _check_port(host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise ScanflowError(f"cannot listen on {host}:{port}: {exc.strerror}; pick a free "
-                                "port with --port (or the service's 'port')") from None
+            raise ScanflowError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; pick a free "
+                "port with --port (or the service's 'port')"
+            ) from None
 
 
 def _state_dir(ctx: typer.Context, proj) -> Path:
@@ -149,23 +165,33 @@ def up(
     proj = load_project(_app_dir(ctx))
     chosen = [s for s in proj.app.services if not service or s.name in service]
     if not chosen:
-        raise ScanflowError(f"no services to serve in {proj.spec_path} (declared: "
-                            f"{', '.join(s.name for s in proj.app.services) or 'none'})")
+        raise ScanflowError(
+            f"no services to serve in {proj.spec_path} (declared: "
+            f"{', '.join(s.name for s in proj.app.services) or 'none'})"
+        )
     tracking = _tracking(None, proj, proj.base_dir)
     running: list[ServiceProcess] = []
     try:
         for i, svc in enumerate(chosen):
             log = proj.state_dir / "serving" / svc.name / "server.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            running.append(ServiceProcess(svc, port=svc.port or base_port + i,
-                                          state_dir=proj.state_dir, tracking_uri=tracking,
-                                          log_file=log))
+            running.append(
+                ServiceProcess(
+                    svc,
+                    port=svc.port or base_port + i,
+                    state_dir=proj.state_dir,
+                    tracking_uri=tracking,
+                    log_file=log,
+                )
+            )
         for proc in running:
             proc.wait_ready(timeout, model=False)
             status = proc.client.status()
-            console.print(f"[green]{proc.service.name}[/] {proc.url}  model "
-                          f"{status['model_version'] or '[red]not ready[/]'}  "
-                          f"workers {status['workers']}  log {proc.log_file}")
+            console.print(
+                f"[green]{proc.service.name}[/] {proc.url}  model "
+                f"{status['model_version'] or '[red]not ready[/]'}  "
+                f"workers {status['workers']}  log {proc.log_file}"
+            )
         while all(p.proc.poll() is None for p in running):
             time.sleep(0.5)
         failed = [p.service.name for p in running if p.proc.poll() is not None]
@@ -191,10 +217,14 @@ def scale(
         with ServingClient(url) as client:
             status = client.scale(workers, wait=wait)
     except httpx.HTTPError as exc:
-        raise ScanflowError(f"cannot reach the service at {url}: {exc}; is it running "
-                            "(scanflow serve / scanflow up) and is the URL right?") from None
-    console.print(f"{status['service']}: {status['workers']} worker(s), "
-                  f"{status['workers_ready']} ready, model {status['model_version']}")
+        raise ScanflowError(
+            f"cannot reach the service at {url}: {exc}; is it running "
+            "(scanflow serve / scanflow up) and is the URL right?"
+        ) from None
+    console.print(
+        f"{status['service']}: {status['workers']} worker(s), "
+        f"{status['workers_ready']} ready, model {status['model_version']}"
+    )
 
 
 # -- predictions ------------------------------------------------------------------------
@@ -203,8 +233,10 @@ def _log_for(service: str | None, ctx: typer.Context, directory: Path | None):
 
     if directory is not None:
         if not directory.is_dir():
-            raise ScanflowError(f"no prediction log folder at {directory}; point --dir at "
-                                "<app>/.scanflow/predictions/<service>")
+            raise ScanflowError(
+                f"no prediction log folder at {directory}; point --dir at "
+                "<app>/.scanflow/predictions/<service>"
+            )
         return PredictionLog(directory)
     proj = _project(ctx)
     root = _state_dir(ctx, proj) / "predictions"
@@ -213,12 +245,15 @@ def _log_for(service: str | None, ctx: typer.Context, directory: Path | None):
         if len(found) != 1:
             raise ScanflowError(
                 f"name the service whose predictions to read (found under {root}: "
-                f"{', '.join(found) or 'none'})")
+                f"{', '.join(found) or 'none'})"
+            )
         service = found[0]
     folder = root / service
     if not folder.is_dir():
-        raise ScanflowError(f"no prediction log for service {service!r} at {folder}; is the "
-                            "service running with log_predictions enabled?")
+        raise ScanflowError(
+            f"no prediction log for service {service!r} at {folder}; is the "
+            "service running with log_predictions enabled?"
+        )
     return PredictionLog(folder)
 
 
@@ -232,8 +267,9 @@ def _time(value: str | None) -> float | None:
     try:
         return datetime.fromisoformat(value).timestamp()
     except ValueError:
-        raise ScanflowError(f"{value!r} is neither epoch seconds nor an ISO time "
-                            "(e.g. 2026-01-31T12:00:00)") from None
+        raise ScanflowError(
+            f"{value!r} is neither epoch seconds nor an ISO time (e.g. 2026-01-31T12:00:00)"
+        ) from None
 
 
 def _short(value: object, width: int = 48) -> str:
@@ -262,10 +298,14 @@ def tail(
             return
         table = Table("time", "id", "version", "ms", "inputs", "outputs")
         for rec in records:
-            table.add_row(datetime.fromtimestamp(rec["ts"]).isoformat(timespec="milliseconds"),
-                          str(rec.get("id")), str(rec.get("model_version")),
-                          f"{rec.get('latency_ms', 0):.2f}", _short(rec.get("inputs")),
-                          _short(rec.get("outputs")))
+            table.add_row(
+                datetime.fromtimestamp(rec["ts"]).isoformat(timespec="milliseconds"),
+                str(rec.get("id")),
+                str(rec.get("model_version")),
+                f"{rec.get('latency_ms', 0):.2f}",
+                _short(rec.get("inputs")),
+                _short(rec.get("outputs")),
+            )
         console.print(table)
 
     show(log.tail(n))
@@ -286,7 +326,8 @@ def export(
     ctx: typer.Context,
     service: Annotated[str | None, typer.Argument(help="Service name")] = None,
     out: Annotated[Path, typer.Option("--out", "-O", help="File to write")] = Path(
-        "predictions.jsonl"),
+        "predictions.jsonl"
+    ),
     fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet")] = "jsonl",
     since: Annotated[str | None, typer.Option(help="From (epoch seconds or ISO time)")] = None,
     until: Annotated[str | None, typer.Option(help="Until (epoch seconds or ISO time)")] = None,

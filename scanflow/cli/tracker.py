@@ -26,8 +26,10 @@ def _status_data(status: Any) -> dict[str, Any]:
         "state": "up" if status.up else ("down" if status.down else "partly up"),
         "uri": status.uri,
         "components": {
-            name: {"running": status.running[name],
-                   "pid": record.pid if record is not None and status.running[name] else None}
+            name: {
+                "running": status.running[name],
+                "pid": record.pid if record is not None and status.running[name] else None,
+            }
             for name, record in status.components.items()
         },
         "ports": status.ports,
@@ -51,8 +53,13 @@ def _print_components(status: Any) -> None:
 @tracker_app.command()
 def up(
     ctx: typer.Context,
-    port: int = typer.Option(None, "--port", min=1, max=65535,
-                             help="Port of the MLflow server (default: tracker.port, else free)."),
+    port: int = typer.Option(
+        None,
+        "--port",
+        min=1,
+        max=65535,
+        help="Port of the MLflow server (default: tracker.port, else free).",
+    ),
     timeout: float = typer.Option(180.0, help="Seconds to wait for the stack to be ready."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the tracking URI."),
 ) -> None:
@@ -68,14 +75,19 @@ def up(
     if result.already_up:
         console.print(f"the tracker stack is already up at [bold]{status.uri}[/]")
     else:
-        console.print(f"tracker stack up in {result.seconds:.1f}s "
-                      f"(started: {', '.join(result.started)})")
+        console.print(
+            f"tracker stack up in {result.seconds:.1f}s (started: {', '.join(result.started)})"
+        )
     _print_components(status)
-    console.print(f"  resident memory {_mb(status.memory.get('rss', 0))} "
-                  f"(proportional {_mb(status.memory.get('pss', 0))})")
+    console.print(
+        f"  resident memory {_mb(status.memory.get('rss', 0))} "
+        f"(proportional {_mb(status.memory.get('pss', 0))})"
+    )
     if stack.project.app.tracker is None or not stack.project.app.tracker.managed:
-        console.print("[yellow]note:[/] scanflow.yaml does not declare "
-                      "'tracker: {managed: true}', so workflow runs still use the embedded store")
+        console.print(
+            "[yellow]note:[/] scanflow.yaml does not declare "
+            "'tracker: {managed: true}', so workflow runs still use the embedded store"
+        )
     console.print(f"tracking URI: [bold]{status.uri}[/]")
 
 
@@ -113,12 +125,17 @@ def status(
     console.print(f"tracker stack [{colour}]{state}[/]{where}")
     _print_components(current)
     if not current.down:
-        console.print(f"  resident memory {_mb(current.memory.get('rss', 0))} "
-                      f"(proportional {_mb(current.memory.get('pss', 0))})")
+        console.print(
+            f"  resident memory {_mb(current.memory.get('rss', 0))} "
+            f"(proportional {_mb(current.memory.get('pss', 0))})"
+        )
     if current.credentials_file:
         creds = stack.credentials()
-        console.print(f"  credentials in {current.credentials_file} (mode 0600; S3 key "
-                      f"{mask(creds.s3_access_key)})", highlight=False)
+        console.print(
+            f"  credentials in {current.credentials_file} (mode 0600; S3 key "
+            f"{mask(creds.s3_access_key)})",
+            highlight=False,
+        )
 
 
 @tracker_app.command()
@@ -136,8 +153,9 @@ def publish(
     name, version = parse_model_ref(model)
     source = tracking_uri(project.app, project.base_dir)
     destination = resolve_tracker(project.app, project.base_dir, to)
-    result = copy_model_version(source, destination, name, version, alias=alias,
-                                team=project.app.team)
+    result = copy_model_version(
+        source, destination, name, version, alias=alias, team=project.app.team
+    )
     _print_copy(result, destination, alias)
 
 
@@ -148,8 +166,9 @@ def pull(
     source: str = typer.Option(..., "--from", help="Tracking URI or name of a declared tracker."),
     alias: str = typer.Option(None, "--alias", help="Point this alias at the pulled version."),
     dest: Path = typer.Option(None, "--dest", help="Folder for app:NAME (default: ./NAME)."),
-    force: bool = typer.Option(False, "--force",
-                               help="app:NAME: write into a folder that is not empty."),
+    force: bool = typer.Option(
+        False, "--force", help="app:NAME: write into a folder that is not empty."
+    ),
 ) -> None:
     """Bring a model version, or a runnable application folder, from another tracker."""
     from scanflow.errors import TrackingError
@@ -166,18 +185,23 @@ def pull(
         from scanflow.spec.loader import spec_path_for
 
         folder = context.app_dir(ctx)
-        app = context.project(ctx, check_files=False).app if spec_path_for(
-            folder).is_file() else None
+        app = (
+            context.project(ctx, check_files=False).app if spec_path_for(folder).is_file() else None
+        )
         uri = resolve_tracker(app, folder, source)
         name = ref.removeprefix("app:")
         if not name:
             raise TrackingError("write app:NAME, e.g. app:digits")
         pulled = pull_app(uri, name, dest or Path(name), force=force)
-        console.print(f"pulled application [bold]{name}[/] (run {pulled.run_id} on "
-                      f"{display_uri(uri)}, {len(pulled.files)} files, digest "
-                      f"{pulled.digest[:12]}…) to {pulled.path.parent}", highlight=False)
-        console.print(f"run it with: scanflow --app {pulled.path.parent} run WORKFLOW",
-                      highlight=False)
+        console.print(
+            f"pulled application [bold]{name}[/] (run {pulled.run_id} on "
+            f"{display_uri(uri)}, {len(pulled.files)} files, digest "
+            f"{pulled.digest[:12]}…) to {pulled.path.parent}",
+            highlight=False,
+        )
+        console.print(
+            f"run it with: scanflow --app {pulled.path.parent} run WORKFLOW", highlight=False
+        )
         return
     project = context.project(ctx, check_files=False)
     name, version = parse_model_ref(ref)
@@ -192,11 +216,17 @@ def _print_copy(result: Any, destination: str, alias: str | None) -> None:
 
     where = display_uri(destination)
     if result.created:
-        console.print(f"copied models:/{result.name}/{result.source_version} to {where} as "
-                      f"version {result.version} (digest {result.digest[:12]}…)", highlight=False)
+        console.print(
+            f"copied models:/{result.name}/{result.source_version} to {where} as "
+            f"version {result.version} (digest {result.digest[:12]}…)",
+            highlight=False,
+        )
     else:
-        console.print(f"models:/{result.name}/{result.source_version} is already on {where} "
-                      f"as version {result.version}; nothing copied", highlight=False)
+        console.print(
+            f"models:/{result.name}/{result.source_version} is already on {where} "
+            f"as version {result.version}; nothing copied",
+            highlight=False,
+        )
     if alias:
         console.print(f"alias {alias!r} -> version {result.version}")
 

@@ -72,10 +72,15 @@ class ServingApp:
         self._rid_prefix = f"{random.getrandbits(32):08x}-"
         self._rid = 0
         self._get = {
-            "/v2": self._server_meta, "/v2/": self._server_meta,
-            "/v2/health/live": self._live, "/v2/health/ready": self._ready,
-            "/ping": self._ready, "/health": self._ready, "/version": self._version,
-            "/metrics": self._metrics, "/admin/status": self._admin_status,
+            "/v2": self._server_meta,
+            "/v2/": self._server_meta,
+            "/v2/health/live": self._live,
+            "/v2/health/ready": self._ready,
+            "/ping": self._ready,
+            "/health": self._ready,
+            "/version": self._version,
+            "/metrics": self._metrics,
+            "/admin/status": self._admin_status,
         }
 
     # -- ASGI entry ---------------------------------------------------------------------
@@ -109,8 +114,9 @@ class ServingApp:
         await _json(send, 404, {"error": f"no endpoint {method} {path}; see docs/serving.md"})
 
     # -- prediction -----------------------------------------------------------------
-    async def _predict(self, scope: dict[str, Any], receive: Receive, send: Send,
-                       endpoint: str) -> None:
+    async def _predict(
+        self, scope: dict[str, Any], receive: Receive, send: Send, endpoint: str
+    ) -> None:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         rid_header = headers.get(b"x-request-id")
@@ -128,12 +134,15 @@ class ServingApp:
                 self._check_version(scope["path"], model.version)
             signature = model.signature
             if endpoint == "infer":
-                request = oip.decode_infer(body, signature,
-                                           allow_non_finite=self.allow_non_finite)
+                request = oip.decode_infer(body, signature, allow_non_finite=self.allow_non_finite)
                 data, rows, client_id = request.data, request.rows, request.id
             else:
-                data = invocations.decode(body, headers.get(b"content-type", b"").decode(),
-                                          signature, allow_non_finite=self.allow_non_finite)
+                data = invocations.decode(
+                    body,
+                    headers.get(b"content-type", b"").decode(),
+                    signature,
+                    allow_non_finite=self.allow_non_finite,
+                )
                 rows, client_id = rows_of(data), None
             self.batcher.arriving -= 1
             arriving = False
@@ -142,9 +151,13 @@ class ServingApp:
             rid = client_id or (rid_header.decode() if rid_header else self._next_id())
             if endpoint == "infer":
                 current = self.current_model() or model
-                payload = oip.encode_infer(result.output, model_name=self.name,
-                                           version=result.version, request_id=rid,
-                                           signature=current.signature)
+                payload = oip.encode_infer(
+                    result.output,
+                    model_name=self.name,
+                    version=result.version,
+                    request_id=rid,
+                    signature=current.signature,
+                )
             else:
                 payload = invocations.encode(result.output)
             status = 200
@@ -155,9 +168,16 @@ class ServingApp:
             if endpoint == "invocations":
                 payload = invocations.error_body(str(exc), status)
             else:
-                payload = orjson.dumps({"error": str(exc), **(
-                    {"model_name": self.name, "model_version": exc.version}
-                    if exc.version is not None else {})})
+                payload = orjson.dumps(
+                    {
+                        "error": str(exc),
+                        **(
+                            {"model_name": self.name, "model_version": exc.version}
+                            if exc.version is not None
+                            else {}
+                        ),
+                    }
+                )
             data = result = None  # type: ignore[assignment]
         except ClientGone:
             return
@@ -172,29 +192,41 @@ class ServingApp:
         await _send(send, status, payload, JSON, extra)
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(endpoint, status, elapsed)
-        if (status == 200 and self.prediction_log is not None
-                and (self.sample_rate >= 1.0 or random.random() < self.sample_rate)):
-            self.prediction_log.append({
-                "ts": time.time(), "id": rid, "model_version": result.version,
-                "latency_ms": round(elapsed * 1000, 3), "endpoint": endpoint,
-                "inputs": data, "outputs": result.output,
-            })
+        if (
+            status == 200
+            and self.prediction_log is not None
+            and (self.sample_rate >= 1.0 or random.random() < self.sample_rate)
+        ):
+            self.prediction_log.append(
+                {
+                    "ts": time.time(),
+                    "id": rid,
+                    "model_version": result.version,
+                    "latency_ms": round(elapsed * 1000, 3),
+                    "endpoint": endpoint,
+                    "inputs": data,
+                    "outputs": result.output,
+                }
+            )
 
     def _next_id(self) -> str:
         self._rid += 1
         return f"{self._rid_prefix}{self._rid}"
 
     def _check_name(self, path: str) -> None:
-        name = path[len("/v2/models/"):].split("/", 1)[0]
+        name = path[len("/v2/models/") :].split("/", 1)[0]
         if name != self.name:
             raise RequestError(f"unknown model {name!r}; this service serves {self.name!r}", 404)
 
     def _check_version(self, path: str, serving: str) -> None:
         """A ``/v2/models/{name}/versions/{v}/...`` path must name the version serving."""
-        parts = path[len("/v2/models/"):].strip("/").split("/")
+        parts = path[len("/v2/models/") :].strip("/").split("/")
         if len(parts) >= 3 and parts[1] == "versions" and parts[2] != serving:
-            raise RequestError(f"version {parts[2]!r} of {self.name!r} is not served; this "
-                               f"service serves version {serving!r}", 404)
+            raise RequestError(
+                f"version {parts[2]!r} of {self.name!r} is not served; this "
+                f"service serves version {serving!r}",
+                404,
+            )
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         limit = self.max_request_bytes
@@ -215,8 +247,10 @@ class ServingApp:
         return body
 
     def _too_large(self, size: int) -> str:
-        return (f"request body of {size} bytes is over the limit of {self.max_request_bytes} "
-                "bytes; send fewer rows per request or raise the service's max_request_mb")
+        return (
+            f"request body of {size} bytes is over the limit of {self.max_request_bytes} "
+            "bytes; send fewer rows per request or raise the service's max_request_mb"
+        )
 
     # -- metadata and health ----------------------------------------------------------
     async def _server_meta(self, scope: dict[str, Any], send: Send) -> None:
@@ -240,32 +274,53 @@ class ServingApp:
             await _json(send, 200, {"ready": True}, model.version)
 
     async def _model_get(self, scope: dict[str, Any], send: Send, path: str) -> None:
-        parts = path[len("/v2/models/"):].strip("/").split("/")
+        parts = path[len("/v2/models/") :].strip("/").split("/")
         if parts[0] != self.name:
-            await _json(send, 404, {"error": f"unknown model {parts[0]!r}; this service "
-                                             f"serves {self.name!r}"})
+            await _json(
+                send,
+                404,
+                {"error": f"unknown model {parts[0]!r}; this service serves {self.name!r}"},
+            )
             return
         rest = parts[1:]
         model = self.current_model()
         if len(rest) >= 2 and rest[0] == "versions":
             if model is not None and rest[1] != model.version:
-                await _json(send, 404, {"error": f"version {rest[1]!r} of {self.name!r} is not "
-                                                 f"served; this service serves version "
-                                                 f"{model.version!r}"}, model.version)
+                await _json(
+                    send,
+                    404,
+                    {
+                        "error": f"version {rest[1]!r} of {self.name!r} is not "
+                        f"served; this service serves version "
+                        f"{model.version!r}"
+                    },
+                    model.version,
+                )
                 return
             rest = rest[2:]
         if rest == ["ready"]:
-            await _json(send, 200 if model else 503, {"name": self.name, "ready": bool(model)},
-                        model.version if model else None)
+            await _json(
+                send,
+                200 if model else 503,
+                {"name": self.name, "ready": bool(model)},
+                model.version if model else None,
+            )
         elif not rest:
             if model is None:
                 await _json(send, 503, {"error": f"model not ready: {self.not_ready_reason()}"})
                 return
-            await _json(send, 200, {
-                "name": self.name, "versions": [model.version], "platform": "mlflow",
-                "inputs": model.signature.to_oip("inputs"),
-                "outputs": model.signature.to_oip("outputs"),
-            }, model.version)
+            await _json(
+                send,
+                200,
+                {
+                    "name": self.name,
+                    "versions": [model.version],
+                    "platform": "mlflow",
+                    "inputs": model.signature.to_oip("inputs"),
+                    "outputs": model.signature.to_oip("outputs"),
+                },
+                model.version,
+            )
         else:
             await _json(send, 404, {"error": f"no endpoint GET {path}"})
 
@@ -281,8 +336,9 @@ class ServingApp:
             return
         await _json(send, 200, await self.control("status", {}))
 
-    async def _admin_post(self, scope: dict[str, Any], receive: Receive, send: Send,
-                          path: str) -> None:
+    async def _admin_post(
+        self, scope: dict[str, Any], receive: Receive, send: Send, path: str
+    ) -> None:
         if self.control is None:
             await _json(send, 404, {"error": "no supervisor: admin endpoints are off"})
             return
@@ -304,8 +360,13 @@ class ServingApp:
             await _json(send, 200, reply)
 
 
-async def _send(send: Send, status: int, body: bytes, ctype: bytes,
-                extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    ctype: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
     if extra:
         headers.extend(extra)

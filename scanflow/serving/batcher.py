@@ -87,8 +87,11 @@ class Batcher:
         self._scheduled = False
         if not self._pending or self._busy:
             return
-        if (self._pending_rows < self.max_rows and self.arriving > 0
-                and time.perf_counter() - self._first_at < self.max_wait):
+        if (
+            self._pending_rows < self.max_rows
+            and self.arriving > 0
+            and time.perf_counter() - self._first_at < self.max_wait
+        ):
             self._scheduled = True  # others are mid-read: let them join
             asyncio.get_running_loop().call_soon(self._tick)
             return
@@ -184,7 +187,11 @@ def _rows(output: Any) -> int:
 
 
 def _predict_error(model: LoadedModel, exc: Exception) -> RequestError:
-    logger.warning("model %s version %s raised in predict: %s: %s", model.name, model.version,
-                   type(exc).__name__, exc)
-    return RequestError(f"the model raised {type(exc).__name__}: {exc}", 500,
-                        version=model.version)
+    logger.warning(
+        "model %s version %s raised in predict: %s: %s",
+        model.name,
+        model.version,
+        type(exc).__name__,
+        exc,
+    )
+    return RequestError(f"the model raised {type(exc).__name__}: {exc}", 500, version=model.version)

@@ -39,20 +39,20 @@ class ServingClient:
             data = {"error": response.text}
         if response.status_code >= 400:
             message = data.get("error") or data.get("message") if isinstance(data, dict) else data
-            raise ServingError(f"{response.request.method} {response.request.url} answered "
-                               f"{response.status_code}: {message}")
+            raise ServingError(
+                f"{response.request.method} {response.request.url} answered "
+                f"{response.status_code}: {message}"
+            )
         return data
 
     def status(self) -> dict[str, Any]:
         """Workers, model version, staging, last error (``GET /admin/status``)."""
         return self._json(self._http.get("/admin/status"))
 
-    def scale(self, workers: int, *, wait: bool = False, timeout: float = 30.0
-              ) -> dict[str, Any]:
+    def scale(self, workers: int, *, wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
         """Grow or shrink to ``workers``; with ``wait`` return once the pool has settled."""
         body = {"workers": workers, "wait": wait, "timeout": timeout}
-        return self._json(self._http.post("/admin/workers", json=body,
-                                          timeout=timeout + 10))
+        return self._json(self._http.post("/admin/workers", json=body, timeout=timeout + 10))
 
     def refresh(self) -> dict[str, Any]:
         """Look at the registry alias now rather than at the next poll."""

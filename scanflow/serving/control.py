@@ -112,5 +112,7 @@ class WorkerEnd:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             self._waiting.pop(ident, None)
-            return {"error": f"the supervisor did not answer {method!r} within {timeout} s",
-                    "status": 504}
+            return {
+                "error": f"the supervisor did not answer {method!r} within {timeout} s",
+                "status": 504,
+            }

@@ -24,19 +24,24 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 def _records(records: Any, signature: Signature, allow: bool) -> ModelInput:
-    if not isinstance(records, list) or not records or not all(
-            isinstance(r, dict) for r in records):
+    if (
+        not isinstance(records, list)
+        or not records
+        or not all(isinstance(r, dict) for r in records)
+    ):
         raise RequestError("'dataframe_records' must be a non-empty list of objects")
     columns = list(records[0])
     for i, r in enumerate(records):
         if list(r) != columns and set(r) != set(columns):
             raise RequestError(f"record {i} has fields {sorted(r)}, record 0 has {sorted(columns)}")
-    return columns_to_input({c: [r[c] for r in records] for c in columns}, signature,
-                            allow_non_finite=allow)
+    return columns_to_input(
+        {c: [r[c] for r in records] for c in columns}, signature, allow_non_finite=allow
+    )
 
 
-def decode_json(payload: Any, signature: Signature, *, allow_non_finite: bool = False
-                ) -> ModelInput:
+def decode_json(
+    payload: Any, signature: Signature, *, allow_non_finite: bool = False
+) -> ModelInput:
     """The model input for a parsed MLflow scoring JSON payload."""
     if not isinstance(payload, dict):
         raise RequestError(f"the body must be a JSON object with one of: {', '.join(FORMATS)}")
@@ -52,8 +57,9 @@ def decode_json(payload: Any, signature: Signature, *, allow_non_finite: bool = 
     if key == "dataframe_split":
         if not isinstance(value, dict) or "data" not in value:
             raise RequestError("'dataframe_split' needs 'data' (rows) and usually 'columns'")
-        return table_to_input(value.get("columns"), value["data"], signature,
-                              allow_non_finite=allow_non_finite)
+        return table_to_input(
+            value.get("columns"), value["data"], signature, allow_non_finite=allow_non_finite
+        )
     if key == "dataframe_records":
         return _records(value, signature, allow_non_finite)
     # instances / inputs: a tensor (list), named tensors (dict) or records (list of dicts)
@@ -66,8 +72,7 @@ def decode_json(payload: Any, signature: Signature, *, allow_non_finite: bool = 
     return table_to_input(None, value, signature, allow_non_finite=allow_non_finite)
 
 
-def decode_csv(body: bytes, signature: Signature, *, allow_non_finite: bool = False
-               ) -> ModelInput:
+def decode_csv(body: bytes, signature: Signature, *, allow_non_finite: bool = False) -> ModelInput:
     """A CSV body with a header row (parsed without pandas)."""
     try:
         rows = [r for r in csv.reader(io.StringIO(body.decode("utf-8-sig"))) if r]
@@ -80,8 +85,7 @@ def decode_csv(body: bytes, signature: Signature, *, allow_non_finite: bool = Fa
         raise RequestError("the CSV body has a header but no data rows")
     for i, row in enumerate(data, start=2):
         if len(row) != len(header):
-            raise RequestError(f"CSV line {i} has {len(row)} fields, the header has "
-                               f"{len(header)}")
+            raise RequestError(f"CSV line {i} has {len(row)} fields, the header has {len(header)}")
     columns = {name: _numeric([row[i] for row in data]) for i, name in enumerate(header)}
     return columns_to_input(columns, signature, allow_non_finite=allow_non_finite)
 
@@ -93,8 +97,9 @@ def _numeric(values: list[str]) -> Any:
         return np.asarray(values, dtype=object)
 
 
-def decode(body: bytes, content_type: str, signature: Signature, *,
-           allow_non_finite: bool = False) -> ModelInput:
+def decode(
+    body: bytes, content_type: str, signature: Signature, *, allow_non_finite: bool = False
+) -> ModelInput:
     """Decode an ``/invocations`` body by its content type (JSON or CSV)."""
     ctype = content_type.split(";", 1)[0].strip().lower()
     if ctype == "text/csv":
@@ -120,12 +125,18 @@ def encode(output: Any) -> bytes:
     except TypeError:
         if isinstance(predictions, np.ndarray):
             predictions = predictions.tolist()
-        return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY,
-                            default=str)
+        return orjson.dumps(
+            {"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY, default=str
+        )
 
 
 def error_body(message: str, status: int) -> bytes:
     """MLflow's error shape: ``{"error_code": ..., "message": ...}``."""
-    code = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_REQUEST",
-            415: "BAD_REQUEST", 503: "TEMPORARILY_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
+    code = {
+        400: "BAD_REQUEST",
+        404: "RESOURCE_DOES_NOT_EXIST",
+        413: "BAD_REQUEST",
+        415: "BAD_REQUEST",
+        503: "TEMPORARILY_UNAVAILABLE",
+    }.get(status, "INTERNAL_ERROR")
     return orjson.dumps({"error_code": code, "message": message})

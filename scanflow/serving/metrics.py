@@ -25,42 +25,70 @@ def prepare_dir(path: Path) -> None:
 class Metrics:
     """The service's metric families (one instance per process, see :func:`get`)."""
 
-    LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                       1.0, 2.5, 5.0, 10.0)
+    LATENCY_BUCKETS = (
+        0.0005,
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+    )
     BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
-        self.requests = Counter("scanflow_requests", "HTTP requests answered",
-                                ["endpoint", "code"])
-        self.errors = Counter("scanflow_request_errors", "Requests answered with an error",
-                              ["endpoint", "code"])
-        self.latency = Histogram("scanflow_request_latency_seconds",
-                                 "Time from request to response", ["endpoint"],
-                                 buckets=self.LATENCY_BUCKETS)
-        self.batch_rows = Histogram("scanflow_batch_rows", "Rows per model call",
-                                    buckets=self.BATCH_BUCKETS)
-        self.batch_requests = Histogram("scanflow_batch_requests", "Requests per model call",
-                                        buckets=self.BATCH_BUCKETS)
-        self.queue_depth = Gauge("scanflow_queue_depth", "Requests waiting for the model",
-                                 multiprocess_mode="livesum")
-        self.model_version = Gauge("scanflow_model_version",
-                                   "Registry version of the model taking traffic",
-                                   multiprocess_mode="livemax")
-        self.model_ready = Gauge("scanflow_model_ready", "1 when a model takes traffic",
-                                 multiprocess_mode="livemax")
-        self.workers = Gauge("scanflow_workers", "Worker processes serving",
-                             multiprocess_mode="livemax")
-        self.workers_target = Gauge("scanflow_workers_target", "Worker processes wanted",
-                                    multiprocess_mode="livemax")
+        self.requests = Counter("scanflow_requests", "HTTP requests answered", ["endpoint", "code"])
+        self.errors = Counter(
+            "scanflow_request_errors", "Requests answered with an error", ["endpoint", "code"]
+        )
+        self.latency = Histogram(
+            "scanflow_request_latency_seconds",
+            "Time from request to response",
+            ["endpoint"],
+            buckets=self.LATENCY_BUCKETS,
+        )
+        self.batch_rows = Histogram(
+            "scanflow_batch_rows", "Rows per model call", buckets=self.BATCH_BUCKETS
+        )
+        self.batch_requests = Histogram(
+            "scanflow_batch_requests", "Requests per model call", buckets=self.BATCH_BUCKETS
+        )
+        self.queue_depth = Gauge(
+            "scanflow_queue_depth", "Requests waiting for the model", multiprocess_mode="livesum"
+        )
+        self.model_version = Gauge(
+            "scanflow_model_version",
+            "Registry version of the model taking traffic",
+            multiprocess_mode="livemax",
+        )
+        self.model_ready = Gauge(
+            "scanflow_model_ready", "1 when a model takes traffic", multiprocess_mode="livemax"
+        )
+        self.workers = Gauge(
+            "scanflow_workers", "Worker processes serving", multiprocess_mode="livemax"
+        )
+        self.workers_target = Gauge(
+            "scanflow_workers_target", "Worker processes wanted", multiprocess_mode="livemax"
+        )
         self.swaps = Counter("scanflow_model_swaps", "Model versions switched in")
-        self.load_failures = Counter("scanflow_model_load_failures",
-                                     "Model versions that failed to load or smoke-predict")
+        self.load_failures = Counter(
+            "scanflow_model_load_failures", "Model versions that failed to load or smoke-predict"
+        )
         self.logged = Counter("scanflow_predictions_logged", "Prediction records written")
-        self.dropped = Counter("scanflow_predictions_dropped",
-                               "Prediction records dropped (queue full or write error)",
-                               ["reason"])
+        self.dropped = Counter(
+            "scanflow_predictions_dropped",
+            "Prediction records dropped (queue full or write error)",
+            ["reason"],
+        )
         self._req_children: dict[tuple[str, int], object] = {}
         self._lat_children: dict[str, object] = {}
 

@@ -55,11 +55,11 @@ def split_output(output: Any, sizes: list[int]) -> list[Any]:
     pieces, start = [], 0
     for n in sizes:
         if isinstance(output, dict):
-            pieces.append({k: v[start:start + n] for k, v in output.items()})
+            pieces.append({k: v[start : start + n] for k, v in output.items()})
         elif hasattr(output, "iloc"):
-            pieces.append(output.iloc[start:start + n])
+            pieces.append(output.iloc[start : start + n])
         else:
-            pieces.append(output[start:start + n])
+            pieces.append(output[start : start + n])
         start += n
     return pieces
 
@@ -92,8 +92,13 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         """What status endpoints report about this model."""
-        return {"name": self.name, "version": self.version, "path": str(self.path),
-                "flavor": self.flavor, "loaded_at": self.loaded_at}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "path": str(self.path),
+            "flavor": self.flavor,
+            "loaded_at": self.loaded_at,
+        }
 
 
 def _as_frame(data: ModelInput, signature: Signature) -> Any:
@@ -159,8 +164,14 @@ def load_model(path: str | Path, *, name: str, version: str, fast: bool = True) 
             estimator = _load_estimator(path, sk)
             predict_fn = pyfunc_conf.get("predict_fn") or "predict"
             model: LoadedModel = EstimatorModel(
-                name=name, version=version, path=path, signature=signature, flavor="sklearn",
-                inline=True, estimator=estimator, predict_fn=predict_fn,
+                name=name,
+                version=version,
+                path=path,
+                signature=signature,
+                flavor="sklearn",
+                inline=True,
+                estimator=estimator,
+                predict_fn=predict_fn,
             )
         else:
             if not pyfunc_conf:
@@ -172,16 +183,26 @@ def load_model(path: str | Path, *, name: str, version: str, fast: bool = True) 
             import mlflow.pyfunc
 
             model = PyfuncModel(
-                name=name, version=version, path=path, signature=signature, flavor="pyfunc",
-                inline=False, pyfunc=mlflow.pyfunc.load_model(str(path)),
+                name=name,
+                version=version,
+                path=path,
+                signature=signature,
+                flavor="pyfunc",
+                inline=False,
+                pyfunc=mlflow.pyfunc.load_model(str(path)),
             )
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load model version {version} from {path}: {exc}") from exc
     smoke_test(model)
-    logger.info("loaded model %s version %s (%s path) from %s", name, version,
-                "direct" if model.inline else "pyfunc", path)
+    logger.info(
+        "loaded model %s version %s (%s path) from %s",
+        name,
+        version,
+        "direct" if model.inline else "pyfunc",
+        path,
+    )
     return model
 
 
@@ -212,8 +233,11 @@ def smoke_test(model: LoadedModel) -> None:
     """Predict once on :func:`smoke_input`; raise :class:`ModelLoadError` if that fails."""
     data = smoke_input(model.signature)
     if data is None:
-        logger.warning("model %s version %s has no signature: smoke prediction skipped",
-                       model.name, model.version)
+        logger.warning(
+            "model %s version %s has no signature: smoke prediction skipped",
+            model.name,
+            model.version,
+        )
         return
     try:
         model.predict(data)

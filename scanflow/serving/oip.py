@@ -64,14 +64,13 @@ def _to_array(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
     for d in shape:
         size *= d
     if arr.size != size:
-        raise RequestError(
-            f"input {name!r} has {arr.size} values but shape {shape} needs {size}"
-        )
+        raise RequestError(f"input {name!r} has {arr.size} values but shape {shape} needs {size}")
     return arr.reshape(shape)
 
 
-def decode_infer(body: bytes, signature: Signature, *, allow_non_finite: bool = False
-                 ) -> InferRequest:
+def decode_infer(
+    body: bytes, signature: Signature, *, allow_non_finite: bool = False
+) -> InferRequest:
     """Decode and check an OIP ``infer`` body against ``signature``."""
     req = loads_json(body)
     if not isinstance(req, dict):
@@ -94,8 +93,7 @@ def decode_infer(body: bytes, signature: Signature, *, allow_non_finite: bool = 
             name, datatype, shape, values = by_name[given]
             if datatype != spec.datatype:
                 raise RequestError(
-                    f"input {name!r} has datatype {datatype} but the model expects "
-                    f"{spec.datatype}"
+                    f"input {name!r} has datatype {datatype} but the model expects {spec.datatype}"
                 )
             if isinstance(spec, TensorSpec):
                 check_shape(name, tuple(shape), spec)
@@ -107,14 +105,17 @@ def decode_infer(body: bytes, signature: Signature, *, allow_non_finite: bool = 
             if not isinstance(spec, TensorSpec) and arr.ndim == 2:
                 arr = arr[:, 0]
             out[spec.name] = arr
-        data = out[signature.inputs[0].name] if (
-            signature.is_tensor and len(signature.inputs) == 1) else out
+        data = (
+            out[signature.inputs[0].name]
+            if (signature.is_tensor and len(signature.inputs) == 1)
+            else out
+        )
     arrays_ = data.values() if isinstance(data, dict) else [data]
     rows = {(a.shape[0] if a.ndim else 1) for a in arrays_}
     if len(rows) != 1:
         raise RequestError(f"inputs have different numbers of rows: {sorted(rows)}")
     if not allow_non_finite:
-        for name, arr in (data.items() if isinstance(data, dict) else [(names[0], data)]):
+        for name, arr in data.items() if isinstance(data, dict) else [(names[0], data)]:
             check_finite(name, arr)
     return InferRequest(data=data, rows=rows.pop(), id=rid if isinstance(rid, str) else None)
 
@@ -122,8 +123,9 @@ def decode_infer(body: bytes, signature: Signature, *, allow_non_finite: bool = 
 def _outputs(output: Any, signature: Signature) -> list[dict[str, Any]]:
     if isinstance(output, np.ndarray):
         specs = signature.outputs
-        name = specs[0].name if len(specs) == 1 and getattr(specs[0], "named", False) else (
-            "predict")
+        name = (
+            specs[0].name if len(specs) == 1 and getattr(specs[0], "named", False) else ("predict")
+        )
         return [_out(name, output)]
     if isinstance(output, dict):
         return [_out(str(k), np.asarray(v)) for k, v in output.items()]
@@ -140,11 +142,15 @@ def _out(name: str, arr: np.ndarray) -> dict[str, Any]:
     return {"name": name, "datatype": datatype, "shape": list(arr.shape), "data": data}
 
 
-def encode_infer(output: Any, *, model_name: str, version: str, request_id: str | None,
-                 signature: Signature) -> bytes:
+def encode_infer(
+    output: Any, *, model_name: str, version: str, request_id: str | None, signature: Signature
+) -> bytes:
     """The OIP ``infer`` response body for one request's output."""
-    body = {"model_name": model_name, "model_version": version,
-            "outputs": _outputs(output, signature)}
+    body = {
+        "model_name": model_name,
+        "model_version": version,
+        "outputs": _outputs(output, signature),
+    }
     if request_id is not None:
         body["id"] = request_id
     try:

@@ -49,10 +49,16 @@ class ServeOptions:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data that :meth:`from_json` turns back into options."""
-        return {"service": self.service.model_dump(mode="json"), "host": self.host,
-                "port": self.port, "state_dir": str(self.state_dir),
-                "tracking_uri": self.tracking_uri, "drain_timeout": self.drain_timeout,
-                "stage_timeout": self.stage_timeout, "keep_alive": self.keep_alive}
+        return {
+            "service": self.service.model_dump(mode="json"),
+            "host": self.host,
+            "port": self.port,
+            "state_dir": str(self.state_dir),
+            "tracking_uri": self.tracking_uri,
+            "drain_timeout": self.drain_timeout,
+            "stage_timeout": self.stage_timeout,
+            "keep_alive": self.keep_alive,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServeOptions:

@@ -250,8 +250,9 @@ class PredictionLogWriter:
         now = time.monotonic()
         if exc is not None and now - self._last_error_log > 10:
             self._last_error_log = now
-            logger.warning("prediction log in %s dropped %d record(s) (%s): %s",
-                           self.directory, n, reason, exc)
+            logger.warning(
+                "prediction log in %s dropped %d record(s) (%s): %s", self.directory, n, reason, exc
+            )
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, seal the segment and stop the thread."""
@@ -326,8 +327,9 @@ class PredictionLog:
                 logger.warning("skipping a damaged line in %s", path)
         return records, start + end
 
-    def read(self, since: float | None = None, until: float | None = None
-             ) -> Iterator[dict[str, Any]]:
+    def read(
+        self, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every record (per segment in write order), optionally within ``[since, until)``."""
         for path in self.segments():
             records, _ = self._lines(path)

@@ -14,13 +14,30 @@ from scanflow.serving.errors import ServingError
 from scanflow.spec.model import Service
 
 
-def serve_command(service: Service, *, port: int, host: str = "127.0.0.1",
-                  state_dir: str | Path | None = None, tracking_uri: str | None = None
-                  ) -> list[str]:
+def serve_command(
+    service: Service,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    state_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+) -> list[str]:
     """The ``scanflow serve`` command line that runs ``service``."""
-    cmd = [sys.executable, "-m", "scanflow.cli.main", "serve", service.model,
-           "--name", service.name, "--host", host, "--port", str(port),
-           "--spec-json", service.model_dump_json()]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scanflow.cli.main",
+        "serve",
+        service.model,
+        "--name",
+        service.name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--spec-json",
+        service.model_dump_json(),
+    ]
     if state_dir is not None:
         cmd += ["--state-dir", str(state_dir)]
     if tracking_uri:
@@ -31,17 +48,28 @@ def serve_command(service: Service, *, port: int, host: str = "127.0.0.1",
 class ServiceProcess:
     """A service running in a child process, stopped by its PID."""
 
-    def __init__(self, service: Service, *, port: int, host: str = "127.0.0.1",
-                 state_dir: str | Path | None = None, tracking_uri: str | None = None,
-                 log_file: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        state_dir: str | Path | None = None,
+        tracking_uri: str | None = None,
+        log_file: str | Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.service = service
         self.url = f"http://{host}:{port}"
         self.log_file = Path(log_file) if log_file else None
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            serve_command(service, port=port, host=host, state_dir=state_dir,
-                          tracking_uri=tracking_uri),
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            serve_command(
+                service, port=port, host=host, state_dir=state_dir, tracking_uri=tracking_uri
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         if out is not subprocess.DEVNULL:
             out.close()
@@ -56,8 +84,10 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServingError(f"service {self.service.name} exited with code "
-                                   f"{self.proc.returncode}; see {self.log_file or 'its log'}")
+                raise ServingError(
+                    f"service {self.service.name} exited with code "
+                    f"{self.proc.returncode}; see {self.log_file or 'its log'}"
+                )
             try:
                 status = self.client.status()
                 if status["workers_ready"] >= 1 and (status["ready"] or not model):
@@ -65,8 +95,10 @@ class ServiceProcess:
             except Exception:
                 pass
             time.sleep(0.1)
-        raise ServingError(f"service {self.service.name} not ready within {timeout} s at "
-                           f"{self.url}; see {self.log_file or 'its log'}")
+        raise ServingError(
+            f"service {self.service.name} not ready within {timeout} s at "
+            f"{self.url}; see {self.log_file or 'its log'}"
+        )
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (graceful drain), then SIGKILL after ``timeout``; returns the exit code."""

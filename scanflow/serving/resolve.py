@@ -45,7 +45,7 @@ class Resolved:
 def parse_uri(uri: str) -> ModelRef:
     """Classify a model URI; :class:`ModelLoadError` when it has no known form."""
     if uri.startswith("models:/"):
-        body = uri[len("models:/"):].strip("/")
+        body = uri[len("models:/") :].strip("/")
         if "@" in body:
             name, alias = body.split("@", 1)
             if name and alias:
@@ -57,15 +57,14 @@ def parse_uri(uri: str) -> ModelRef:
         elif body:
             return ModelRef(uri, "logged", body, version=body)
         raise ModelLoadError(
-            f"model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION or "
-            "models:/MODEL_ID"
+            f"model URI {uri!r} is not models:/NAME@ALIAS, models:/NAME/VERSION or models:/MODEL_ID"
         )
     if uri.startswith("runs:/"):
-        parts = uri[len("runs:/"):].strip("/").split("/", 1)
+        parts = uri[len("runs:/") :].strip("/").split("/", 1)
         if len(parts) != 2 or not all(parts):
             raise ModelLoadError(f"model URI {uri!r} is not runs:/RUN_ID/PATH")
         return ModelRef(uri, "run", parts[1].rsplit("/", 1)[-1], version=f"run-{parts[0][:12]}")
-    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri).expanduser()
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser()
     if "://" in uri and not uri.startswith("file://"):
         raise ModelLoadError(
             f"model URI {uri!r} has an unsupported scheme; use models:/, runs:/ or a local folder"
@@ -101,8 +100,9 @@ def _download(artifact_uri: str, dest: Path) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri,
-                                                         dst_path=str(tmp)))
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(tmp))
+        )
         if not (local / "MLmodel").is_file():
             found = next(iter(local.rglob("MLmodel")), None)
             if found is None:
@@ -118,8 +118,9 @@ def _download(artifact_uri: str, dest: Path) -> str:
     return str(dest)
 
 
-def resolve(uri: str, *, tracking_uri: str | None, cache_dir: str | Path,
-            download: bool = True) -> Resolved:
+def resolve(
+    uri: str, *, tracking_uri: str | None, cache_dir: str | Path, download: bool = True
+) -> Resolved:
     """Resolve ``uri`` (and download it into ``cache_dir`` unless ``download`` is False)."""
     ref = parse_uri(uri)
     cache = Path(cache_dir)
@@ -143,8 +144,10 @@ def resolve(uri: str, *, tracking_uri: str | None, cache_dir: str | Path,
         else:
             version = ref.version or "0"
     except Exception as exc:
-        raise ModelLoadError(f"cannot resolve {uri} in the registry at "
-                             f"{tracking_uri or mlflow.get_tracking_uri()}: {exc}") from exc
+        raise ModelLoadError(
+            f"cannot resolve {uri} in the registry at "
+            f"{tracking_uri or mlflow.get_tracking_uri()}: {exc}"
+        ) from exc
     if not download:
         return Resolved(uri, ref.name, str(version), "")
     if ref.kind in ("alias", "version"):
@@ -182,8 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-download", action="store_true")
     args = parser.parse_args(argv)
     try:
-        found = resolve(args.uri, tracking_uri=args.tracking_uri, cache_dir=args.cache_dir,
-                        download=not args.no_download)
+        found = resolve(
+            args.uri,
+            tracking_uri=args.tracking_uri,
+            cache_dir=args.cache_dir,
+            download=not args.no_download,
+        )
         print(json.dumps({"ok": True, **asdict(found)}), flush=True)
         return 0
     except Exception as exc:

@@ -14,16 +14,31 @@ import numpy as np
 
 # Open Inference Protocol datatype <-> numpy dtype.
 OIP_TO_NUMPY: dict[str, str] = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32",
-    "UINT64": "uint64", "INT8": "int8", "INT16": "int16", "INT32": "int32",
-    "INT64": "int64", "FP16": "float16", "FP32": "float32", "FP64": "float64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
     "BYTES": "object",
 }
 NUMPY_TO_OIP: dict[str, str] = {v: k for k, v in OIP_TO_NUMPY.items()}
 # MLflow column types -> numpy dtype.
 COLUMN_TO_NUMPY: dict[str, str] = {
-    "boolean": "bool", "integer": "int32", "long": "int64", "float": "float32",
-    "double": "float64", "string": "object", "binary": "object", "datetime": "datetime64[ns]",
+    "boolean": "bool",
+    "integer": "int32",
+    "long": "int64",
+    "float": "float32",
+    "double": "float64",
+    "string": "object",
+    "binary": "object",
+    "datetime": "datetime64[ns]",
 }
 
 

@@ -121,8 +121,7 @@ class Supervisor:
                 f"[min_workers={lo}, max_workers={hi}]; change the bounds in the service spec"
             )
         if workers != self.target:
-            logger.info("scaling %s from %d to %d workers", self.service.name, self.target,
-                        workers)
+            logger.info("scaling %s from %d to %d workers", self.service.name, self.target, workers)
         self.target = workers
         self.metrics.workers_target.set(workers)
         self._maintain_pool()
@@ -146,8 +145,11 @@ class Supervisor:
             "model_version": self.current["version"] if self.current else None,
             "serving_backup": self.on_backup,
             "generation": self.generation.get(),
-            "staging": ({"version": self.staging.version, "waiting": len(self.staging.waiting)}
-                        if self.staging else None),
+            "staging": (
+                {"version": self.staging.version, "waiting": len(self.staging.waiting)}
+                if self.staging
+                else None
+            ),
             "workers": len(live),
             "workers_ready": sum(1 for w in live if w.ready),
             "workers_draining": sum(1 for w in self.workers.values() if w.draining),
@@ -167,8 +169,14 @@ class Supervisor:
         self._initial_load()
         self.metrics.workers_target.set(self.target)
         self._maintain_pool()
-        logger.info("serving %s (%s) on http://%s:%d with %d worker(s)", self.service.name,
-                    self.service.model, self.options.host, self.options.port, self.target)
+        logger.info(
+            "serving %s (%s) on http://%s:%d with %d worker(s)",
+            self.service.name,
+            self.service.model,
+            self.options.host,
+            self.options.port,
+            self.target,
+        )
         while True:
             timeout = TICK
             for key, _ in self._sel.select(timeout):
@@ -249,8 +257,12 @@ class Supervisor:
             self._fail(str(exc), found=None)
             self._next_poll = time.monotonic() + self._retry_interval()
             if not self._serve_backup(str(exc)):
-                logger.error("service %s is NOT READY: %s (it keeps running and retries every "
-                             "%.0f s)", self.service.name, exc, self._retry_interval())
+                logger.error(
+                    "service %s is NOT READY: %s (it keeps running and retries every %.0f s)",
+                    self.service.name,
+                    exc,
+                    self._retry_interval(),
+                )
             return
         self._commit(1, found["version"], found["path"])
         self._watcher_setup()
@@ -270,20 +282,21 @@ class Supervisor:
                 found = resolve(ref.uri, tracking_uri=None, cache_dir=self.options.model_cache)
                 found_dict = {"version": found.version, "path": found.path}
             else:
-                out = subprocess.run(self._resolver_cmd(uri), capture_output=True, text=True,
-                                     timeout=600)
+                out = subprocess.run(
+                    self._resolver_cmd(uri), capture_output=True, text=True, timeout=600
+                )
                 found_dict = _resolver_reply(out.stdout, out.stderr)
         except ModelLoadError as exc:
             logger.error("backup model %s cannot be loaded either: %s", uri, exc)
             return False
-        logger.warning("service %s serves its backup model %s because: %s", self.service.name,
-                       uri, reason)
+        logger.warning(
+            "service %s serves its backup model %s because: %s", self.service.name, uri, reason
+        )
         if self.workers:
             self._stage(f"backup-{found_dict['version']}", found_dict["path"])
         else:
             self._lean = self._is_lean(found_dict["path"])
-            self._commit(self._last_gen + 1, f"backup-{found_dict['version']}",
-                         found_dict["path"])
+            self._commit(self._last_gen + 1, f"backup-{found_dict['version']}", found_dict["path"])
         return True
 
     def _is_lean(self, path: str) -> bool:
@@ -298,8 +311,14 @@ class Supervisor:
         return max(self.service.poll_interval, 5.0)
 
     def _resolver_cmd(self, uri: str) -> list[str]:
-        cmd = [sys.executable, "-m", "scanflow.serving.resolve", uri,
-               "--cache-dir", str(self.options.model_cache)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "scanflow.serving.resolve",
+            uri,
+            "--cache-dir",
+            str(self.options.model_cache),
+        ]
         if self.options.tracking_uri:
             cmd += ["--tracking-uri", self.options.tracking_uri]
         return cmd
@@ -329,8 +348,9 @@ class Supervisor:
 
             found = resolve(self.ref.uri, tracking_uri=None, cache_dir=self.options.model_cache)
             return {"version": found.version, "path": found.path}
-        out = subprocess.run(self._resolver_cmd(self.service.model), capture_output=True,
-                             text=True, timeout=600)
+        out = subprocess.run(
+            self._resolver_cmd(self.service.model), capture_output=True, text=True, timeout=600
+        )
         return _resolver_reply(out.stdout, out.stderr)
 
     def _watcher_setup(self) -> None:
@@ -341,8 +361,13 @@ class Supervisor:
         tracking = self.options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
         if not tracking:
             return
-        self._watcher = watcher_for(tracking, self.ref.name, self.ref.alias or "",
-                                    self.service.model, str(self.options.model_cache))
+        self._watcher = watcher_for(
+            tracking,
+            self.ref.name,
+            self.ref.alias or "",
+            self.service.model,
+            str(self.options.model_cache),
+        )
 
     def _poll(self) -> None:
         """Is there a version to switch to? Starts the resolver when there is."""
@@ -368,8 +393,13 @@ class Supervisor:
         failed_at = self.failed_versions.get(version)
         if failed_at is not None and now - failed_at < RETRY_FAILED_AFTER:
             return
-        logger.info("alias %s@%s moved to version %s (serving %s): loading it",
-                    self.ref.name, self.ref.alias, version, self.current["version"])
+        logger.info(
+            "alias %s@%s moved to version %s (serving %s): loading it",
+            self.ref.name,
+            self.ref.alias,
+            version,
+            self.current["version"],
+        )
         cached = self._cached(version)
         if cached is not None:
             self._resolved(cached)
@@ -386,8 +416,10 @@ class Supervisor:
             self._resolved(found)
             return
         self._resolver = subprocess.Popen(
-            self._resolver_cmd(uri or self.service.model), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, close_fds=True,
+            self._resolver_cmd(uri or self.service.model),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
         )
         self._resolver_out = b""
         assert self._resolver.stdout is not None
@@ -432,11 +464,11 @@ class Supervisor:
         live = [w for w in self.workers.values() if not w.draining]
         self.staging = Staging(gen, version, path, {w.pid for w in live}, time.monotonic())
         for worker in live:
-            if not worker.channel.send({"op": "stage", "gen": gen, "path": path,
-                                        "version": version}):
+            if not worker.channel.send(
+                {"op": "stage", "gen": gen, "path": path, "version": version}
+            ):
                 self.staging.waiting.discard(worker.pid)
-        logger.info("staging version %s (generation %d) in %d worker(s)", version, gen,
-                    len(live))
+        logger.info("staging version %s (generation %d) in %d worker(s)", version, gen, len(live))
         self._check_staging()
 
     def _check_staging(self) -> None:
@@ -445,12 +477,15 @@ class Supervisor:
             return
         if staging.errors or time.monotonic() - staging.started > self.options.stage_timeout:
             reason = "; ".join(staging.errors) or (
-                f"workers did not load it within {self.options.stage_timeout:.0f} s")
+                f"workers did not load it within {self.options.stage_timeout:.0f} s"
+            )
             self.staging = None
             for worker in self.workers.values():
                 worker.channel.send({"op": "drop", "keep": self.generation.get()})
-            self._fail(f"version {staging.version} was not switched in: {reason}",
-                       found={"version": staging.version})
+            self._fail(
+                f"version {staging.version} was not switched in: {reason}",
+                found={"version": staging.version},
+            )
             return
         if staging.waiting:
             return
@@ -472,10 +507,12 @@ class Supervisor:
         self.metrics.model_version.set(_numeric(version))
         if previous is not None:
             self.metrics.swaps.inc()
-            logger.info("service %s now serves version %s (was %s)", self.service.name,
-                        version, previous)
-        self.history.append({"at": time.time(), "event": "serving", "version": version,
-                             "previous": previous})
+            logger.info(
+                "service %s now serves version %s (was %s)", self.service.name, version, previous
+            )
+        self.history.append(
+            {"at": time.time(), "event": "serving", "version": version, "previous": previous}
+        )
         for worker in self.workers.values():
             worker.channel.send({"op": "reason", "reason": ""})
 
@@ -486,8 +523,9 @@ class Supervisor:
             self.failed_versions[str(found["version"])] = time.monotonic()
         self.history.append({"at": time.time(), "event": "load_failed", "error": reason})
         if self.current is not None:
-            logger.error("keeping version %s of %s: %s", self.current["version"],
-                         self.service.name, reason)
+            logger.error(
+                "keeping version %s of %s: %s", self.current["version"], self.service.name, reason
+            )
         else:
             logger.error("service %s not ready: %s", self.service.name, reason)
             for worker in self.workers.values():
@@ -500,7 +538,8 @@ class Supervisor:
         live = [w for w in self.workers.values() if not w.draining]
         if len(live) > self.target:
             for worker in sorted(live, key=lambda w: w.started, reverse=True)[
-                    : len(live) - self.target]:
+                : len(live) - self.target
+            ]:
                 self._retire(worker)
         elif len(live) < self.target:
             now = time.monotonic()
@@ -524,30 +563,46 @@ class Supervisor:
         assert self.sock is not None
         parent_end, child_end = socket.socketpair()
         setup = WorkerSetup(
-            listen_fd=self.sock.fileno(), control_fd=child_end.fileno(),
+            listen_fd=self.sock.fileno(),
+            control_fd=child_end.fileno(),
             generation_file=str(self.generation.path),
             service=self.service.model_dump(mode="json"),
             predictions_dir=str(self.options.predictions_dir),
             max_request_bytes=self.options.max_request_bytes,
-            keep_alive=self.options.keep_alive, drain_timeout=self.options.drain_timeout,
-            model=dict(self.current) if self.current else None, lean=self._lean,
+            keep_alive=self.options.keep_alive,
+            drain_timeout=self.options.drain_timeout,
+            model=dict(self.current) if self.current else None,
+            lean=self._lean,
             reason=self.last_error or "the model is still loading",
         )
-        env = {"MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would only hold freed memory
-               **os.environ, ENV_SETUP: setup.to_env(),
-               "SCANFLOW_LOG_LEVEL": logging.getLevelName(logging.getLogger().level)}
-        proc = subprocess.Popen([sys.executable, "-m", "scanflow.serving.worker"], env=env,
-                                pass_fds=(self.sock.fileno(), child_end.fileno()))
+        env = {
+            "MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would only hold freed memory
+            **os.environ,
+            ENV_SETUP: setup.to_env(),
+            "SCANFLOW_LOG_LEVEL": logging.getLevelName(logging.getLogger().level),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanflow.serving.worker"],
+            env=env,
+            pass_fds=(self.sock.fileno(), child_end.fileno()),
+        )
         child_end.close()
         channel = SupervisorEnd(parent_end)
         worker = Worker(proc=proc, channel=channel, started=time.monotonic())
         self.workers[proc.pid] = worker
-        self._sel.register(parent_end, selectors.EVENT_READ,
-                           lambda _sock, w=worker: self._on_worker(w))
+        self._sel.register(
+            parent_end, selectors.EVENT_READ, lambda _sock, w=worker: self._on_worker(w)
+        )
         if self.staging is not None:  # a worker born during a staging must stage too
             self.staging.waiting.add(proc.pid)
-            channel.send({"op": "stage", "gen": self.staging.gen, "path": self.staging.path,
-                          "version": self.staging.version})
+            channel.send(
+                {
+                    "op": "stage",
+                    "gen": self.staging.gen,
+                    "path": self.staging.path,
+                    "version": self.staging.version,
+                }
+            )
         self.metrics.workers.set(len([w for w in self.workers.values() if not w.draining]))
 
     def _on_worker(self, worker: Worker) -> None:
@@ -590,8 +645,9 @@ class Supervisor:
                 result = self.scale(params["workers"])
                 if params.get("wait"):
                     timeout = float(params.get("timeout", 30))
-                    self._deferred.append(_Deferred(worker.pid, msg["id"],
-                                                    time.monotonic() + timeout))
+                    self._deferred.append(
+                        _Deferred(worker.pid, msg["id"], time.monotonic() + timeout)
+                    )
                     return
             elif method == "refresh":
                 result = self.refresh()
@@ -605,9 +661,11 @@ class Supervisor:
         live = [w for w in self.workers.values() if not w.draining]
         # a retiring worker that carries a waiting admin call cannot leave before its answer
         holding = {d.worker_pid for d in self._deferred}
-        return (len(live) == self.target and all(w.ready for w in live)
-                and not any(w.draining and w.pid not in holding
-                            for w in self.workers.values()))
+        return (
+            len(live) == self.target
+            and all(w.ready for w in live)
+            and not any(w.draining and w.pid not in holding for w in self.workers.values())
+        )
 
     def _answer_deferred(self) -> None:
         if not self._deferred:
@@ -618,8 +676,13 @@ class Supervisor:
             worker = self.workers.get(d.worker_pid)
             if settled or now >= d.deadline or worker is None:
                 if worker is not None:
-                    worker.channel.send({"op": "reply", "id": d.ident,
-                                         "result": {**self.status(), "settled": settled}})
+                    worker.channel.send(
+                        {
+                            "op": "reply",
+                            "id": d.ident,
+                            "result": {**self.status(), "settled": settled},
+                        }
+                    )
             else:
                 keep.append(d)
         self._deferred = keep
@@ -659,8 +722,11 @@ ENV_OPTIONS = "SCANFLOW_SUPERVISOR"
 def exec_supervisor(options: ServeOptions, log_level: str = "info") -> None:
     """Replace this process with a bare supervisor (``python -m scanflow.serving.supervisor``)
     that imports only what supervising needs; the PID stays the same."""
-    env = {**os.environ, ENV_OPTIONS: json.dumps(options.to_json()),
-           "SCANFLOW_LOG_LEVEL": log_level.upper()}
+    env = {
+        **os.environ,
+        ENV_OPTIONS: json.dumps(options.to_json()),
+        "SCANFLOW_LOG_LEVEL": log_level.upper(),
+    }
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "scanflow.serving.supervisor"], env)
@@ -668,8 +734,10 @@ def exec_supervisor(options: ServeOptions, log_level: str = "info") -> None:
 
 def main() -> int:
     """Entry point of ``python -m scanflow.serving.supervisor`` (options in the environment)."""
-    logging.basicConfig(level=os.environ.get("SCANFLOW_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SCANFLOW_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )
     options = ServeOptions.from_json(json.loads(os.environ.pop(ENV_OPTIONS)))
     try:
         return Supervisor(options).run()

@@ -69,14 +69,17 @@ def match_names(given: list[str], signature: Signature) -> list[tuple[str, Any]]
     extra = [g for g in given if g not in by_name]
     if extra:
         raise RequestError(
-            f"unexpected input {extra[0]!r}; the model's inputs are: "
-            f"{', '.join(by_name) or 'none'}"
+            f"unexpected input {extra[0]!r}; the model's inputs are: {', '.join(by_name) or 'none'}"
         )
-    missing = [s.name for s in specs
-               if s.name not in given and not (isinstance(s, ColumnSpec) and not s.required)]
+    missing = [
+        s.name
+        for s in specs
+        if s.name not in given and not (isinstance(s, ColumnSpec) and not s.required)
+    ]
     if missing:
-        raise RequestError(f"missing input {missing[0]!r}; the model's inputs are: "
-                           f"{', '.join(by_name)}")
+        raise RequestError(
+            f"missing input {missing[0]!r}; the model's inputs are: {', '.join(by_name)}"
+        )
     return [(g, by_name[g]) for g in given]
 
 
@@ -105,11 +108,10 @@ def table_to_input(
         else:
             columns = [str(i) for i in range(arr.shape[1])]
     if len(columns) != arr.shape[1]:
-        raise RequestError(
-            f"rows have {arr.shape[1]} values but {len(columns)} columns are named"
-        )
+        raise RequestError(f"rows have {arr.shape[1]} values but {len(columns)} columns are named")
     return columns_to_input(
-        {c: arr[:, i] for i, c in enumerate(columns)}, signature,
+        {c: arr[:, i] for i, c in enumerate(columns)},
+        signature,
         allow_non_finite=allow_non_finite,
     )
 
@@ -126,8 +128,9 @@ def columns_to_input(
         spec = signature.inputs[0]
         assert isinstance(spec, TensorSpec)
         arrays = [as_array(k, v, spec.dtype) for k, v in columns.items()]
-        return table_to_input(None, np.column_stack(arrays), signature,
-                              allow_non_finite=allow_non_finite)
+        return table_to_input(
+            None, np.column_stack(arrays), signature, allow_non_finite=allow_non_finite
+        )
     out = {}
     for given, spec in match_names(list(columns), signature):
         arr = as_array(given, columns[given], spec.dtype)
@@ -136,8 +139,9 @@ def columns_to_input(
         elif arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         elif arr.ndim != 1:
-            raise RequestError(f"column {given!r} must be one value per row, got shape "
-                               f"{list(arr.shape)}")
+            raise RequestError(
+                f"column {given!r} must be one value per row, got shape {list(arr.shape)}"
+            )
         if not allow_non_finite:
             check_finite(given, arr)
         out[spec.name] = arr

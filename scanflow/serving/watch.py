@@ -37,7 +37,7 @@ class SqliteWatcher:
     min_interval = 0.0
 
     def __init__(self, uri: str, name: str, alias: str) -> None:
-        self.path = uri[len("sqlite:///"):]
+        self.path = uri[len("sqlite:///") :]
         self.name, self.alias = name, alias
 
     def version(self) -> str | None:
@@ -68,8 +68,8 @@ class SqlAlchemyWatcher:
 
         with self.engine.connect() as conn:
             row = conn.execute(
-                text("SELECT version FROM registered_model_aliases "
-                     "WHERE name = :n AND alias = :a"), {"n": self.name, "a": self.alias}
+                text("SELECT version FROM registered_model_aliases WHERE name = :n AND alias = :a"),
+                {"n": self.name, "a": self.alias},
             ).fetchone()
         return str(row[0]) if row else None
 
@@ -104,8 +104,17 @@ class ResolverWatcher:
     min_interval = 30.0
 
     def __init__(self, uri: str, model_uri: str, cache_dir: str) -> None:
-        self.cmd = [sys.executable, "-m", "scanflow.serving.resolve", model_uri,
-                    "--tracking-uri", uri, "--cache-dir", cache_dir, "--no-download"]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "scanflow.serving.resolve",
+            model_uri,
+            "--tracking-uri",
+            uri,
+            "--cache-dir",
+            cache_dir,
+            "--no-download",
+        ]
 
     def version(self) -> str | None:
         out = subprocess.run(self.cmd, capture_output=True, text=True, timeout=120)
@@ -113,8 +122,9 @@ class ResolverWatcher:
         return reply["version"] if reply.get("ok") else None
 
 
-def watcher_for(tracking_uri: str, name: str, alias: str, model_uri: str,
-                cache_dir: str) -> AliasWatcher:
+def watcher_for(
+    tracking_uri: str, name: str, alias: str, model_uri: str, cache_dir: str
+) -> AliasWatcher:
     """The cheapest watcher that understands ``tracking_uri``."""
     scheme = tracking_uri.split(":", 1)[0].lower()
     if tracking_uri.startswith("sqlite:///"):

@@ -52,8 +52,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM drains
     import logging
 
-    logging.basicConfig(level=os.environ.get("SCANFLOW_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SCANFLOW_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )
     _one_blas_thread()
     import uvloop
 
@@ -94,8 +96,9 @@ async def _serve(setup: WorkerSetup) -> int:
     loaded_gen, load_error = None, None
     if setup.model:
         try:
-            model = load_model(setup.model["path"], name=name,
-                               version=str(setup.model["version"]), fast=fast)
+            model = load_model(
+                setup.model["path"], name=name, version=str(setup.model["version"]), fast=fast
+            )
             slots.put(int(setup.model["gen"]), model)
             loaded_gen = int(setup.model["gen"])
         except Exception as exc:
@@ -108,18 +111,24 @@ async def _serve(setup: WorkerSetup) -> int:
         metrics.batch_requests.observe(requests)
         metrics.batch_rows.observe(rows)
 
-    batcher = Batcher(slots.current, max_batch_size=int(batching.get("max_batch_size", 64)),
-                      max_wait_ms=float(batching.get("max_wait_ms", 2.0)),
-                      enabled=bool(batching.get("enabled", True)), on_batch=on_batch)
+    batcher = Batcher(
+        slots.current,
+        max_batch_size=int(batching.get("max_batch_size", 64)),
+        max_wait_ms=float(batching.get("max_wait_ms", 2.0)),
+        enabled=bool(batching.get("enabled", True)),
+        on_batch=on_batch,
+    )
     plog = service.get("log_predictions") or {}
     writer = None
     if plog.get("enabled", True) and plog.get("sample_rate", 1.0) > 0:
         writer = PredictionLogWriter(
             setup.predictions_dir,
-            WriterOptions(flush_interval=float(plog.get("flush_interval_ms", 200)) / 1000.0,
-                          segment_bytes=int(float(plog.get("segment_mb", 16)) * 2**20),
-                          max_bytes=int(float(plog.get("max_mb", 512)) * 2**20),
-                          queue_size=int(plog.get("queue_size", 20_000))),
+            WriterOptions(
+                flush_interval=float(plog.get("flush_interval_ms", 200)) / 1000.0,
+                segment_bytes=int(float(plog.get("segment_mb", 16)) * 2**20),
+                max_bytes=int(float(plog.get("max_mb", 512)) * 2**20),
+                queue_size=int(plog.get("queue_size", 20_000)),
+            ),
             on_written=metrics.logged.inc,
             on_dropped=lambda reason, n: metrics.dropped.labels(reason).inc(n),
         )
@@ -132,8 +141,11 @@ async def _serve(setup: WorkerSetup) -> int:
             gen = int(msg["gen"])
             try:
                 model = await loop.run_in_executor(
-                    None, lambda: load_model(msg["path"], name=name,
-                                             version=str(msg["version"]), fast=fast))
+                    None,
+                    lambda: load_model(
+                        msg["path"], name=name, version=str(msg["version"]), fast=fast
+                    ),
+                )
             except Exception as exc:
                 control.notify("staged", gen=gen, ok=False, error=str(exc))
                 return
@@ -153,19 +165,33 @@ async def _serve(setup: WorkerSetup) -> int:
     def reason(msg: dict[str, Any]) -> None:
         state["reason"] = msg.get("reason", "")
 
-    control = WorkerEnd(socket.socket(fileno=setup.control_fd),
-                        {"stage": stage, "drop": drop, "drain": drain, "reason": reason})
+    control = WorkerEnd(
+        socket.socket(fileno=setup.control_fd),
+        {"stage": stage, "drop": drop, "drain": drain, "reason": reason},
+    )
     await control.start()
     app = ServingApp(
-        name=name, current_model=slots.current, batcher=batcher, metrics=metrics,
+        name=name,
+        current_model=slots.current,
+        batcher=batcher,
+        metrics=metrics,
         max_request_bytes=setup.max_request_bytes,
         allow_non_finite=bool(service.get("allow_non_finite", False)),
-        prediction_log=writer, sample_rate=float(plog.get("sample_rate", 1.0)),
-        control=control.call, not_ready_reason=lambda: state["reason"],
+        prediction_log=writer,
+        sample_rate=float(plog.get("sample_rate", 1.0)),
+        control=control.call,
+        not_ready_reason=lambda: state["reason"],
     )
     config = uvicorn.Config(
-        app, http=ServingProtocol, ws="none", lifespan="off", interface="asgi3",
-        access_log=False, log_config=None, proxy_headers=False, server_header=False,
+        app,
+        http=ServingProtocol,
+        ws="none",
+        lifespan="off",
+        interface="asgi3",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
         timeout_keep_alive=int(max(1, setup.keep_alive)),
         timeout_graceful_shutdown=int(max(1, setup.drain_timeout)),
     )

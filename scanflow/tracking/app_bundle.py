@@ -28,8 +28,21 @@ DIGEST_TAG = "scanflow.app.digest"
 SPEC_FILE = "scanflow.yaml"
 ENV_MAX_MB = "SCANFLOW_APP_BUNDLE_MAX_MB"
 MAX_BYTES = 64 * 2**20
-SKIP_DIRS = frozenset({".scanflow", ".git", ".hg", "__pycache__", "node_modules", ".venv",
-                       "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox"})
+SKIP_DIRS = frozenset(
+    {
+        ".scanflow",
+        ".git",
+        ".hg",
+        "__pycache__",
+        "node_modules",
+        ".venv",
+        "venv",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+    }
+)
 
 
 @dataclass
@@ -80,13 +93,21 @@ def snapshot(app: Application, spec_text: str, base_dir: Path, target: Path) -> 
             continue
         used += _copy(base_dir / rel, staging / rel)
     for rel in _data_paths(app, base_dir):
-        files = [rel] if (base_dir / rel).is_file() else [
-            f.relative_to(base_dir) for f in _walk(base_dir / rel)]
+        files = (
+            [rel]
+            if (base_dir / rel).is_file()
+            else [f.relative_to(base_dir) for f in _walk(base_dir / rel)]
+        )
         size = sum((base_dir / f).stat().st_size for f in files)
         if used + size > budget:
             skipped.append(str(rel))
-            log.warning("app bundle: %s (%d bytes) left out, the bundle would exceed %d bytes "
-                        "(raise %s)", rel, size, budget, ENV_MAX_MB)
+            log.warning(
+                "app bundle: %s (%d bytes) left out, the bundle would exceed %d bytes (raise %s)",
+                rel,
+                size,
+                budget,
+                ENV_MAX_MB,
+            )
             continue
         for f in files:
             used += _copy(base_dir / f, staging / f)
@@ -202,8 +223,13 @@ def _inside(base_dir: Path, name: str, *, required: bool) -> Iterator[Path]:
 def _walk(folder: Path, skip: frozenset[str] = SKIP_DIRS) -> Iterator[Path]:
     """Files under ``folder``, sorted, without skipped folders, virtualenvs or symlinked dirs."""
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in skip and not (Path(root, d) / "pyvenv.cfg")
-                         .exists() and not Path(root, d).is_symlink())
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in skip
+            and not (Path(root, d) / "pyvenv.cfg").exists()
+            and not Path(root, d).is_symlink()
+        )
         for name in sorted(files):
             yield Path(root, name)
 

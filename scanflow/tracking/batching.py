@@ -74,7 +74,11 @@ class BatchingLogger:
 
     # -- the hot path ------------------------------------------------------------------
     def log_metric(
-        self, run_id: str, key: str, value: float, step: int | None = None,
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
         """Queue one metric value (``timestamp`` in ms; now by default)."""
@@ -82,7 +86,10 @@ class BatchingLogger:
         self._put((_METRIC, run_id, key, float(value), stamp, step or 0))
 
     def log_metrics(
-        self, run_id: str, metrics: dict[str, float], step: int | None = None,
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
         """Queue several metric values with the same step and timestamp."""
@@ -174,8 +181,9 @@ class BatchingLogger:
         with self._space:
             if self._thread is not None and self._thread.is_alive():
                 return
-            self._thread = threading.Thread(target=self._run, name="scanflow-log-batch",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="scanflow-log-batch", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:
@@ -248,10 +256,12 @@ class BatchingLogger:
                     return
             time.sleep(0.5 * 2**attempt)
 
-    def _send_one_by_one(self, client: Any, run_id: str, metrics: list[Any], params: list[Any],
-                         tags: list[Any]) -> None:
+    def _send_one_by_one(
+        self, client: Any, run_id: str, metrics: list[Any], params: list[Any], tags: list[Any]
+    ) -> None:
         groups: Iterable[tuple[str, Any]] = (
-            [("metrics", m) for m in metrics] + [("params", p) for p in params]
+            [("metrics", m) for m in metrics]
+            + [("params", p) for p in params]
             + [("tags", t) for t in tags]
         )
         for kind, entity in groups:
@@ -262,8 +272,10 @@ class BatchingLogger:
                 self._lost(run_id, 1, exc, f"{kind[:-1]} {entity.key!r}")
 
     def _lost(self, run_id: str, count: int, exc: Exception, what: str = "") -> None:
-        message = (f"{count} entr{'y' if count == 1 else 'ies'}{' (' + what + ')' if what else ''}"
-                   f" of run {run_id}: {type(exc).__name__}: {str(exc)[:300]}")
+        message = (
+            f"{count} entr{'y' if count == 1 else 'ies'}{' (' + what + ')' if what else ''}"
+            f" of run {run_id}: {type(exc).__name__}: {str(exc)[:300]}"
+        )
         log.error("not logged: %s", message)
         self.errors.append(message)
 

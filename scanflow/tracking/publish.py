@@ -33,15 +33,22 @@ from scanflow.spec.model import Application
 log = logging.getLogger(__name__)
 
 DIGEST_TAG = "scanflow.digest"
-SOURCE_TAGS = ("scanflow.source.tracker", "scanflow.source.model", "scanflow.source.run_id",
-               "scanflow.source.team")
+SOURCE_TAGS = (
+    "scanflow.source.tracker",
+    "scanflow.source.model",
+    "scanflow.source.run_id",
+    "scanflow.source.team",
+)
 COPIED_FROM_TAG = "scanflow.copied_from"
 EXPERIMENT = "scanflow-shared-models"
 MODEL_DIR = "model"
 SPEC_ARTIFACT = "scanflow.yaml"
 _MODEL_REF = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>\d+)$")
-_RETRY_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+_RETRY_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
 
 
 class DigestMismatchError(TrackingError):
@@ -97,8 +104,10 @@ def resolve_tracker(app: Application | None, base_dir: str | Path, ref: str) -> 
             from scanflow.tracking.config import tracking_uri
 
             return tracking_uri(app, base_dir)
-    known = [t.name for t in ([app.tracker] if app and app.tracker else [])
-             + (app.trackers if app else [])]
+    known = [
+        t.name
+        for t in ([app.tracker] if app and app.tracker else []) + (app.trackers if app else [])
+    ]
     raise TrackingError(
         f"{ref!r} is neither a tracking URI nor a tracker declared in scanflow.yaml "
         f"(declared: {', '.join(known) or 'none'}); pass a URI such as http://host:5000, "
@@ -137,8 +146,7 @@ def copy_model_version(
     """
     if _same_tracker(source, destination):
         raise TrackingError(
-            f"source and destination are the same tracker ({display_uri(source)}); "
-            "name another one"
+            f"source and destination are the same tracker ({display_uri(source)}); name another one"
         )
     with _bounded_retries():
         from scanflow.tracking.config import mlflow_client
@@ -160,13 +168,26 @@ def copy_model_version(
             if existing is not None:
                 if alias:
                     dst.set_registered_model_alias(name, alias, existing.version)
-                log.info("models:/%s/%s already on %s as version %s", name, version,
-                         display_uri(destination), existing.version)
-                return CopiedVersion(name, str(existing.version), version, digest, False,
-                                     existing.run_id or "", destination)
+                log.info(
+                    "models:/%s/%s already on %s as version %s",
+                    name,
+                    version,
+                    display_uri(destination),
+                    existing.version,
+                )
+                return CopiedVersion(
+                    name,
+                    str(existing.version),
+                    version,
+                    digest,
+                    False,
+                    existing.run_id or "",
+                    destination,
+                )
             tags = _lineage(src, source, found, digest, team)
-            return _register_copy(src, dst, destination, found, files, digest, tags, alias,
-                                  Path(tmp) / "check")
+            return _register_copy(
+                src, dst, destination, found, files, digest, tags, alias, Path(tmp) / "check"
+            )
 
 
 def _get_version(client: Any, uri: str, name: str, version: str) -> Any:
@@ -201,7 +222,8 @@ def _download_version(client: Any, uri: str, found: Any, target: Path) -> Path:
     target.mkdir(parents=True)
     try:
         path = mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=str(target), tracking_uri=uri)
+            artifact_uri=location, dst_path=str(target), tracking_uri=uri
+        )
     except Exception as exc:
         raise TrackingError(
             f"cannot download models:/{found.name}/{found.version} from {display_uri(uri)} "
@@ -222,8 +244,10 @@ def _find_copy(client: Any, name: str, digest: str) -> Any:
 
 
 def _lineage(client: Any, uri: str, found: Any, digest: str, team: str | None) -> dict[str, str]:
-    tags = {DIGEST_TAG: digest,
-            COPIED_FROM_TAG: f"{display_uri(uri)} models:/{found.name}/{found.version}"}
+    tags = {
+        DIGEST_TAG: digest,
+        COPIED_FROM_TAG: f"{display_uri(uri)} models:/{found.name}/{found.version}",
+    }
     if all(found.tags.get(t) for t in SOURCE_TAGS):
         tags.update({t: found.tags[t] for t in SOURCE_TAGS})
         return tags
@@ -233,18 +257,27 @@ def _lineage(client: Any, uri: str, found: Any, digest: str, team: str | None) -
             run_team = client.get_run(found.run_id).data.tags.get("scanflow.team")
         except Exception:  # noqa: BLE001 - a deleted run only loses the team name
             run_team = None
-    tags.update({
-        "scanflow.source.tracker": display_uri(uri),
-        "scanflow.source.model": f"{found.name}/{found.version}",
-        "scanflow.source.run_id": found.run_id or "",
-        "scanflow.source.team": run_team or team or "unknown",
-    })
+    tags.update(
+        {
+            "scanflow.source.tracker": display_uri(uri),
+            "scanflow.source.model": f"{found.name}/{found.version}",
+            "scanflow.source.run_id": found.run_id or "",
+            "scanflow.source.team": run_team or team or "unknown",
+        }
+    )
     return tags
 
 
 def _register_copy(
-    src: Any, dst: Any, destination: str, found: Any, files: Path, digest: str,
-    tags: dict[str, str], alias: str | None, check_dir: Path,
+    src: Any,
+    dst: Any,
+    destination: str,
+    found: Any,
+    files: Path,
+    digest: str,
+    tags: dict[str, str],
+    alias: str | None,
+    check_dir: Path,
 ) -> CopiedVersion:
     from mlflow.exceptions import MlflowException
 
@@ -252,8 +285,11 @@ def _register_copy(
     created_model = False
     try:
         experiment_id = _experiment(dst, destination)
-        run = dst.create_run(experiment_id, run_name=f"{found.name}-v{found.version}",
-                             tags={k: v for k, v in tags.items() if v})
+        run = dst.create_run(
+            experiment_id,
+            run_name=f"{found.name}-v{found.version}",
+            tags={k: v for k, v in tags.items() if v},
+        )
         run_id = run.info.run_id
         _copy_run_data(src, found, dst, run_id)
         dst.log_artifacts(run_id, str(files), MODEL_DIR)
@@ -271,9 +307,12 @@ def _register_copy(
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         version = dst.create_model_version(
-            found.name, f"{run.info.artifact_uri}/{MODEL_DIR}", run_id=run_id,
+            found.name,
+            f"{run.info.artifact_uri}/{MODEL_DIR}",
+            run_id=run_id,
             tags={k: v for k, v in tags.items() if v},
-            description=found.description or None)
+            description=found.description or None,
+        )
         dst.set_terminated(run_id, "FINISHED")
     except Exception as exc:
         _undo(dst, run_id, found.name if created_model else None)
@@ -285,10 +324,16 @@ def _register_copy(
         ) from exc
     if alias:
         dst.set_registered_model_alias(found.name, alias, version.version)
-    log.info("copied models:/%s/%s to %s as version %s", found.name, found.version,
-             display_uri(destination), version.version)
-    return CopiedVersion(found.name, str(version.version), str(found.version), digest, True,
-                         run_id, destination)
+    log.info(
+        "copied models:/%s/%s to %s as version %s",
+        found.name,
+        found.version,
+        display_uri(destination),
+        version.version,
+    )
+    return CopiedVersion(
+        found.name, str(version.version), str(found.version), digest, True, run_id, destination
+    )
 
 
 def _copy_run_data(src: Any, found: Any, dst: Any, run_id: str) -> None:
@@ -301,15 +346,19 @@ def _copy_run_data(src: Any, found: Any, dst: Any, run_id: str) -> None:
     try:
         run = src.get_run(found.run_id)
     except MlflowException:
-        log.warning("run %s of models:/%s/%s is gone; copying the files only",
-                    found.run_id, found.name, found.version)
+        log.warning(
+            "run %s of models:/%s/%s is gone; copying the files only",
+            found.run_id,
+            found.name,
+            found.version,
+        )
         return
     params = [Param(k, v) for k, v in run.data.params.items()]
     metrics = [m for key in run.data.metrics for m in src.get_metric_history(found.run_id, key)]
     for start in range(0, max(len(params), 1), 100):
-        dst.log_batch(run_id, params=params[start:start + 100])
+        dst.log_batch(run_id, params=params[start : start + 100])
     for start in range(0, len(metrics), 1000):
-        dst.log_batch(run_id, metrics=metrics[start:start + 1000])
+        dst.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 def _undo(client: Any, run_id: str | None, model_name: str | None) -> None:
@@ -369,8 +418,9 @@ def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> 
         expected = run.data.tags[app_bundle.DIGEST_TAG]
         with tempfile.TemporaryDirectory(prefix="scanflow-app-") as tmp:
             try:
-                fetched = Path(client.download_artifacts(
-                    run.info.run_id, app_bundle.ARTIFACT_DIR, tmp))
+                fetched = Path(
+                    client.download_artifacts(run.info.run_id, app_bundle.ARTIFACT_DIR, tmp)
+                )
             except Exception as exc:
                 raise TrackingError(
                     f"cannot fetch the files of application {name!r} (run {run.info.run_id} "
@@ -382,13 +432,21 @@ def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> 
                     f"run {run.info.run_id} of application {name!r} on {display_uri(source)} "
                     f"stores no {SPEC_ARTIFACT} in its app files; nothing was written"
                 )
-            parse(spec.read_text(encoding="utf-8"),
-                  source=f"{display_uri(source)} run {run.info.run_id}")
+            parse(
+                spec.read_text(encoding="utf-8"),
+                source=f"{display_uri(source)} run {run.info.run_id}",
+            )
             files = app_bundle.restore(fetched, expected, dest_dir, force=force)
-    log.info("pulled application %s (run %s, %d files) to %s", name, run.info.run_id,
-             len(files), dest_dir)
-    return PulledApp(name, dest_dir / SPEC_ARTIFACT, run.info.run_id, source, expected,
-                     sorted(files))
+    log.info(
+        "pulled application %s (run %s, %d files) to %s",
+        name,
+        run.info.run_id,
+        len(files),
+        dest_dir,
+    )
+    return PulledApp(
+        name, dest_dir / SPEC_ARTIFACT, run.info.run_id, source, expected, sorted(files)
+    )
 
 
 def _latest_app_run(client: Any, source: str, name: str) -> Any:
@@ -403,7 +461,9 @@ def _latest_app_run(client: Any, source: str, name: str) -> Any:
     runs = client.search_runs(
         [experiment.experiment_id],
         f"tags.`scanflow.app` = '{name}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=50)
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    )
     runs = [r for r in runs if "scanflow.step" not in r.data.tags]
     if not runs:
         raise TrackingError(

@@ -105,8 +105,7 @@ def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwar
     flush()
     flavor = flavor or _guess_flavor(model)
     module = importlib.import_module(f"mlflow.{flavor}")
-    with _upload_errors(f"model {name!r}"), mlflow.start_run(run_id=current_run_id(),
-                                                              nested=True):
+    with _upload_errors(f"model {name!r}"), mlflow.start_run(run_id=current_run_id(), nested=True):
         info = module.log_model(model, name=name, **kwargs)
     _state["last_model_uri"] = info.model_uri
     return info.model_uri

@@ -38,7 +38,7 @@ class Registry:
         self.client().set_registered_model_alias("digits", alias, version)
 
 
-FLAKY = '''
+FLAKY = """
 import mlflow
 import numpy as np
 
@@ -52,9 +52,9 @@ class Flaky(mlflow.pyfunc.PythonModel):
 
 
 mlflow.models.set_model(Flaky())
-'''
+"""
 
-BROKEN = '''
+BROKEN = """
 import mlflow
 
 
@@ -64,7 +64,7 @@ class Broken(mlflow.pyfunc.PythonModel):
 
 
 mlflow.models.set_model(Broken())
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -101,23 +101,40 @@ def _build_registry(mlflow, root: Path, uri: str, X: np.ndarray, y: np.ndarray) 
         model = LogisticRegression(max_iter=500, random_state=0).fit(X, y)
     signature = infer_signature(X[:2], model.predict(X[:2]))
     with mlflow.start_run(experiment_id=exp):
-        info = mlflow.sklearn.log_model(model, name="model", signature=signature,
-                                        registered_model_name="digits")
+        info = mlflow.sklearn.log_model(
+            model, name="model", signature=signature, registered_model_name="digits"
+        )
         (root / "flaky.py").write_text(textwrap.dedent(FLAKY))
         (root / "broken.py").write_text(textwrap.dedent(BROKEN))
-        flaky = mlflow.pyfunc.log_model(name="flaky", python_model=str(root / "flaky.py"),
-                                        signature=signature, pip_requirements=["mlflow"])
-        broken = mlflow.pyfunc.log_model(name="broken", python_model=str(root / "broken.py"),
-                                         signature=signature, pip_requirements=["mlflow"])
+        flaky = mlflow.pyfunc.log_model(
+            name="flaky",
+            python_model=str(root / "flaky.py"),
+            signature=signature,
+            pip_requirements=["mlflow"],
+        )
+        broken = mlflow.pyfunc.log_model(
+            name="broken",
+            python_model=str(root / "broken.py"),
+            signature=signature,
+            pip_requirements=["mlflow"],
+        )
     client = mlflow.MlflowClient()
     v2 = str(mlflow.register_model(info.model_uri, "digits").version)  # same model, again
     v3 = str(mlflow.register_model(broken.model_uri, "digits").version)
     assert (v2, v3) == ("2", "3")
     client.set_registered_model_alias("digits", "champion", "1")
-    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri,
-                                                         dst_path=str(root / "local")))
-    return Registry(root=root, tracking_uri=uri, X=X, y=y, model_dir=model_dir,
-                    flaky_uri=flaky.model_uri, broken_version=v3)
+    model_dir = Path(
+        mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(root / "local"))
+    )
+    return Registry(
+        root=root,
+        tracking_uri=uri,
+        X=X,
+        y=y,
+        model_dir=model_dir,
+        flaky_uri=flaky.model_uri,
+        broken_version=v3,
+    )
 
 
 @dataclass
@@ -148,8 +165,12 @@ class Load:
                 sent = time.monotonic()
                 try:
                     r = http.post(self.url, json=self.body)
-                    rec = (sent, time.monotonic(), r.status_code,
-                           r.headers.get("x-model-version", ""))
+                    rec = (
+                        sent,
+                        time.monotonic(),
+                        r.status_code,
+                        r.headers.get("x-model-version", ""),
+                    )
                 except httpx.HTTPError as exc:
                     rec = (sent, time.monotonic(), -1, type(exc).__name__)
                 with self._lock:
@@ -171,15 +192,26 @@ class Load:
 
 
 def oip_body(rows: np.ndarray) -> dict:
-    return {"inputs": [{"name": "input-0", "shape": list(rows.shape), "datatype": "FP64",
-                        "data": rows.ravel().tolist()}]}
+    return {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(rows.shape),
+                "datatype": "FP64",
+                "data": rows.ravel().tolist(),
+            }
+        ]
+    }
 
 
 def scrape(http: httpx.Client) -> dict[str, float]:
     """The service's ``/metrics`` as ``{'name{labels}': value}``."""
     text = http.get("/metrics").text
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines() if line and not line.startswith("#")}
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
 
 
 @contextmanager
@@ -187,8 +219,11 @@ def small_disk(folder: Path, size: str = "256k", fill: bool = False) -> Iterator
     """A real small filesystem (tmpfs) mounted on ``folder``, full when ``fill``; the test is
     skipped where mounting is not permitted."""
     folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(folder)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.strip()}")
     try:

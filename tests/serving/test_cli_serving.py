@@ -28,10 +28,14 @@ def test_up_serves_the_declared_services_until_interrupted(registry, tmp_path):
     )
     out_file = tmp_path / "up.out"
     with out_file.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "scanflow.cli.main", "--app",
-                                 str(tmp_path), "up"], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scanflow.cli.main", "--app", str(tmp_path), "up"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri},
+        )
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/v2/health/ready").status_code == 200
@@ -39,13 +43,17 @@ def test_up_serves_the_declared_services_until_interrupted(registry, tmp_path):
                 return False
 
         wait_for(ready, 120, "the declared service")
-        r = httpx.post(f"http://127.0.0.1:{port}/v2/models/digits/infer",
-                       json=oip_body(registry.X[:3]))
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v2/models/digits/infer", json=oip_body(registry.X[:3])
+        )
         assert r.json()["outputs"][0]["data"] == registry.y[:3].tolist()
         assert (tmp_path / ".scanflow" / "serving" / "digits" / "server.log").is_file()
         assert not (tmp_path / ".scanflow" / "predictions" / "digits").exists()
-        wait_for(lambda: b"digits http://127.0.0.1:" in out_file.read_bytes(), 60,
-                 "up to report the service")
+        wait_for(
+            lambda: b"digits http://127.0.0.1:" in out_file.read_bytes(),
+            60,
+            "up to report the service",
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
@@ -77,12 +85,31 @@ def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, cap
     out_file = tmp_path / "serve.out"
     with out_file.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scanflow.cli.main", "serve", f"runs:/{run_id}/model",
-             "--name", "digits", "--port", str(port), "--max-workers", "2",
-             "--sample-rate", "0.5", "--tracking-uri", registry.tracking_uri,
-             "--state-dir", str(state)], stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "scanflow.cli.main",
+                "serve",
+                f"runs:/{run_id}/model",
+                "--name",
+                "digits",
+                "--port",
+                str(port),
+                "--max-workers",
+                "2",
+                "--sample-rate",
+                "0.5",
+                "--tracking-uri",
+                registry.tracking_uri,
+                "--state-dir",
+                str(state),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"{url}/v2/health/ready").status_code == 200
@@ -97,12 +124,22 @@ def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, cap
             assert main(["scale", url, "2"]) == 0
             assert "digits: 2 worker(s), 2 ready" in capsys.readouterr().out
             for i in range(400):
-                assert http.post("/invocations", json={"inputs": registry.X[i:i + 1].tolist()}
-                                 ).status_code == 200
+                assert (
+                    http.post(
+                        "/invocations", json={"inputs": registry.X[i : i + 1].tolist()}
+                    ).status_code
+                    == 200
+                )
             log = PredictionLog.for_service(state, "digits")
-            logged = wait_for(lambda: (n := scrape(http).get(
-                "scanflow_predictions_logged_total", 0)) and n == log.count() and n, 30,
-                "the logged counter to match the log")
+            logged = wait_for(
+                lambda: (
+                    (n := scrape(http).get("scanflow_predictions_logged_total", 0))
+                    and n == log.count()
+                    and n
+                ),
+                30,
+                "the logged counter to match the log",
+            )
     finally:
         proc.send_signal(signal.SIGTERM)  # drains: what was queued is written
         proc.wait(60)

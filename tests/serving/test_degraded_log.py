@@ -22,14 +22,21 @@ DROPPED = 'scanflow_predictions_dropped_total{reason="%s"}'
 
 def _serve(registry, state: Path, logging: PredictionLogging) -> ServiceProcess:
     service = Service("digits", model=str(registry.model_dir), log_predictions=logging)
-    return ServiceProcess(service, port=free_port(), state_dir=state,
-                          tracking_uri=registry.tracking_uri, log_file=state / "server.log")
+    return ServiceProcess(
+        service,
+        port=free_port(),
+        state_dir=state,
+        tracking_uri=registry.tracking_uri,
+        log_file=state / "server.log",
+    )
 
 
 def _post_all(proc: ServiceProcess, registry, n: int) -> list[httpx.Response]:
     with httpx.Client(base_url=proc.url, timeout=30) as http:
-        return [http.post("/v2/models/digits/infer", json=oip_body(registry.X[i:i + 1]))
-                for i in range(n)]
+        return [
+            http.post("/v2/models/digits/infer", json=oip_body(registry.X[i : i + 1]))
+            for i in range(n)
+        ]
 
 
 @pytest.fixture
@@ -47,8 +54,11 @@ def test_a_full_disk_drops_and_counts_samples_and_answers_every_request(registry
         assert [r.status_code for r in answers] == [200] * 30
         assert [r.json()["outputs"][0]["data"][0] for r in answers] == registry.y[:30].tolist()
         with httpx.Client(base_url=proc.url) as http:
-            metrics = wait_for(lambda: (m := scrape(http)).get(DROPPED % "write_error") == 30
-                               and m, 30, "30 records dropped for write errors")
+            metrics = wait_for(
+                lambda: (m := scrape(http)).get(DROPPED % "write_error") == 30 and m,
+                30,
+                "30 records dropped for write errors",
+            )
         assert metrics.get("scanflow_predictions_logged_total", 0.0) == 0.0
         assert "dropped" in (full_disk / "server.log").read_text()  # and the log says why
     finally:

@@ -21,13 +21,17 @@ pytestmark = pytest.mark.slow
 
 
 def _start(service: Service, registry, tmp_path, **kw) -> ServiceProcess:
-    return ServiceProcess(service, port=free_port(), state_dir=tmp_path,
-                          tracking_uri=registry.tracking_uri, log_file=tmp_path / "server.log",
-                          **kw)
+    return ServiceProcess(
+        service,
+        port=free_port(),
+        state_dir=tmp_path,
+        tracking_uri=registry.tracking_uri,
+        log_file=tmp_path / "server.log",
+        **kw,
+    )
 
 
-def test_a_model_uri_that_does_not_exist_leaves_the_service_up_but_not_ready(
-        registry, tmp_path):
+def test_a_model_uri_that_does_not_exist_leaves_the_service_up_but_not_ready(registry, tmp_path):
     proc = _start(Service("ghost", model="models:/no-such-model@champion"), registry, tmp_path)
     try:
         proc.wait_ready(120, model=False)
@@ -67,9 +71,12 @@ def test_a_model_that_raises_answers_500_and_the_server_stays_up(registry, tmp_p
 
 def test_sigkill_loses_at_most_the_flush_window_and_no_sealed_segment(registry, tmp_path):
     window = 0.1
-    service = Service("digits", model=str(registry.model_dir), workers=2,
-                      log_predictions=PredictionLogging(flush_interval_ms=window * 1000,
-                                                        segment_mb=0.02))
+    service = Service(
+        "digits",
+        model=str(registry.model_dir),
+        workers=2,
+        log_predictions=PredictionLogging(flush_interval_ms=window * 1000, segment_mb=0.02),
+    )
     proc = _start(service, registry, tmp_path)
     answered: list[tuple[str, float]] = []
     try:
@@ -81,8 +88,11 @@ def test_sigkill_loses_at_most_the_flush_window_and_no_sealed_segment(registry, 
             while i < 600 or time.monotonic() - started < 2.5:  # traffic right up to the kill
                 i += 1
                 rid = f"k-{i}"
-                r = http.post("/v2/models/digits/infer", json=oip_body(registry.X[i % 100:][:1]),
-                              headers={"x-request-id": rid})
+                r = http.post(
+                    "/v2/models/digits/infer",
+                    json=oip_body(registry.X[i % 100 :][:1]),
+                    headers={"x-request-id": rid},
+                )
                 assert r.status_code == 200
                 answered.append((rid, time.monotonic()))
         killed_at = time.monotonic()
@@ -109,8 +119,9 @@ def test_sigkill_loses_at_most_the_flush_window_and_no_sealed_segment(registry, 
 
 
 def test_the_backup_model_serves_while_the_model_cannot_be_loaded(registry, tmp_path):
-    service = Service("digits", model="models:/no-such-model@champion",
-                      backup_model=str(registry.model_dir))
+    service = Service(
+        "digits", model="models:/no-such-model@champion", backup_model=str(registry.model_dir)
+    )
     proc = _start(service, registry, tmp_path)
     try:
         proc.wait_ready(120)

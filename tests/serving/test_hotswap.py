@@ -18,8 +18,13 @@ def champion(registry, tmp_path_factory):
     registry.set_alias("champion", "1")
     state = tmp_path_factory.mktemp("state")
     service = Service("digits", model="models:/digits@champion", workers=2, poll_interval=0.2)
-    proc = ServiceProcess(service, port=free_port(), state_dir=state,
-                          tracking_uri=registry.tracking_uri, log_file=state / "server.log")
+    proc = ServiceProcess(
+        service,
+        port=free_port(),
+        state_dir=state,
+        tracking_uri=registry.tracking_uri,
+        log_file=state / "server.log",
+    )
     try:
         proc.wait_ready(120)
         wait_for(lambda: proc.client.status()["workers_ready"] == 2, 60, "two workers")
@@ -63,8 +68,11 @@ def test_alias_move_swaps_under_load_without_failures_or_going_back(champion, re
 def test_a_version_that_fails_to_load_keeps_the_old_one_and_says_why(champion, registry):
     proc, _ = champion
     registry.set_alias("champion", registry.broken_version)
-    status = wait_for(lambda: (s := proc.client.status())["last_error"] and s, 60,
-                      "the failed load to be reported")
+    status = wait_for(
+        lambda: (s := proc.client.status())["last_error"] and s,
+        60,
+        "the failed load to be reported",
+    )
     assert "cannot predict" in status["last_error"]
     assert status["model_version"] == "2" and status["ready"]
     r = proc.client._http.post("/v2/models/digits/infer", json=oip_body(registry.X[:1]))

@@ -34,8 +34,7 @@ def test_a_folder_without_mlmodel_is_a_clear_load_error(tmp_path):
 def test_a_model_failing_its_smoke_prediction_is_refused(registry):
     import mlflow
 
-    source = registry.client().get_model_version_download_uri("digits",
-                                                              registry.broken_version)
+    source = registry.client().get_model_version_download_uri("digits", registry.broken_version)
     path = mlflow.artifacts.download_artifacts(artifact_uri=source)
     with pytest.raises(ModelLoadError, match="failed its smoke prediction.*cannot predict"):
         load_model(path, name="digits", version=registry.broken_version)
@@ -43,15 +42,15 @@ def test_a_model_failing_its_smoke_prediction_is_refused(registry):
 
 def _run(batcher: Batcher, inputs: list[np.ndarray]):
     async def main():
-        return await asyncio.gather(*(batcher.predict(x) for x in inputs),
-                                    return_exceptions=True)
+        return await asyncio.gather(*(batcher.predict(x) for x in inputs), return_exceptions=True)
+
     return asyncio.run(main())
 
 
 def test_concurrent_requests_share_model_calls_and_get_their_own_rows(registry, direct):
     calls: list[tuple[int, int]] = []
     batcher = Batcher(lambda: direct, max_batch_size=64, on_batch=lambda n, r: calls.append((n, r)))
-    inputs = [registry.X[i:i + 1 + i % 3] for i in range(20)]  # 1 to 3 rows each
+    inputs = [registry.X[i : i + 1 + i % 3] for i in range(20)]  # 1 to 3 rows each
     results = _run(batcher, inputs)
     assert sum(n for n, _ in calls) == 20 and len(calls) == 1  # all in one model call
     for x, res in zip(inputs, results, strict=True):
@@ -62,19 +61,19 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_rows(registry, 
 def test_max_batch_size_caps_rows_per_call(registry, direct):
     calls: list[tuple[int, int]] = []
     batcher = Batcher(lambda: direct, max_batch_size=8, on_batch=lambda n, r: calls.append((n, r)))
-    _run(batcher, [registry.X[i:i + 2] for i in range(10)])  # 20 rows
+    _run(batcher, [registry.X[i : i + 2] for i in range(10)])  # 20 rows
     assert [r for _, r in calls] == [8, 8, 4]
 
 
 def test_batching_disabled_calls_the_model_once_per_request(registry, direct):
     calls: list[tuple[int, int]] = []
     batcher = Batcher(lambda: direct, enabled=False, on_batch=lambda n, r: calls.append((n, r)))
-    _run(batcher, [registry.X[i:i + 1] for i in range(5)])
+    _run(batcher, [registry.X[i : i + 1] for i in range(5)])
     assert calls == [(1, 1)] * 5
 
 
 def test_one_bad_request_fails_alone(registry, direct):
-    good = [registry.X[i:i + 1] for i in range(3)]
+    good = [registry.X[i : i + 1] for i in range(3)]
     bad = np.zeros((1, 3))  # wrong width: the estimator raises
     results = _run(Batcher(lambda: direct), [good[0], bad, good[1], good[2]])
     assert isinstance(results[1], RequestError) and results[1].status == 500
@@ -92,7 +91,7 @@ def test_slow_models_batch_in_a_thread(registry):
     pyfunc = load_model(registry.model_dir, name="digits", version="1", fast=False)
     calls: list[tuple[int, int]] = []
     batcher = Batcher(lambda: pyfunc, on_batch=lambda n, r: calls.append((n, r)))
-    inputs = [registry.X[i:i + 1] for i in range(12)]
+    inputs = [registry.X[i : i + 1] for i in range(12)]
     results = _run(batcher, inputs)
     assert [int(r.output[0]) for r in results] == list(pyfunc.predict(registry.X[:12]))
     assert sum(n for n, _ in calls) == 12 and len(calls) < 12

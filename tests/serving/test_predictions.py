@@ -21,8 +21,14 @@ from .conftest import small_disk
 
 
 def record(i: int) -> dict:
-    return {"ts": 1000.0 + i, "id": f"r{i}", "model_version": "1", "latency_ms": 0.5,
-            "inputs": np.full((1, 4), float(i)), "outputs": np.array([i])}
+    return {
+        "ts": 1000.0 + i,
+        "id": f"r{i}",
+        "model_version": "1",
+        "latency_ms": 0.5,
+        "inputs": np.full((1, 4), float(i)),
+        "outputs": np.array([i]),
+    }
 
 
 def test_records_roundtrip_with_numpy_values(tmp_path):
@@ -34,8 +40,9 @@ def test_records_roundtrip_with_numpy_values(tmp_path):
     assert [r["id"] for r in log.read()] == [f"r{i}" for i in range(5)]
     assert log.tail(2)[-1]["inputs"] == [[4.0, 4.0, 4.0, 4.0]]
     assert [r["id"] for r in log.read(since=1001.0, until=1003.0)] == ["r1", "r2"]
-    assert all(p.name.endswith(SEALED_SUFFIX) and not p.name.endswith(OPEN_SUFFIX)
-               for p in log.segments())  # close() seals the segment
+    assert all(
+        p.name.endswith(SEALED_SUFFIX) and not p.name.endswith(OPEN_SUFFIX) for p in log.segments()
+    )  # close() seals the segment
 
 
 def test_segments_rotate_and_the_folder_stays_under_its_limit(tmp_path):
@@ -65,8 +72,9 @@ def test_a_cursor_returns_only_new_records(tmp_path):
     writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=0.01))
     for i in range(3):
         writer.append(record(i))
-    first, cursor = wait_for(lambda: (r := log.read_new()) and len(r[0]) == 3 and r, 10,
-                             "three records")
+    first, cursor = wait_for(
+        lambda: (r := log.read_new()) and len(r[0]) == 3 and r, 10, "three records"
+    )
     for i in range(3, 5):
         writer.append(record(i))
     writer.close()
@@ -77,8 +85,11 @@ def test_a_cursor_returns_only_new_records(tmp_path):
 
 def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path):
     dropped: list[tuple[str, int]] = []
-    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=60, queue_size=10),
-                                 on_dropped=lambda reason, n: dropped.append((reason, n)))
+    writer = PredictionLogWriter(
+        tmp_path,
+        WriterOptions(flush_interval=60, queue_size=10),
+        on_dropped=lambda reason, n: dropped.append((reason, n)),
+    )
     for i in range(25):
         writer.append(record(i))
     assert writer.dropped == 15 and dropped == [("queue_full", 1)] * 15
@@ -89,8 +100,11 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path):
 def test_a_failing_disk_drops_and_counts(tmp_path):
     folder = tmp_path / "log"
     dropped: list[tuple[str, int]] = []
-    writer = PredictionLogWriter(folder, WriterOptions(flush_interval=0.01),
-                                 on_dropped=lambda reason, n: dropped.append((reason, n)))
+    writer = PredictionLogWriter(
+        folder,
+        WriterOptions(flush_interval=0.01),
+        on_dropped=lambda reason, n: dropped.append((reason, n)),
+    )
     shutil.rmtree(folder)  # every write now fails
     for i in range(3):
         writer.append(record(i))
@@ -134,14 +148,30 @@ def test_cli_reads_and_exports_a_log(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "r4" in shown and "r3" in shown and "r2" not in shown
     out = tmp_path / "window.parquet"
-    assert main(["predictions", "export", "--dir", str(folder), "--format", "parquet",
-                 "-O", str(out), "--since", "1001", "--until", "1003"]) == 0
+    assert (
+        main(
+            [
+                "predictions",
+                "export",
+                "--dir",
+                str(folder),
+                "--format",
+                "parquet",
+                "-O",
+                str(out),
+                "--since",
+                "1001",
+                "--until",
+                "1003",
+            ]
+        )
+        == 0
+    )
     assert "wrote 2 prediction(s)" in capsys.readouterr().out
     frame = pd.read_parquet(out)
     assert frame["id"].tolist() == ["r1", "r2"] and frame["model_version"].tolist() == ["1"] * 2
     lines = tmp_path / "all.jsonl"
-    assert main(["--app", str(tmp_path), "predictions", "export", "digits", "-O",
-                 str(lines)]) == 0
+    assert main(["--app", str(tmp_path), "predictions", "export", "digits", "-O", str(lines)]) == 0
     rows = [orjson.loads(line) for line in lines.read_bytes().splitlines()]
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(5)]
     assert rows[2]["inputs"] == [[2.0] * 4] and rows[2]["outputs"] == [2]
@@ -157,9 +187,22 @@ def test_tail_follow_prints_new_records_until_interrupted(tmp_path):
     wait_for(lambda: writer.written == 1, 10, "the first record")
     out = tmp_path / "tail.out"
     with out.open("wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "scanflow.cli.main", "predictions",
-                                 "tail", "--dir", str(tmp_path), "-f", "-o", "json"],
-                                stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scanflow.cli.main",
+                "predictions",
+                "tail",
+                "--dir",
+                str(tmp_path),
+                "-f",
+                "-o",
+                "json",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: b'"r0"' in out.read_bytes(), 60, "the existing record")
         writer.append(record(1))

@@ -20,10 +20,16 @@ from .conftest import Load, oip_body, scrape
 @pytest.fixture(scope="module")
 def server(registry, tmp_path_factory):
     state = tmp_path_factory.mktemp("state")
-    service = Service("digits", model="models:/digits/1", workers=2, max_workers=3,
-                      max_request_mb=1.0)
-    proc = ServiceProcess(service, port=free_port(), state_dir=state,
-                          tracking_uri=registry.tracking_uri, log_file=state / "server.log")
+    service = Service(
+        "digits", model="models:/digits/1", workers=2, max_workers=3, max_request_mb=1.0
+    )
+    proc = ServiceProcess(
+        service,
+        port=free_port(),
+        state_dir=state,
+        tracking_uri=registry.tracking_uri,
+        log_file=state / "server.log",
+    )
     try:
         proc.wait_ready(120)
         wait_for(lambda: proc.client.status()["workers_ready"] == 2, 60, "two workers")
@@ -49,15 +55,18 @@ def test_oip_infer_answers_like_the_model_in_process(server, registry):
 def test_invocations_speaks_mlflow_formats(server, registry):
     _, http, _ = server
     rows = registry.X[10:13]
-    split = {"dataframe_split": {"columns": [str(i) for i in range(64)],
-                                 "data": rows.tolist()}}
+    split = {"dataframe_split": {"columns": [str(i) for i in range(64)], "data": rows.tolist()}}
     for payload in ({"inputs": rows.tolist()}, {"instances": rows.tolist()}, split):
         r = http.post("/invocations", json=payload)
         assert r.status_code == 200, r.text
         assert r.json() == {"predictions": registry.y[10:13].tolist()}
         assert r.headers["x-model-version"] == "1"
-    csv = ",".join(str(i) for i in range(64)) + "\n" + "\n".join(
-        ",".join(str(v) for v in row) for row in rows) + "\n"
+    csv = (
+        ",".join(str(i) for i in range(64))
+        + "\n"
+        + "\n".join(",".join(str(v) for v in row) for row in rows)
+        + "\n"
+    )
     r = http.post("/invocations", content=csv, headers={"content-type": "text/csv"})
     assert r.json() == {"predictions": registry.y[10:13].tolist()}
 
@@ -80,20 +89,37 @@ def test_health_and_metadata(server):
     assert http.get("/v2").json()["name"] == "scanflow"
 
 
-@pytest.mark.parametrize(("path", "body", "status", "fragment"), [
-    ("/v2/models/nope/infer", oip_body(np.zeros((1, 64))), 404, "unknown model 'nope'"),
-    ("/v2/models/digits/infer", oip_body(np.zeros((1, 63))), 400, "expects [-1, 64]"),
-    ("/v2/models/digits/infer",
-     {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "INT64", "data": [0] * 64}]},
-     400, "datatype INT64 but the model expects FP64"),
-    ("/v2/models/digits/infer",
-     {"inputs": [{"name": "a", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64},
-                 {"name": "b", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]},
-     400, "takes one input tensor"),
-    ("/invocations", {"inputs": [[0.0] * 64], "instances": [[0.0] * 64]}, 400, "exactly one"),
-    ("/v2/models/digits/versions/7/infer", oip_body(np.zeros((1, 64))), 404,
-     "version '7' of 'digits' is not served; this service serves version '1'"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "status", "fragment"),
+    [
+        ("/v2/models/nope/infer", oip_body(np.zeros((1, 64))), 404, "unknown model 'nope'"),
+        ("/v2/models/digits/infer", oip_body(np.zeros((1, 63))), 400, "expects [-1, 64]"),
+        (
+            "/v2/models/digits/infer",
+            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "INT64", "data": [0] * 64}]},
+            400,
+            "datatype INT64 but the model expects FP64",
+        ),
+        (
+            "/v2/models/digits/infer",
+            {
+                "inputs": [
+                    {"name": "a", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64},
+                    {"name": "b", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64},
+                ]
+            },
+            400,
+            "takes one input tensor",
+        ),
+        ("/invocations", {"inputs": [[0.0] * 64], "instances": [[0.0] * 64]}, 400, "exactly one"),
+        (
+            "/v2/models/digits/versions/7/infer",
+            oip_body(np.zeros((1, 64))),
+            404,
+            "version '7' of 'digits' is not served; this service serves version '1'",
+        ),
+    ],
+)
 def test_bad_requests_get_clear_errors(server, path, body, status, fragment):
     _, http, _ = server
     r = http.post(path, json=body)
@@ -101,20 +127,30 @@ def test_bad_requests_get_clear_errors(server, path, body, status, fragment):
     assert fragment in r.text
 
 
-@pytest.mark.parametrize(("content", "fragment"), [
-    (b"", "empty request body"),
-    (b"{not json", "not valid JSON"),
-    (b'{"inputs": [{"name": "i", "shape": [1, 64], "datatype": "FP64", "data": [NaN]}]}',
-     "NaN and Infinity"),
-    (b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [Infinity]}]}',
-     "NaN and Infinity"),
-    (b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [1e999]}]}',
-     "NaN and Infinity"),
-])
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "empty request body"),
+        (b"{not json", "not valid JSON"),
+        (
+            b'{"inputs": [{"name": "i", "shape": [1, 64], "datatype": "FP64", "data": [NaN]}]}',
+            "NaN and Infinity",
+        ),
+        (
+            b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [Infinity]}]}',
+            "NaN and Infinity",
+        ),
+        (
+            b'{"inputs": [{"name": "i", "shape": [1, 1], "datatype": "FP64", "data": [1e999]}]}',
+            "NaN and Infinity",
+        ),
+    ],
+)
 def test_bodies_that_are_not_requests(server, content, fragment):
     _, http, _ = server
-    r = http.post("/v2/models/digits/infer", content=content,
-                  headers={"content-type": "application/json"})
+    r = http.post(
+        "/v2/models/digits/infer", content=content, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and fragment in r.json()["error"]
 
 
@@ -136,7 +172,7 @@ def test_bodies_over_the_limit_get_413(server):
 def test_metrics_cover_requests_batches_version_and_workers(server, registry):
     _, http, _ = server
     for i in range(5):
-        http.post("/v2/models/digits/infer", json=oip_body(registry.X[i:i + 1]))
+        http.post("/v2/models/digits/infer", json=oip_body(registry.X[i : i + 1]))
     http.post("/v2/models/digits/infer", content=b"")
     lines = scrape(http)
     assert lines['scanflow_requests_total{code="200",endpoint="infer"}'] >= 5
@@ -172,8 +208,11 @@ def test_live_scaling_under_load_drops_nothing(server, registry):
     assert len(load.result.records) > 300
     assert load.result.failures == []
     # with no load, every worker's queue is soon reported empty, whichever worker answers
-    wait_for(lambda: all(scrape(http)["scanflow_queue_depth"] == 0 for _ in range(4)), 10,
-             "an empty queue on every worker")
+    wait_for(
+        lambda: all(scrape(http)["scanflow_queue_depth"] == 0 for _ in range(4)),
+        10,
+        "an empty queue on every worker",
+    )
 
 
 def test_scaling_outside_the_bounds_is_refused(server):
@@ -190,22 +229,48 @@ def test_predictions_are_logged_and_readable(server, registry, capsys):
     proc, http, state = server
     ids = [f"log-{i}" for i in range(20)]
     for i, rid in enumerate(ids):
-        http.post("/v2/models/digits/infer", json=oip_body(registry.X[i:i + 1]),
-                  headers={"x-request-id": rid})
+        http.post(
+            "/v2/models/digits/infer",
+            json=oip_body(registry.X[i : i + 1]),
+            headers={"x-request-id": rid},
+        )
     log = PredictionLog.for_service(state, "digits")
-    found = wait_for(lambda: {r["id"]: r for r in log.read() if r["id"] in ids}
-                     if len([r for r in log.read() if r["id"] in ids]) == 20 else None,
-                     10, "20 logged predictions")
+    found = wait_for(
+        lambda: (
+            {r["id"]: r for r in log.read() if r["id"] in ids}
+            if len([r for r in log.read() if r["id"] in ids]) == 20
+            else None
+        ),
+        10,
+        "20 logged predictions",
+    )
     rec = found["log-3"]
     assert rec["model_version"] == "1" and rec["endpoint"] == "infer"
     assert rec["inputs"] == registry.X[3:4].tolist() and rec["outputs"] == [int(registry.y[3])]
     assert rec["latency_ms"] > 0
-    assert main(["predictions", "tail", "digits", "--dir", str(log.directory), "-n", "3",
-                 "-o", "json"]) == 0
+    assert (
+        main(
+            ["predictions", "tail", "digits", "--dir", str(log.directory), "-n", "3", "-o", "json"]
+        )
+        == 0
+    )
     assert "model_version" in capsys.readouterr().out
     out = state / "export.csv"
-    assert main(["predictions", "export", "--dir", str(log.directory), "--format", "csv",
-                 "-O", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predictions",
+                "export",
+                "--dir",
+                str(log.directory),
+                "--format",
+                "csv",
+                "-O",
+                str(out),
+            ]
+        )
+        == 0
+    )
     import pandas as pd
 
     frame = pd.read_csv(out)

@@ -61,9 +61,16 @@ def trained_model() -> tuple[Any, Any]:
     return model, X[600:610]
 
 
-def log_and_register(uri: str, name: str, model: Any, *, experiment: str = "train",
-                     team: str | None = None, params: dict[str, str] | None = None,
-                     metrics: dict[str, float] | None = None) -> tuple[str, str]:
+def log_and_register(
+    uri: str,
+    name: str,
+    model: Any,
+    *,
+    experiment: str = "train",
+    team: str | None = None,
+    params: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+) -> tuple[str, str]:
     """Log ``model`` as MLflow model files in a new run on ``uri`` and register it.
 
     Returns ``(run_id, version)``. Uses MlflowClient only, so no global MLflow state leaks.
@@ -76,8 +83,11 @@ def log_and_register(uri: str, name: str, model: Any, *, experiment: str = "trai
     location = None
     if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-    experiment_id = (found.experiment_id if found else
-                     client.create_experiment(experiment, artifact_location=location))
+    experiment_id = (
+        found.experiment_id
+        if found
+        else client.create_experiment(experiment, artifact_location=location)
+    )
     tags = {"scanflow.team": team} if team else {}
     run = client.create_run(experiment_id, tags=tags)
     run_id = run.info.run_id
@@ -108,8 +118,9 @@ def predict_with(uri: str, name: str, version: str, rows: Any) -> list[int]:
 
     location = MlflowClient(uri).get_model_version_download_uri(name, version)
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp,
-                                                    tracking_uri=uri)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=tmp, tracking_uri=uri
+        )
         return [int(p) for p in mlflow.pyfunc.load_model(local).predict(rows)]
 
 

@@ -130,11 +130,20 @@ if sys.argv[1] == "sigterm":
 @pytest.mark.parametrize("mode, exit_code", [("exit", 0), ("raise", 1), ("sigterm", 143)])
 def test_everything_logged_is_sent_when_the_step_ends(store, mode, exit_code) -> None:
     run_id = new_run(store)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store[0], "MLFLOW_RUN_ID": run_id,
-           "PYTHONPATH": str(REPO)}
-    step = subprocess.Popen([sys.executable, "-c", textwrap.dedent(STEP), mode], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store[0],
+        "MLFLOW_RUN_ID": run_id,
+        "PYTHONPATH": str(REPO),
+    }
+    step = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(STEP), mode],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if mode == "sigterm":
         assert step.stdout.readline().strip() == "logged"
         step.send_signal(signal.SIGTERM)

@@ -82,8 +82,9 @@ def test_up_without_keys_names_the_variables(app_dir, monkeypatch) -> None:
     assert "Traceback" not in out
 
 
-def test_up_with_wrong_keys_is_refused_and_starts_nothing(app_dir, external_s3,
-                                                          monkeypatch) -> None:
+def test_up_with_wrong_keys_is_refused_and_starts_nothing(
+    app_dir, external_s3, monkeypatch
+) -> None:
     wrong = "not-the-secret-" + "x" * 20
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", external_s3["keys"].s3_access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
@@ -96,8 +97,9 @@ def test_up_with_wrong_keys_is_refused_and_starts_nothing(app_dir, external_s3,
     assert TrackerStack(load_project(app_dir, check_files=False)).status().down
 
 
-def test_stack_stores_artifacts_in_the_external_endpoint(app_dir, external_s3, s3_keys,
-                                                         trained_model, monkeypatch) -> None:
+def test_stack_stores_artifacts_in_the_external_endpoint(
+    app_dir, external_s3, s3_keys, trained_model, monkeypatch
+) -> None:
     code, out = run_cli(app_dir, "up", "--timeout", "180")
     assert code == 0, out
     assert "seaweedfs" not in out, "no S3 store of its own"

@@ -83,12 +83,23 @@ def world(make_app, trained_model, tmp_path_factory):
     (project.base_dir / "steps.py").write_text(textwrap.dedent(STEPS))
     stack = TrackerStack(project)
     uri = stack.up().status.uri
-    run_id, _ = log_and_register(uri, "clf", trained_model[0], team="vision-team",
-                                 params={"C": "1.0"}, metrics={"accuracy": 0.91})
-    yield {"stack": stack, "uri": uri, "central": central, "run_id": run_id,
-           "team_b": sqlite_tracker(others / "team-b"), "app_dir": project.base_dir}
+    run_id, _ = log_and_register(
+        uri,
+        "clf",
+        trained_model[0],
+        team="vision-team",
+        params={"C": "1.0"},
+        metrics={"accuracy": 0.91},
+    )
+    yield {
+        "stack": stack,
+        "uri": uri,
+        "central": central,
+        "run_id": run_id,
+        "team_b": sqlite_tracker(others / "team-b"),
+        "app_dir": project.base_dir,
+    }
     stack.down()
-
 
 
 def versions(uri: str, name: str) -> list[str]:
@@ -116,13 +127,16 @@ def test_publish_copies_files_params_metrics_and_lineage(world, trained_model, t
 
 def test_publish_twice_makes_one_copy(world) -> None:
     run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", "central")
-    code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to",
-                    world["central"])
+    code, out = run_cli(world["app_dir"], "publish", "models:/clf/1", "--to", world["central"])
     assert code == 0 and "already on" in out and "nothing copied" in out
     assert versions(world["central"], "clf") == ["1"]
     runs = MlflowClient(world["central"]).search_runs(
-        [MlflowClient(world["central"]).get_experiment_by_name(
-            "scanflow-shared-models").experiment_id])
+        [
+            MlflowClient(world["central"])
+            .get_experiment_by_name("scanflow-shared-models")
+            .experiment_id
+        ]
+    )
     assert len(runs) == 1
 
 
@@ -151,21 +165,21 @@ def test_aliases_move_only_when_asked(world, trained_model) -> None:
     _, v2 = log_and_register(world["uri"], "clf", other, team="vision-team")
     run_cli(world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central")
     assert central.get_model_version_by_alias("clf", "champion").version == 1
-    code, out = run_cli(world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central",
-                    "--alias", "champion")
+    code, out = run_cli(
+        world["app_dir"], "publish", f"models:/clf/{v2}", "--to", "central", "--alias", "champion"
+    )
     assert code == 0 and "alias 'champion' -> version 2" in out
     assert central.get_model_version_by_alias("clf", "champion").version == 2
     assert versions(world["central"], "clf") == ["1", "2"]
 
 
-def test_pull_registers_a_verified_copy_in_postgres_and_the_bucket(
-    world, trained_model
-) -> None:
+def test_pull_registers_a_verified_copy_in_postgres_and_the_bucket(world, trained_model) -> None:
     model, rows = trained_model
     log_and_register(world["team_b"], "partner", model, team="team-b")
     copy_model_version(world["team_b"], world["central"], "partner", "1", team="team-b")
-    code, out = run_cli(world["app_dir"], "pull", "models:/partner/1", "--from", "central",
-                    "--alias", "candidate")
+    code, out = run_cli(
+        world["app_dir"], "pull", "models:/partner/1", "--from", "central", "--alias", "candidate"
+    )
     assert code == 0, out
     stack = world["stack"]
     status, creds = stack.status(), stack.credentials()
@@ -177,13 +191,13 @@ def test_pull_registers_a_verified_copy_in_postgres_and_the_bucket(
         rows_pg = conn.execute(
             "SELECT v.version, t.value FROM model_versions v JOIN model_version_tags t "
             "ON t.name = v.name AND t.version = v.version "
-            "WHERE v.name = 'partner' AND t.key = 'scanflow.digest'").fetchall()
+            "WHERE v.name = 'partner' AND t.key = 'scanflow.digest'"
+        ).fetchall()
     assert rows_pg == [(int(pulled.version), pulled.tags["scanflow.digest"])]
     bucket = s3_client(status.s3_endpoint, creds.s3_access_key, creds.s3_secret_key)
     keys = [o["Key"] for o in bucket.list_objects_v2(Bucket="mlflow")["Contents"]]
     assert any(pulled.run_id in k and k.endswith("model/MLmodel") for k in keys)
-    assert predict_with(world["uri"], "partner", pulled.version, rows) == list(
-        model.predict(rows))
+    assert predict_with(world["uri"], "partner", pulled.version, rows) == list(model.predict(rows))
     code, out = run_cli(world["app_dir"], "pull", "models:/partner/1", "--from", "central")
     assert code == 0 and "nothing copied" in out
     assert versions(world["uri"], "partner") == [str(pulled.version)]
@@ -197,8 +211,9 @@ def test_pull_refuses_a_digest_mismatch(world, trained_model) -> None:
     stored = central.get_model_version_download_uri("tampered", "1")
     target = Path(stored.removeprefix("file://")) / "MLmodel"
     target.write_text(target.read_text() + "\n# changed after publishing\n")
-    code, out = run_cli(world["app_dir"], "pull", "models:/tampered/1", "--from", "central",
-                    "--alias", "champion")
+    code, out = run_cli(
+        world["app_dir"], "pull", "models:/tampered/1", "--from", "central", "--alias", "champion"
+    )
     assert code == 1
     assert "was refused" in out and "scanflow.digest" in out
     with pytest.raises(DigestMismatchError):
@@ -236,9 +251,13 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, tmp_pat
     run = LocalEngine(project).run("train")
     assert run.status == "failed" and "crash" in (run.error or "")
     client = MlflowClient(world["uri"])
-    steps = {r.data.tags["scanflow.step"]: r for r in client.search_runs(
-        [client.get_experiment_by_name("vision").experiment_id],
-        f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'")}
+    steps = {
+        r.data.tags["scanflow.step"]: r
+        for r in client.search_runs(
+            [client.get_experiment_by_name("vision").experiment_id],
+            f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'",
+        )
+    }
     fit, crash = steps["fit"].info.run_id, steps["crash"].info.run_id
     history = client.get_metric_history(fit, "loss")
     assert [m.step for m in history] == list(range(1000))
@@ -246,16 +265,19 @@ def test_workflow_steps_log_everything_and_the_spec_can_be_pulled(world, tmp_pat
     assert len(client.get_metric_history(crash, "partial")) == 500
     registered = client.get_model_version_by_alias("from-workflow", "newest")
     assert registered.run_id == fit
-    copied = copy_model_version(world["uri"], world["central"], "from-workflow",
-                                str(registered.version))
+    copied = copy_model_version(
+        world["uri"], world["central"], "from-workflow", str(registered.version)
+    )
     files = MlflowClient(world["central"]).get_model_version_download_uri(
-        "from-workflow", copied.version)
+        "from-workflow", copied.version
+    )
     assert (Path(files.removeprefix("file://")) / "MLmodel").is_file()
     ok_spec = project.app.to_yaml()
     client.set_terminated(run.mlflow_run_id, "FINISHED")  # pull takes finished runs
     dest = tmp_path / "pulled"
-    code, out = run_cli(world["app_dir"], "pull", "app:vision", "--from", world["uri"],
-                    "--dest", str(dest))
+    code, out = run_cli(
+        world["app_dir"], "pull", "app:vision", "--from", world["uri"], "--dest", str(dest)
+    )
     assert code == 0, out
     assert (dest / "scanflow.yaml").read_text() == ok_spec
     assert (dest / "steps.py").read_text() == textwrap.dedent(STEPS)  # through the S3 store
@@ -275,8 +297,9 @@ def test_s3_store_down_while_a_step_uploads_a_model_registers_nothing(world) -> 
         project = load_project(world["app_dir"])
         run = LocalEngine(project).run("upload", use_cache=False)
         assert run.status == "failed"
-        log = next((world["app_dir"] / ".scanflow" / "runs" / run.id / "steps" / "upload")
-                   .rglob("*.log")).read_text()
+        log = next(
+            (world["app_dir"] / ".scanflow" / "runs" / run.id / "steps" / "upload").rglob("*.log")
+        ).read_text()
         assert "TrackingError: uploading model 'model' to the tracker" in log, log[-2000:]
         assert "artifact store may be down" in log and "Nothing was registered" in log
         client = MlflowClient(world["uri"])

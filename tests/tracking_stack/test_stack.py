@@ -39,7 +39,6 @@ def stack(make_app):
     stack.down()
 
 
-
 def listening_addresses(pid: int) -> set[str]:
     process = psutil.Process(pid)
     found = set()
@@ -94,11 +93,17 @@ def test_credentials_are_private_and_never_printed(stack) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     for private in ("pgpass", "s3-identities.json"):
         assert (stack.paths.root / private).stat().st_mode & 0o777 == 0o600
-    outputs = [run_cli(stack.project.base_dir, "status")[1],
-               run_cli(stack.project.base_dir, "up")[1],
-               run_cli(stack.project.base_dir, "status", "-o", "json")[1]]
-    secrets = [creds.postgres_admin_password, creds.postgres_password, creds.s3_access_key,
-               creds.s3_secret_key]
+    outputs = [
+        run_cli(stack.project.base_dir, "status")[1],
+        run_cli(stack.project.base_dir, "up")[1],
+        run_cli(stack.project.base_dir, "status", "-o", "json")[1],
+    ]
+    secrets = [
+        creds.postgres_admin_password,
+        creds.postgres_password,
+        creds.s3_access_key,
+        creds.s3_secret_key,
+    ]
     for text in outputs:
         for secret in secrets:
             assert secret not in text
@@ -121,11 +126,23 @@ def test_wrong_credentials_and_anonymous_requests_are_refused(stack) -> None:
 
     status, creds = stack.status(), stack.credentials()
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host="127.0.0.1", port=status.ports["postgres"], user="mlflow",
-                        password="wrong", dbname="mlflow", connect_timeout=5)
+        psycopg.connect(
+            host="127.0.0.1",
+            port=status.ports["postgres"],
+            user="mlflow",
+            password="wrong",
+            dbname="mlflow",
+            connect_timeout=5,
+        )
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host="127.0.0.1", port=status.ports["postgres"], user="scanflow",
-                        password=creds.postgres_password, dbname="postgres", connect_timeout=5)
+        psycopg.connect(
+            host="127.0.0.1",
+            port=status.ports["postgres"],
+            user="scanflow",
+            password=creds.postgres_password,
+            dbname="postgres",
+            connect_timeout=5,
+        )
     wrong = s3_client(status.s3_endpoint, creds.s3_access_key, "not-the-secret")
     with pytest.raises(ClientError, match="SignatureDoesNotMatch"):
         wrong.list_objects_v2(Bucket="mlflow")
@@ -134,8 +151,12 @@ def test_wrong_credentials_and_anonymous_requests_are_refused(stack) -> None:
         unknown.list_objects_v2(Bucket="mlflow")
     import boto3
 
-    anonymous = boto3.client("s3", endpoint_url=status.s3_endpoint, region_name="us-east-1",
-                             config=Config(signature_version=UNSIGNED))
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=status.s3_endpoint,
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED),
+    )
     with pytest.raises(ClientError, match="AccessDenied"):
         anonymous.list_objects_v2(Bucket="mlflow")
     with pytest.raises(ClientError, match="AccessDenied"):
@@ -147,11 +168,18 @@ def test_runs_and_models_land_in_postgres_and_the_bucket(stack, trained_model) -
 
     status, creds = stack.status(), stack.credentials()
     assert "AWS_SECRET_ACCESS_KEY" not in os.environ  # clients need no S3 keys
-    run_id, version = log_and_register(status.uri, "digits", trained_model[0], team="vision",
-                                       params={"C": "1.0"}, metrics={"accuracy": 0.93})
+    run_id, version = log_and_register(
+        status.uri,
+        "digits",
+        trained_model[0],
+        team="vision",
+        params={"C": "1.0"},
+        metrics={"accuracy": 0.93},
+    )
     with stack.postgres().admin_connection(status.ports["postgres"], "mlflow") as conn:
-        metric = conn.execute("SELECT key, value FROM metrics WHERE run_uuid = %s",
-                              [run_id]).fetchall()
+        metric = conn.execute(
+            "SELECT key, value FROM metrics WHERE run_uuid = %s", [run_id]
+        ).fetchall()
         versions = conn.execute("SELECT name, version, run_id FROM model_versions").fetchall()
     assert metric == [("accuracy", 0.93)]
     assert ("digits", int(version), run_id) in versions
@@ -186,8 +214,11 @@ def test_down_when_nothing_runs_says_so(make_app) -> None:
 def test_postgres_missing_is_a_clear_error_and_starts_nothing(make_app, monkeypatch) -> None:
     project = make_app(SPEC, "nopg")
     monkeypatch.setenv("SCANFLOW_PG_BIN", "/nonexistent/postgresql/bin")
-    with pytest.raises(TrackingError, match=r"initdb, postgres\) not found in /nonexistent.*"
-                       r"Debian package 'postgresql'"):
+    with pytest.raises(
+        TrackingError,
+        match=r"initdb, postgres\) not found in /nonexistent.*"
+        r"Debian package 'postgresql'",
+    ):
         TrackerStack(project).up()
     assert TrackerStack(project).status().down
 
@@ -195,8 +226,9 @@ def test_postgres_missing_is_a_clear_error_and_starts_nothing(make_app, monkeypa
 def test_postgres_failing_to_start_names_the_cause(make_app) -> None:
     project = make_app(SPEC, "badpg")
     stack = TrackerStack(project)
-    cluster = PostgresCluster(stack.paths.postgres_data, stack.paths.log("postgres"),
-                              stack.credentials())
+    cluster = PostgresCluster(
+        stack.paths.postgres_data, stack.paths.log("postgres"), stack.credentials()
+    )
     cluster.init()
     with open(stack.paths.postgres_data / "postgresql.conf", "a") as conf:
         conf.write("\nshared_buffers = 'a lot'\n")
@@ -210,10 +242,13 @@ def test_install_script_reports_postgres_it_cannot_install(tmp_path) -> None:
     fake_bin = tmp_path / "bin"  # a fake apt-get (package installs cannot be made to fail)
     fake_bin.mkdir()
     (fake_bin / "apt-get").write_text(
-        "#!/bin/sh\necho 'E: Unable to locate package postgresql' >&2\nexit 100\n")
+        "#!/bin/sh\necho 'E: Unable to locate package postgresql' >&2\nexit 100\n"
+    )
     (fake_bin / "apt-get").chmod(0o755)
     done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "install_postgres.sh")], capture_output=True, text=True,
+        ["bash", str(REPO / "scripts" / "install_postgres.sh")],
+        capture_output=True,
+        text=True,
         env={"PATH": f"{fake_bin}:/usr/bin:/bin", "SCANFLOW_PG_ROOT": str(tmp_path / "none")},
         timeout=60,
     )
@@ -278,4 +313,5 @@ def test_up_picks_another_port_when_its_last_one_was_taken(stack) -> None:
         project = stack.project
         assert tracking_uri(project.app, project.base_dir) == result.status.uri
         assert MlflowClient(result.status.uri).get_experiment(experiment).name == (
-            "kept-across-ports")
+            "kept-across-ports"
+        )

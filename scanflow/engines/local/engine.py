@@ -456,8 +456,7 @@ class LocalEngine:
         else:
             ctx.mlflow_parent = tracking.start_run(ctx.run.id, tags, ctx.run.parameters, None)
         # the files the run needs to run again, taken before any step can change them
-        ctx.app_bundle = tracking.snapshot_app(ctx.app, ctx.run.spec,
-                                               Path(ctx.run.run_dir) / "app")
+        ctx.app_bundle = tracking.snapshot_app(ctx.app, ctx.run.spec, Path(ctx.run.run_dir) / "app")
         for name, step in ctx.steps.items():
             if step.status in DONE_OK:
                 continue
@@ -486,8 +485,12 @@ class LocalEngine:
             "engine_pid": None,
         }
         if ctx.tracking is not None:
-            ctx.tracking.finish_run(ctx.mlflow_parent, status, text={"scanflow.yaml": ctx.run.spec},
-                                    bundle=ctx.app_bundle)
+            ctx.tracking.finish_run(
+                ctx.mlflow_parent,
+                status,
+                text={"scanflow.yaml": ctx.run.spec},
+                bundle=ctx.app_bundle,
+            )
             ctx.tracking.close()
             try:
                 fields["mlflow_run_id"] = ctx.mlflow_parent.result(timeout=0)

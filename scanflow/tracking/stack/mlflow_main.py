@@ -21,8 +21,9 @@ from typing import Any, NoReturn
 DB_WAIT_ENV = "SCANFLOW_DB_WAIT"
 
 
-def _serve_here(command: Sequence[str], extra_env: dict[str, str] | None = None,
-                **_: Any) -> NoReturn:
+def _serve_here(
+    command: Sequence[str], extra_env: dict[str, str] | None = None, **_: Any
+) -> NoReturn:
     os.environ.update(extra_env or {})
     if list(command[1:3]) == ["-m", "uvicorn"]:
         import uvicorn.main

@@ -20,8 +20,12 @@ from scanflow.tracking.stack.processes import ProcessRecord, log_tail, spawn, st
 
 # MLflow 3 starts a job-worker pool unless this is false (name checked in mlflow 3.17).
 JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
-_DROPPED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID",
-                "MLFLOW_EXPERIMENT_NAME")
+_DROPPED_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+)
 
 
 @dataclass(frozen=True)
@@ -46,33 +50,52 @@ def write_pgpass(path: Path, password: str) -> None:
     write_private(path, f"{HOST}:*:{DATABASE}:{DB_USER}:{password}\n")
 
 
-def start(port: int, pg_port: int, pgpass: Path, s3: S3Target, workers: int,
-          log_path: Path, db_timeout: float = 180.0) -> ProcessRecord:
+def start(
+    port: int,
+    pg_port: int,
+    pgpass: Path,
+    s3: S3Target,
+    workers: int,
+    log_path: Path,
+    db_timeout: float = 180.0,
+) -> ProcessRecord:
     """Start the server on ``127.0.0.1:port``; returns at once (see :func:`wait_ready`).
 
     The server imports MLflow, then waits up to ``db_timeout`` seconds for its database,
     so PostgreSQL may still be starting when this is called.
     """
     argv = [
-        sys.executable, "-m", "scanflow.tracking.stack.mlflow_main",
-        "--backend-store-uri", backend_uri(pg_port),
-        "--artifacts-destination", f"s3://{s3.bucket}",
-        "--host", HOST, "--port", str(port), "--workers", str(workers),
-        "--uvicorn-opts", "--no-access-log",
+        sys.executable,
+        "-m",
+        "scanflow.tracking.stack.mlflow_main",
+        "--backend-store-uri",
+        backend_uri(pg_port),
+        "--artifacts-destination",
+        f"s3://{s3.bucket}",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--uvicorn-opts",
+        "--no-access-log",
     ]
     env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
-    env.update({
-        JOB_EXECUTION_ENV: "false",
-        "PGPASSFILE": str(pgpass),
-        "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_RETRY_MODE": "standard",
-        "AWS_MAX_ATTEMPTS": "2",
-        "PYTHONUNBUFFERED": "1",
-        DB_WAIT_ENV: str(db_timeout),
-    })
+    env.update(
+        {
+            JOB_EXECUTION_ENV: "false",
+            "PGPASSFILE": str(pgpass),
+            "MLFLOW_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_RETRY_MODE": "standard",
+            "AWS_MAX_ATTEMPTS": "2",
+            "PYTHONUNBUFFERED": "1",
+            DB_WAIT_ENV: str(db_timeout),
+        }
+    )
     return spawn("mlflow", argv, log_path=log_path, env=env, cwd=log_path.parent)
 
 
@@ -86,8 +109,13 @@ def wait_ready(record: ProcessRecord, port: int, timeout: float) -> None:
             f"{record.log_path} ends with:\n{log_tail(record.log_path)}"
         )
 
-    wait_until(lambda: answers_http(url) == 200, timeout=timeout, what="the MLflow server",
-               watch=record, on_timeout=fail)
+    wait_until(
+        lambda: answers_http(url) == 200,
+        timeout=timeout,
+        what="the MLflow server",
+        watch=record,
+        on_timeout=fail,
+    )
 
 
 def stop_server(record: ProcessRecord) -> bool:

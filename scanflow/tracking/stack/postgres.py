@@ -43,6 +43,7 @@ def find_bin_dir() -> Path:
     if os.environ.get(ENV_BIN):
         candidates = [Path(os.environ[ENV_BIN])]
     else:
+
         def version(path: Path) -> tuple[int, ...]:
             return tuple(int(n) for n in re.findall(r"\d+", path.parent.name)) or (0,)
 
@@ -104,14 +105,28 @@ class PostgresCluster:
         if self.user is not None:
             self._hand_over([self.data_dir, pwfile])
         argv = [
-            str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", ADMIN_USER,
-            "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
-            "--no-sync", "--no-instructions",
+            str(bin_dir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            ADMIN_USER,
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            "--no-instructions",
         ]
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, cwd=self.data_dir, env=_server_env(),
-                timeout=120, **self._as_user(),
+                argv,
+                capture_output=True,
+                text=True,
+                cwd=self.data_dir,
+                env=_server_env(),
+                timeout=120,
+                **self._as_user(),
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -132,8 +147,14 @@ class PostgresCluster:
         argv = [str(bin_dir / "postgres"), "-D", str(self.data_dir)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
-        return spawn("postgres", argv, log_path=self.log_path, env=_server_env(),
-                     cwd=self.data_dir, user=self.user)
+        return spawn(
+            "postgres",
+            argv,
+            log_path=self.log_path,
+            env=_server_env(),
+            cwd=self.data_dir,
+            user=self.user,
+        )
 
     def wait_ready(self, record: ProcessRecord, port: int, timeout: float) -> None:
         """Block until the server accepts the admin's login; a clear error if it exits."""
@@ -144,8 +165,13 @@ class PostgresCluster:
                 f"{self.log_path} ends with:\n{log_tail(self.log_path)}"
             )
 
-        wait_until(lambda: self._can_login(port), timeout=timeout, what="PostgreSQL",
-                   watch=record, on_timeout=fail)
+        wait_until(
+            lambda: self._can_login(port),
+            timeout=timeout,
+            what="PostgreSQL",
+            watch=record,
+            on_timeout=fail,
+        )
 
     def ensure_database(self, port: int) -> None:
         """Create (or update) the MLflow role and database; the role owns only its database."""
@@ -155,22 +181,37 @@ class PostgresCluster:
             conn.autocommit = True
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [DB_USER]).fetchone()
             verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
-            conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
-                verb, sql.Identifier(DB_USER), sql.Literal(self.credentials.postgres_password)))
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                [DATABASE]).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(DATABASE), sql.Identifier(DB_USER)))
-                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
-                    sql.Identifier(DATABASE)))
+            conn.execute(
+                sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                    verb, sql.Identifier(DB_USER), sql.Literal(self.credentials.postgres_password)
+                )
+            )
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
+            ).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(DATABASE), sql.Identifier(DB_USER)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+                        sql.Identifier(DATABASE)
+                    )
+                )
 
     def admin_connection(self, port: int, dbname: str = "postgres"):  # noqa: ANN201
         """A psycopg connection as the cluster's admin (use as a context manager)."""
         import psycopg
 
-        return psycopg.connect(host=HOST, port=port, user=ADMIN_USER, dbname=dbname,
-                               password=self.credentials.postgres_admin_password,
-                               connect_timeout=3)
+        return psycopg.connect(
+            host=HOST,
+            port=port,
+            user=ADMIN_USER,
+            dbname=dbname,
+            password=self.credentials.postgres_admin_password,
+            connect_timeout=3,
+        )
 
     # -- helpers ---------------------------------------------------------------------
     def _can_login(self, port: int) -> bool:

@@ -65,8 +65,14 @@ def spawn(
         extra = {"user": user, "group": _group_of(user), "extra_groups": []}
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True, **extra,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **extra,
         )
     # The Popen object is dropped on purpose: the stack is managed through PIDs, across
     # CLI invocations; subprocess reaps the child if it ends while we still run.
@@ -89,8 +95,13 @@ def stop(
         return False
     _signal(record, sig, group)
     if not _wait_dead(record, grace):
-        log.info("%s (pid %d) still runs %.0fs after %s; killing it",
-                    record.name, record.pid, grace, sig.name)
+        log.info(
+            "%s (pid %d) still runs %.0fs after %s; killing it",
+            record.name,
+            record.pid,
+            grace,
+            sig.name,
+        )
         _signal(record, signal.SIGKILL, group)
         _wait_dead(record, 10.0)
     return True

@@ -73,21 +73,36 @@ class SeaweedStore:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_identities()
         argv = [
-            binary, "server", f"-dir={self.data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}",
-            f"-master.port={ports.master}", f"-master.port.grpc={ports.master + 10000}",
-            f"-volume.port={ports.volume}", f"-volume.port.grpc={ports.volume + 10000}",
-            "-filer", f"-filer.port={ports.filer}", f"-filer.port.grpc={ports.filer + 10000}",
-            "-s3", f"-s3.port={ports.s3}", f"-s3.port.grpc={ports.s3 + 10000}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={self.config_path}",
+            binary,
+            "server",
+            f"-dir={self.data_dir}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            f"-master.port={ports.master}",
+            f"-master.port.grpc={ports.master + 10000}",
+            f"-volume.port={ports.volume}",
+            f"-volume.port.grpc={ports.volume + 10000}",
+            "-filer",
+            f"-filer.port={ports.filer}",
+            f"-filer.port.grpc={ports.filer + 10000}",
+            "-s3",
+            f"-s3.port={ports.s3}",
+            f"-s3.port.grpc={ports.s3 + 10000}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={self.config_path}",
             f"-filer.localSocket={self.data_dir / 'filer.sock'}",
             f"-s3.localSocket={self.data_dir / 's3.sock'}",
             # no usage reports; a single master that restarts elects itself in ~1 s, not ~12 s
-            "-master.telemetry=false", "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
+            "-master.telemetry=false",
+            "-master.electionTimeout=1s",
+            "-volume.preStopSeconds=0",
         ]
         return spawn("seaweedfs", argv, log_path=self.log_path, cwd=self.data_dir)
 
-    def wait_ready(self, record: ProcessRecord, ports: WeedPorts, bucket: str,
-                   timeout: float) -> None:
+    def wait_ready(
+        self, record: ProcessRecord, ports: WeedPorts, bucket: str, timeout: float
+    ) -> None:
         """Block until the S3 gateway answers and ``bucket`` exists."""
 
         def fail(reason: str) -> TrackingError:
@@ -97,24 +112,39 @@ class SeaweedStore:
             )
 
         url = s3_endpoint(ports)
-        wait_until(lambda: answers_http(url + "/"), timeout=timeout, what="the S3 gateway",
-                   watch=record, on_timeout=fail)
-        wait_until(lambda: self._bucket_ready(url, bucket), timeout=timeout,
-                   what=f"bucket {bucket!r}", watch=record, on_timeout=fail)
+        wait_until(
+            lambda: answers_http(url + "/"),
+            timeout=timeout,
+            what="the S3 gateway",
+            watch=record,
+            on_timeout=fail,
+        )
+        wait_until(
+            lambda: self._bucket_ready(url, bucket),
+            timeout=timeout,
+            what=f"bucket {bucket!r}",
+            watch=record,
+            on_timeout=fail,
+        )
 
     def _write_identities(self) -> None:
         identity = {
             "name": "scanflow",
-            "credentials": [{"accessKey": self.credentials.s3_access_key,
-                             "secretKey": self.credentials.s3_secret_key}],
+            "credentials": [
+                {
+                    "accessKey": self.credentials.s3_access_key,
+                    "secretKey": self.credentials.s3_secret_key,
+                }
+            ],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         write_private(self.config_path, json.dumps({"identities": [identity]}, indent=2))
 
     def _bucket_ready(self, url: str, bucket: str) -> bool:
         try:
-            ensure_bucket(url, bucket, self.credentials.s3_access_key,
-                          self.credentials.s3_secret_key)
+            ensure_bucket(
+                url, bucket, self.credentials.s3_access_key, self.credentials.s3_secret_key
+            )
         except TrackingError as exc:
             log.debug("bucket not ready yet: %s", exc)
             return False
@@ -139,10 +169,20 @@ def s3_client(endpoint: str, access_key: str, secret_key: str):  # noqa: ANN201
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3,
-                    read_timeout=30, s3={"addressing_style": "path"})
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
-                        aws_secret_access_key=secret_key, region_name="us-east-1", config=config)
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"},
+        connect_timeout=3,
+        read_timeout=30,
+        s3={"addressing_style": "path"},
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+        config=config,
+    )
 
 
 def ensure_bucket(endpoint: str, bucket: str, access_key: str, secret_key: str) -> None:

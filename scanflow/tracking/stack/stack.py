@@ -103,10 +103,16 @@ class TrackerStack:
         running = {name: bool(r and r.alive()) for name, r in records.items()}
         alive = [r for n, r in records.items() if r is not None and running[n]]
         return StackStatus(
-            uri=state.uri, components=records, running=running, ports=dict(state.ports),
-            memory=resident_memory(alive), s3_endpoint=state.s3_endpoint, bucket=state.bucket,
+            uri=state.uri,
+            components=records,
+            running=running,
+            ports=dict(state.ports),
+            memory=resident_memory(alive),
+            s3_endpoint=state.s3_endpoint,
+            bucket=state.bucket,
             start_seconds=state.start_seconds,
-            credentials_file=str(self.paths.credentials) if self.paths.credentials.exists()
+            credentials_file=str(self.paths.credentials)
+            if self.paths.credentials.exists()
             else None,
         )
 
@@ -116,8 +122,9 @@ class TrackerStack:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         with self._locked():
             state = StackState.load(self.paths.state)
-            running = {n: r for n, r in state.processes.items()
-                       if n in self.components and r.alive()}
+            running = {
+                n: r for n, r in state.processes.items() if n in self.components and r.alive()
+            }
             if set(running) == set(self.components):
                 if port is not None and port != state.ports.get("mlflow"):
                     raise TrackingError(
@@ -156,12 +163,14 @@ class TrackerStack:
 
     def postgres(self) -> PostgresCluster:
         """The stack's PostgreSQL cluster."""
-        return PostgresCluster(self.paths.postgres_data, self.paths.log("postgres"),
-                               self.credentials())
+        return PostgresCluster(
+            self.paths.postgres_data, self.paths.log("postgres"), self.credentials()
+        )
 
     # -- starting ----------------------------------------------------------------------
-    def _start(self, state: StackState, running: dict[str, ProcessRecord], port: int | None,
-               timeout: float) -> list[str]:
+    def _start(
+        self, state: StackState, running: dict[str, ProcessRecord], port: int | None, timeout: float
+    ) -> list[str]:
         if "postgres" not in running:
             find_bin_dir()  # fail before starting anything when PostgreSQL is missing
             server_user()
@@ -186,8 +195,14 @@ class TrackerStack:
             if "mlflow" not in running:
                 mlflow_server.write_pgpass(self.paths.pgpass, creds.postgres_password)
                 started["mlflow"] = mlflow_server.start(
-                    state.ports["mlflow"], state.ports["postgres"], self.paths.pgpass, s3,
-                    self.tracker.workers, self.paths.log("mlflow"), db_timeout=timeout)
+                    state.ports["mlflow"],
+                    state.ports["postgres"],
+                    self.paths.pgpass,
+                    s3,
+                    self.tracker.workers,
+                    self.paths.log("mlflow"),
+                    db_timeout=timeout,
+                )
             if "postgres" not in running:
                 if not cluster.initialized:
                     cluster.init()
@@ -211,8 +226,9 @@ class TrackerStack:
         state.s3_endpoint, state.bucket = s3.endpoint, s3.bucket
         return list(started)
 
-    def _choose_ports(self, state: StackState, running: dict[str, ProcessRecord],
-                      requested: int | None) -> None:
+    def _choose_ports(
+        self, state: StackState, running: dict[str, ProcessRecord], requested: int | None
+    ) -> None:
         ports = state.ports
         if "mlflow" not in running:
             wanted = requested or self.tracker.port
@@ -252,8 +268,12 @@ class TrackerStack:
     def _s3_target(self, state: StackState, creds: Credentials) -> mlflow_server.S3Target:
         bucket = self.tracker.s3_bucket
         if "seaweedfs" in self.components:
-            return mlflow_server.S3Target(s3_endpoint(self._weed_ports(state)), bucket,
-                                          creds.s3_access_key, creds.s3_secret_key)
+            return mlflow_server.S3Target(
+                s3_endpoint(self._weed_ports(state)),
+                bucket,
+                creds.s3_access_key,
+                creds.s3_secret_key,
+            )
         key, secret = os.environ.get(ENV_S3_KEY), os.environ.get(ENV_S3_SECRET)
         if not key or not secret:
             raise TrackingError(
@@ -271,8 +291,9 @@ class TrackerStack:
         records = {n: r for n in STOP_ORDER if (r := state.processes.get(n)) is not None}
         first = [n for n in records if n != "postgres"]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            done = dict(zip(first, pool.map(lambda n: self._stop(n, records[n], state), first),
-                            strict=True))
+            done = dict(
+                zip(first, pool.map(lambda n: self._stop(n, records[n], state), first), strict=True)
+            )
         if "postgres" in records:
             done["postgres"] = self._stop("postgres", records["postgres"], state)
         return [records[n] for n in STOP_ORDER if done.get(n)]

@@ -76,8 +76,11 @@ class StackState:
     def save(self, path: Path) -> None:
         """Write atomically (readers never see half a file)."""
         data = {
-            "ports": self.ports, "uri": self.uri, "s3_endpoint": self.s3_endpoint,
-            "bucket": self.bucket, "start_seconds": self.start_seconds,
+            "ports": self.ports,
+            "uri": self.uri,
+            "s3_endpoint": self.s3_endpoint,
+            "bucket": self.bucket,
+            "start_seconds": self.start_seconds,
             "processes": {k: v.to_dict() for k, v in self.processes.items()},
         }
         path.parent.mkdir(parents=True, exist_ok=True)
