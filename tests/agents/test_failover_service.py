@@ -233,8 +233,10 @@ def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_b
 
     records = traffic.records
     assert MlflowRegistry(uri).alias_version("m", "champion") == "1"
-    # before the primary failed every request was answered, by the primary
-    assert {(c, v) for s, c, v in records if s < marks["fail"]} == {(200, "1")}
+    # before the primary failed every request was answered, by the primary (one client
+    # posting in turn: only the last request sent before the flag may meet the failure)
+    before = [(c, v) for s, c, v in records if s < marks["fail"]]
+    assert set(before[:-1]) == {(200, "1")} and before[-1] in {(200, "1"), (500, "1")}
     # it failed (500s) until the backup took over; from then on nothing failed
     assert any(c == 500 for s, c, v in records if marks["fail"] <= s < marks["backup"])
     first_backup = min(s for s, c, v in records if v == "2")
