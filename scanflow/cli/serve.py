@@ -78,6 +78,13 @@ def serve(
     state_dir: Annotated[
         Path | None, typer.Option(help="Where logs and caches go (default: <app>/.scanflow)")
     ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            help="Require the application's token (<state-dir>/token or $SCANFLOW_TOKEN) "
+            "on POST /admin/*; --no-auth leaves them open"
+        ),
+    ] = True,
     spec_json: Annotated[str | None, typer.Option(hidden=True)] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
@@ -112,12 +119,16 @@ def serve(
         port=port,
         state_dir=state_dir or _state_dir(ctx, proj),
         tracking_uri=_tracking(tracking_uri, proj, _app_dir(ctx)),
+        auth=auth,
     )
+    from scanflow.auth import app_token
     from scanflow.serving.resolve import parse_uri
     from scanflow.serving.supervisor import exec_supervisor
 
     parse_uri(service.model)  # a malformed URI is an error now, not a service never ready
     _check_port(host, port)
+    if auth:
+        app_token(options.state_dir)  # made now; an unreadable one is an error here
     exec_supervisor(options, log_level)
 
 
@@ -204,27 +215,58 @@ def up(
 
 
 def scale(
+    ctx: typer.Context,
     url: Annotated[str, typer.Argument(help="Service URL, e.g. http://127.0.0.1:8080")],
     workers: Annotated[int, typer.Argument(help="Worker processes wanted")],
     wait: Annotated[bool, typer.Option(help="Return once the pool has settled")] = True,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="The service's admin token (default: $SCANFLOW_TOKEN, else <app>/.scanflow/token)"
+        ),
+    ] = None,
 ) -> None:
     """Grow or shrink a running service's workers without dropping requests."""
     import httpx
 
     from scanflow.serving.client import ServingClient
+    from scanflow.serving.errors import Unauthorized
 
+    token, source = _admin_token(ctx, token)
     try:
-        with ServingClient(url) as client:
+        with ServingClient(url, token=token) as client:
             status = client.scale(workers, wait=wait)
     except httpx.HTTPError as exc:
         raise ScanflowError(
             f"cannot reach the service at {url}: {exc}; is it running "
             "(scanflow serve / scanflow up) and is the URL right?"
         ) from None
+    except Unauthorized:
+        raise ScanflowError(
+            f"the service at {url} refused to scale: {source}; pass the application's token "
+            "with --token, set $SCANFLOW_TOKEN, or point --app at the application folder "
+            "whose .scanflow/token the service uses"
+        ) from None
     console.print(
         f"{status['service']}: {status['workers']} worker(s), "
         f"{status['workers_ready']} ready, model {status['model_version']}"
     )
+
+
+def _admin_token(ctx: typer.Context, given: str | None) -> tuple[str | None, str]:
+    """The token to send and where it came from (for errors; never the token itself)."""
+    from scanflow.auth import TOKEN_ENV, app_token, token_path
+
+    if given:
+        return given, "the token given with --token is wrong"
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV], f"the token in ${TOKEN_ENV} is wrong"
+    state_dir = _app_dir(ctx).resolve() / ".scanflow"
+    path = token_path(state_dir)
+    found = app_token(state_dir, create=False)
+    if found is None:
+        return None, f"no token was sent (no --token, ${TOKEN_ENV} unset, no file {path})"
+    return found, f"the token in {path} is not this service's"
 
 
 # -- predictions ------------------------------------------------------------------------

@@ -8,7 +8,9 @@ Endpoints (all JSON):
 - MLflow scoring: ``POST /invocations``, ``GET /ping``, ``/health``, ``/version``;
 - ``GET /metrics`` (Prometheus, all workers);
 - admin: ``GET /admin/status``, ``POST /admin/workers`` (``{"workers": n}``),
-  ``POST /admin/refresh`` (look at the registry now).
+  ``POST /admin/refresh`` (look at the registry now). The two POSTs act on the service, so
+  they require ``Authorization: Bearer <token>`` with the application's token
+  (:mod:`scanflow.auth`) and answer 401 without it; everything else is open.
 
 The prediction endpoints are the hot path, so routing is a dict lookup rather than a
 framework router; every answer carries ``x-model-version`` and ``x-request-id``.
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from scanflow.auth import UNAUTHORIZED, authorized
 from scanflow.serving import invocations, oip
 from scanflow.serving.batcher import Batcher, Result
 from scanflow.serving.errors import RequestError
@@ -57,6 +60,7 @@ class ServingApp:
         prediction_log: PredictionLogWriter | None = None,
         sample_rate: float = 1.0,
         control: Callable[[str, dict[str, Any]], Awaitable[Any]] | None = None,
+        token: str | None = None,
         not_ready_reason: Callable[[], str] = lambda: "the model is still loading",
     ) -> None:
         self.name = name
@@ -68,6 +72,7 @@ class ServingApp:
         self.prediction_log = prediction_log
         self.sample_rate = sample_rate
         self.control = control
+        self.token = token
         self.not_ready_reason = not_ready_reason
         self._rid_prefix = f"{random.getrandbits(32):08x}-"
         self._rid = 0
@@ -339,11 +344,24 @@ class ServingApp:
     async def _admin_post(
         self, scope: dict[str, Any], receive: Receive, send: Send, path: str
     ) -> None:
+        headers = dict(scope["headers"])
+        if not authorized(headers.get(b"authorization"), self.token):
+            client = scope.get("client") or ("?", 0)
+            logger.warning(
+                "refused POST %s from %s: %s",
+                path,
+                client[0],
+                "wrong token" if headers.get(b"authorization") else "no token",
+            )
+            await _json(
+                send, 401, {"error": UNAUTHORIZED}, extra=[(b"www-authenticate", b"Bearer")]
+            )
+            return
         if self.control is None:
             await _json(send, 404, {"error": "no supervisor: admin endpoints are off"})
             return
         try:
-            body = await self._read_body(dict(scope["headers"]), receive)
+            body = await self._read_body(headers, receive)
             params = orjson.loads(body) if body.strip() else {}
             if not isinstance(params, dict):
                 raise RequestError("the body must be a JSON object")
@@ -374,8 +392,14 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _json(send: Send, status: int, data: Any, version: str | None = None) -> None:
-    extra = [(b"x-model-version", version.encode())] if version else None
+async def _json(
+    send: Send,
+    status: int,
+    data: Any,
+    version: str | None = None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    extra = [*(extra or []), *([(b"x-model-version", version.encode())] if version else [])]
     await _send(send, status, orjson.dumps(data, default=str), JSON, extra)
 
 

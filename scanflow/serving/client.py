@@ -1,8 +1,9 @@
 """A small HTTP client for a running service: predict, status, live scaling, refresh.
 
-This is the API agents call to scale a service or to ask it to look at the registry::
+This is the API agents call to scale a service or to ask it to look at the registry.
+Scaling and refreshing need the application's token (:mod:`scanflow.auth`)::
 
-    client = ServingClient("http://127.0.0.1:8080")
+    client = ServingClient("http://127.0.0.1:8080", token=app_token(".scanflow"))
     client.scale(3, wait=True)       # grow to 3 workers, return once they serve
     client.status()["model_version"]
 """
@@ -13,15 +14,16 @@ from typing import Any
 
 import httpx
 
-from scanflow.serving.errors import ServingError
+from scanflow.auth import bearer
+from scanflow.serving.errors import ServingError, Unauthorized
 
 
 class ServingClient:
-    """Talks to one service's HTTP port."""
+    """Talks to one service's HTTP port; ``token`` is sent as ``Authorization: Bearer``."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=bearer(token))
 
     def close(self) -> None:
         self._http.close()
@@ -39,7 +41,8 @@ class ServingClient:
             data = {"error": response.text}
         if response.status_code >= 400:
             message = data.get("error") or data.get("message") if isinstance(data, dict) else data
-            raise ServingError(
+            error = Unauthorized if response.status_code == 401 else ServingError
+            raise error(
                 f"{response.request.method} {response.request.url} answered "
                 f"{response.status_code}: {message}"
             )

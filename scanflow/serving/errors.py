@@ -9,6 +9,10 @@ class ServingError(ScanflowError):
     """A service could not be started or configured as asked."""
 
 
+class Unauthorized(ServingError):
+    """A service refused an admin call because the token was missing or wrong (HTTP 401)."""
+
+
 class RequestError(ScanflowError):
     """A prediction request was refused; ``status`` is the HTTP status to answer with, and
     ``version`` the model version that raised (when a model answered with an error)."""

@@ -43,6 +43,7 @@ class ServeOptions:
     drain_timeout: float = 30.0  # seconds a retiring worker may take to finish its requests
     stage_timeout: float = 120.0  # seconds every worker has to load a new version
     keep_alive: float = 5.0  # idle keep-alive connections close after this
+    auth: bool = True  # POST /admin/* require the application's token (scanflow.auth)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
@@ -58,6 +59,7 @@ class ServeOptions:
             "drain_timeout": self.drain_timeout,
             "stage_timeout": self.stage_timeout,
             "keep_alive": self.keep_alive,
+            "auth": self.auth,
         }
 
     @classmethod

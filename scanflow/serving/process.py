@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from scanflow.auth import TOKEN_ENV, app_token
 from scanflow.serving.client import ServingClient
 from scanflow.serving.errors import ServingError
 from scanflow.spec.model import Service
@@ -21,6 +22,7 @@ def serve_command(
     host: str = "127.0.0.1",
     state_dir: str | Path | None = None,
     tracking_uri: str | None = None,
+    auth: bool = True,
 ) -> list[str]:
     """The ``scanflow serve`` command line that runs ``service``."""
     cmd = [
@@ -42,11 +44,17 @@ def serve_command(
         cmd += ["--state-dir", str(state_dir)]
     if tracking_uri:
         cmd += ["--tracking-uri", tracking_uri]
+    if not auth:
+        cmd.append("--no-auth")
     return cmd
 
 
 class ServiceProcess:
-    """A service running in a child process, stopped by its PID."""
+    """A service running in a child process, stopped by its PID.
+
+    Its ``client`` carries the application's token (``$SCANFLOW_TOKEN`` in ``env`` or the
+    environment, else ``<state_dir>/token``, made now when missing), so it may scale.
+    """
 
     def __init__(
         self,
@@ -58,22 +66,34 @@ class ServiceProcess:
         tracking_uri: str | None = None,
         log_file: str | Path | None = None,
         env: dict[str, str] | None = None,
+        auth: bool = True,
     ) -> None:
         self.service = service
         self.url = f"http://{host}:{port}"
+        # the child's default state folder is the current one's .scanflow, as here
+        self.state_dir = Path(state_dir if state_dir is not None else ".scanflow").resolve()
+        env = {**os.environ, **(env or {})}
+        self.token: str | None = None
+        if auth:  # read (or made) before the child starts: both then use the same token
+            self.token = env.get(TOKEN_ENV) or app_token(self.state_dir)
         self.log_file = Path(log_file) if log_file else None
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             serve_command(
-                service, port=port, host=host, state_dir=state_dir, tracking_uri=tracking_uri
+                service,
+                port=port,
+                host=host,
+                state_dir=self.state_dir,
+                tracking_uri=tracking_uri,
+                auth=auth,
             ),
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env=env,
         )
         if out is not subprocess.DEVNULL:
             out.close()
-        self.client = ServingClient(self.url)
+        self.client = ServingClient(self.url, token=self.token)
 
     @property
     def pid(self) -> int:

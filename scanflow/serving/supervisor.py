@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanflow.auth import TOKEN_ENV, app_token, token_path
+from scanflow.errors import ScanflowError
 from scanflow.serving import metrics as metrics_mod
 from scanflow.serving.control import SupervisorEnd
 from scanflow.serving.errors import ModelLoadError, ServingError
@@ -110,6 +112,7 @@ class Supervisor:
         self._wake_r, self._wake_w = socket.socketpair()
         metrics_mod.prepare_dir(options.metrics_dir)
         self.metrics = metrics_mod.get()
+        self.token = app_token(options.state_dir) if options.auth else None
 
     # -- public API (called from the loop: admin RPCs end up here) -------------------
     def scale(self, workers: int) -> dict[str, Any]:
@@ -170,12 +173,13 @@ class Supervisor:
         self.metrics.workers_target.set(self.target)
         self._maintain_pool()
         logger.info(
-            "serving %s (%s) on http://%s:%d with %d worker(s)",
+            "serving %s (%s) on http://%s:%d with %d worker(s); admin calls %s",
             self.service.name,
             self.service.model,
             self.options.host,
             self.options.port,
             self.target,
+            self._auth_note(),
         )
         while True:
             timeout = TICK
@@ -195,6 +199,14 @@ class Supervisor:
         self._cleanup()
         logger.info("service %s stopped", self.service.name)
         return 0
+
+    def _auth_note(self) -> str:
+        """Where the admin token comes from (never the token itself)."""
+        if self.token is None:
+            return "are OPEN (auth off)"
+        if os.environ.get(TOKEN_ENV):
+            return f"need the token in ${TOKEN_ENV}"
+        return f"need the token in {token_path(self.options.state_dir)}"
 
     def _bind(self) -> None:
         sock = socket.socket(socket.AF_INET6 if ":" in self.options.host else socket.AF_INET)
@@ -574,6 +586,7 @@ class Supervisor:
             model=dict(self.current) if self.current else None,
             lean=self._lean,
             reason=self.last_error or "the model is still loading",
+            token=self.token,
         )
         env = {
             "MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would only hold freed memory
@@ -741,7 +754,7 @@ def main() -> int:
     options = ServeOptions.from_json(json.loads(os.environ.pop(ENV_OPTIONS)))
     try:
         return Supervisor(options).run()
-    except ServingError as exc:
+    except ScanflowError as exc:
         logger.error("%s", exc)
         return exc.exit_code
 

@@ -36,6 +36,7 @@ class WorkerSetup:
     model: dict[str, Any] | None = None  # {"gen", "path", "version"} to load before serving
     lean: bool = False
     reason: str = "the model is still loading"
+    token: str | None = None  # what POST /admin/* require; None: admin calls are open
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_env(self) -> str:
@@ -44,7 +45,7 @@ class WorkerSetup:
 
 def main() -> int:
     """Entry point of ``python -m scanflow.serving.worker``."""
-    setup = WorkerSetup(**json.loads(os.environ[ENV_SETUP]))
+    setup = WorkerSetup(**json.loads(os.environ.pop(ENV_SETUP)))  # holds the token: not inherited
     if setup.lean:
         from scanflow.serving import lean
 
@@ -180,6 +181,7 @@ async def _serve(setup: WorkerSetup) -> int:
         prediction_log=writer,
         sample_rate=float(plog.get("sample_rate", 1.0)),
         control=control.call,
+        token=setup.token,
         not_ready_reason=lambda: state["reason"],
     )
     config = uvicorn.Config(

@@ -76,12 +76,13 @@ def test_serve_refuses_a_malformed_uri_and_a_busy_port(registry, capsys):
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
-def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, capsys):
+def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, capsys, monkeypatch):
     from scanflow.cli.main import main
     from scanflow.serving.predictions import PredictionLog
 
     run_id = registry.client().get_model_version("digits", "1").run_id
-    port, state = free_port(), tmp_path / "state"
+    app = tmp_path / "app"
+    port, state = free_port(), app / ".scanflow"
     out_file = tmp_path / "serve.out"
     with out_file.open("wb") as out:
         proc = subprocess.Popen(
@@ -121,8 +122,12 @@ def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, cap
             r = http.post("/v2/models/digits/infer", json=oip_body(registry.X[:3]))
             assert r.json()["outputs"][0]["data"] == registry.y[:3].tolist()
             assert r.headers["x-model-version"] == f"run-{run_id[:12]}"
-            assert main(["scale", url, "2"]) == 0
-            assert "digits: 2 worker(s), 2 ready" in capsys.readouterr().out
+            token = (state / "token").read_text().strip()  # made by scanflow serve
+            assert (state / "token").stat().st_mode & 0o777 == 0o600
+            _scale_needs_the_token(main, capsys, monkeypatch, url, app, tmp_path, token)
+            assert main(["--app", str(app), "scale", url, "2"]) == 0
+            out, err = capsys.readouterr()
+            assert "digits: 2 worker(s), 2 ready" in out and token not in out + err
             for i in range(400):
                 assert (
                     http.post(
@@ -144,8 +149,44 @@ def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, cap
         proc.send_signal(signal.SIGTERM)  # drains: what was queued is written
         proc.wait(60)
     assert proc.returncode == 0, out_file.read_text()
+    assert token not in out_file.read_text()
     # about half of the 401 requests are logged (binomial: 140..260 is +-6 sd)
     assert logged <= log.count() and 140 <= log.count() <= 260
+
+
+def _scale_needs_the_token(main, capsys, monkeypatch, url, app, elsewhere, token) -> None:
+    """scanflow scale refused with a wrong or missing token: a clear error, nothing changed."""
+    import httpx
+
+    from scanflow.auth import TOKEN_ENV
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    cases = [
+        (
+            ["--app", str(app), "scale", url, "2", "--token", "wrong"],
+            "the token given with --token is wrong",
+        ),
+        (
+            ["--app", str(elsewhere), "scale", url, "2"],
+            f"no token was sent (no --token, ${TOKEN_ENV} unset, no file "
+            f"{elsewhere / '.scanflow' / 'token'})",
+        ),
+    ]
+    for args, reason in cases:
+        assert main(args) == 1
+        out, err = capsys.readouterr()
+        assert f"the service at {url} refused to scale: {reason}" in err
+        assert "pass the application's token with --token, set $SCANFLOW_TOKEN" in err
+        assert "Traceback" not in err and token not in out + err
+    monkeypatch.setenv(TOKEN_ENV, "also-wrong")  # the variable wins over --app's file
+    assert main(["--app", str(app), "scale", url, "2"]) == 1
+    assert f"the token in ${TOKEN_ENV} is wrong" in capsys.readouterr().err
+    capsys.readouterr()
+    assert httpx.get(f"{url}/admin/status").json()["workers_target"] == 1  # nothing changed
+    monkeypatch.setenv(TOKEN_ENV, token)
+    assert main(["--app", str(elsewhere), "scale", url, "2"]) == 0  # right token, any folder
+    monkeypatch.delenv(TOKEN_ENV)
+    assert httpx.get(f"{url}/admin/status").json()["workers_target"] == 2
 
 
 def test_cli_errors_without_tracebacks(tmp_path, capsys):

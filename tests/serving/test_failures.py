@@ -32,7 +32,9 @@ def _start(service: Service, registry, tmp_path, **kw) -> ServiceProcess:
 
 
 def test_a_model_uri_that_does_not_exist_leaves_the_service_up_but_not_ready(registry, tmp_path):
-    proc = _start(Service("ghost", model="models:/no-such-model@champion"), registry, tmp_path)
+    proc = _start(
+        Service("ghost", model="models:/no-such-model@champion"), registry, tmp_path, auth=False
+    )
     try:
         proc.wait_ready(120, model=False)
         with httpx.Client(base_url=proc.url) as http:
@@ -41,9 +43,14 @@ def test_a_model_uri_that_does_not_exist_leaves_the_service_up_but_not_ready(reg
             assert ready.status_code == 503 and "no-such-model" in ready.json()["reason"]
             r = http.post("/v2/models/ghost/infer", json=oip_body(registry.X[:1]))
             assert r.status_code == 503 and "model not ready" in r.json()["error"]
-        assert proc.proc.poll() is None
+            # served with auth off: acting admin calls are open and no token is made
+            refreshed = http.post("/admin/refresh", json={})
+            assert refreshed.status_code == 200 and refreshed.json()["ready"] is False
+        assert proc.proc.poll() is None and proc.token is None
+        assert not (tmp_path / "token").exists()
         log = (tmp_path / "server.log").read_text()
         assert "service ghost is NOT READY" in log and "no-such-model" in log
+        assert "admin calls are OPEN (auth off)" in log
     finally:
         proc.stop()
 

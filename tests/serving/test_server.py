@@ -10,6 +10,9 @@ import orjson
 import pytest
 from conftest import free_port, wait_for
 
+from scanflow.auth import UNAUTHORIZED, bearer
+from scanflow.serving.client import ServingClient
+from scanflow.serving.errors import Unauthorized
 from scanflow.serving.predictions import PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
@@ -216,11 +219,52 @@ def test_live_scaling_under_load_drops_nothing(server, registry):
 
 
 def test_scaling_outside_the_bounds_is_refused(server):
-    _, http, _ = server
-    r = http.post("/admin/workers", json={"workers": 9})
+    proc, http, _ = server
+    auth = bearer(proc.token)
+    r = http.post("/admin/workers", json={"workers": 9}, headers=auth)
     assert r.status_code == 400
     assert "outside this service's bounds [min_workers=1, max_workers=3]" in r.json()["error"]
-    assert http.post("/admin/workers", json={"nope": 1}).status_code == 400
+    assert http.post("/admin/workers", json={"nope": 1}, headers=auth).status_code == 400
+
+
+def test_acting_admin_calls_need_the_application_token(server, registry):
+    proc, http, state = server
+    token_file = state / "token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert proc.token == token_file.read_text().strip() and len(proc.token) >= 32
+    before = proc.client.status()
+    wrong = {"authorization": "Bearer not-the-token"}
+    for headers in ({}, wrong, {"authorization": proc.token}, {"authorization": "Basic x"}):
+        for path, body in (("/admin/workers", {"workers": 3}), ("/admin/refresh", {})):
+            r = http.post(path, json=body, headers=headers)
+            assert r.status_code == 401, (path, headers)
+            assert r.json() == {"error": UNAUTHORIZED}
+            assert r.headers["www-authenticate"] == "Bearer"
+    after = proc.client.status()
+    assert after["workers_target"] == before["workers_target"]
+    assert after["worker_pids"] == before["worker_pids"]
+    with ServingClient(proc.url) as anonymous, pytest.raises(Unauthorized, match="401"):
+        anonymous.scale(3)
+    with ServingClient(proc.url, token="wrong") as stranger, pytest.raises(Unauthorized):
+        stranger.refresh()
+    # what only reads or predicts stays open
+    assert http.get("/admin/status").status_code == 200
+    assert http.get("/v2/health/ready").status_code == 200
+    assert http.get("/metrics").status_code == 200
+    r = http.post("/v2/models/digits/infer", json=oip_body(registry.X[:2]))
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == registry.y[:2].tolist()
+    assert http.post("/invocations", json={"inputs": registry.X[:1].tolist()}).status_code == 200
+    # the service's own client carries the token
+    assert proc.client.refresh()["model_version"] == "1"
+    same = http.post(
+        "/admin/workers", json={"workers": before["workers_target"]}, headers=bearer(proc.token)
+    )
+    assert same.status_code == 200 and same.json()["workers_target"] == before["workers_target"]
+    log = (state / "server.log").read_text()
+    assert "refused POST /admin/workers from 127.0.0.1: no token" in log
+    assert "refused POST /admin/refresh from 127.0.0.1: wrong token" in log
+    assert f"need the token in {token_file}" in log
+    assert proc.token not in log
 
 
 def test_predictions_are_logged_and_readable(server, registry, capsys):
