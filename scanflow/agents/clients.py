@@ -9,25 +9,36 @@ from typing import Any
 
 import orjson
 
+from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
+from scanflow.errors import ScanflowError
+
 log = logging.getLogger(__name__)
 
 
 class HttpServiceControl:
     """A Scanflow service at ``url``: ``/admin/status``, ``/admin/workers``,
-    ``/admin/refresh`` and Prometheus ``/metrics``."""
+    ``/admin/refresh`` and Prometheus ``/metrics``; ``token`` (the application's) is sent as
+    ``Authorization: Bearer`` on the admin calls."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, token: str | None = None) -> None:
         import httpx
 
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._auth = bearer(token)
 
     def close(self) -> None:
         """Release the connection pool."""
         self._http.close()
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._http.request(method, path, **kwargs)
+        response = self._http.request(method, path, headers=self._auth, **kwargs)
+        if response.status_code == 401:
+            raise ScanflowError(
+                f"{self.url}{path} answered 401 (missing or wrong token): agents and services "
+                f"must use the same application token (<app>/.scanflow/{TOKEN_FILE} or "
+                f"${TOKEN_ENV})"
+            )
         response.raise_for_status()
         return response.json()
 
@@ -39,6 +50,8 @@ class HttpServiceControl:
             return self._json("GET", "/admin/status")
         except httpx.HTTPError as exc:
             return {"ready": False, "reachable": False, "error": f"{type(exc).__name__}: {exc}"}
+        except ScanflowError as exc:  # it answered, but refused the token
+            return {"ready": False, "reachable": True, "error": str(exc)}
 
     def scale(self, workers: int) -> dict[str, Any]:
         """Grow or shrink to ``workers`` and wait until the pool has settled."""

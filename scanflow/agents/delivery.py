@@ -4,6 +4,9 @@ Every message goes to the sender's outbox first. Delivery is retried with expone
 backoff and a timeout per attempt; after the last attempt it is dead-lettered (status
 ``dead`` in the outbox, an event, a warning), visible in ``scanflow agents status``.
 Receivers drop messages whose id they saw before, so a retry never acts twice.
+
+Over HTTP the sender presents the application's token; a receiver that refuses it (401)
+will refuse every retry too, so such a message is dead-lettered at once with the reason.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from scanflow.agents.messages import Message
 from scanflow.agents.state import AgentState, endpoint
+from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +69,18 @@ class DeliveryError(Exception):
 class Postman:
     """Sends the messages of one agent and keeps the outbox up to date."""
 
-    def __init__(self, state: AgentState, bus: LocalBus, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        state: AgentState,
+        bus: LocalBus,
+        policy: RetryPolicy | None = None,
+        token: str | None = None,
+    ) -> None:
+        """``token``: the application's token, sent to agents reached over HTTP."""
         self.state = state
         self.bus = bus
         self.policy = policy or RetryPolicy()
+        self._headers = {"content-type": "application/json", **bearer(token)}
         self._client = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -90,6 +102,7 @@ class Postman:
     async def deliver(self, message: Message) -> bool:
         """Try until delivered or out of attempts; True when delivered."""
         error = ""
+        attempt = 0
         for attempt in range(1, self.policy.attempts + 1):
             try:
                 await asyncio.wait_for(self._attempt(message), self.policy.timeout)
@@ -121,9 +134,7 @@ class Postman:
             message.receiver,
             error,
         )
-        await asyncio.to_thread(
-            self.state.delivery, message.id, "dead", self.policy.attempts, error
-        )
+        await asyncio.to_thread(self.state.delivery, message.id, "dead", attempt, error)
         await asyncio.to_thread(
             self.state.event,
             "dead_letter",
@@ -153,12 +164,18 @@ class Postman:
             response = await self._client.post(
                 f"{url.rstrip('/')}/inbox",
                 content=message.model_dump_json(),
-                headers={"content-type": "application/json"},
+                headers=self._headers,
             )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{url}: {type(exc).__name__}: {exc}") from None
         if response.status_code < 300:
             return
+        if response.status_code == 401:
+            raise DeliveryError(
+                f"{url}/inbox answered 401 (missing or wrong token): sender and receiver must use "
+                f"the same application token (<app>/.scanflow/{TOKEN_FILE} or ${TOKEN_ENV})",
+                final=True,
+            )
         final = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
         raise DeliveryError(f"{url}/inbox answered {response.status_code}: {response.text}", final)
 

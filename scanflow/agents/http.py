@@ -1,25 +1,44 @@
 """Each agent's small HTTP API: ``POST /inbox``, ``GET /status``, ``GET /decisions``,
-``GET /health``."""
+``GET /health``.
+
+Everything but ``/health`` requires the application's token
+(``Authorization: Bearer <token>``) when the runtime has one; a request without it, or with
+another, gets 401 and is not acted on.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from scanflow.agents.messages import Message
+from scanflow.auth import UNAUTHORIZED, authorized
 
 if TYPE_CHECKING:
     from scanflow.agents.runtime import AgentRuntime
 
+OPEN_PATHS = frozenset({"/health"})
+
 
 def create_app(runtime: AgentRuntime) -> FastAPI:
-    """The FastAPI app of ``runtime``."""
+    """The FastAPI app of ``runtime``, guarded by ``runtime.token``."""
     from scanflow.agents.runtime import decision_view
 
     app = FastAPI(title=f"scanflow agent {runtime.name}", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def require_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.url.path in OPEN_PATHS or authorized(
+            request.headers.get("authorization"), runtime.token
+        ):
+            return await call_next(request)
+        return JSONResponse({"error": UNAUTHORIZED}, 401, headers={"www-authenticate": "Bearer"})
 
     @app.post("/inbox", status_code=202)
     async def inbox(message: Message) -> JSONResponse:

@@ -29,6 +29,7 @@ from scanflow.agents.plans import Decision, Outcome
 from scanflow.agents.state import AgentState
 from scanflow.agents.toolkit import Toolkit
 from scanflow.agents.triggers import EVENT_TRIGGERS, Event, OnMessage, Trigger
+from scanflow.errors import ScanflowError
 from scanflow.store import Store
 from scanflow.store.agent_models import DecisionRecord
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 BLOCKED_LOG_INTERVAL = 60.0
 HEARTBEAT = 5.0
 RECENT_DECISIONS = 50
+
+NO_TOKEN: Any = object()  # ``token`` not given: refused when the agent serves HTTP
 
 
 @dataclass
@@ -154,15 +157,29 @@ class AgentRuntime:
         retry: RetryPolicy | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
+        token: str | None = NO_TOKEN,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``port``: serve the HTTP API there (0: a free one; None: in-process only).
+        ``token``: the application's token, required by the HTTP API and sent to agents
+        reached over HTTP; an agent that serves HTTP must be given one, or ``None`` to leave
+        its API open on purpose."""
+        if token is NO_TOKEN:
+            if port is not None:
+                raise ScanflowError(
+                    f"agent {setup.name!r} serves HTTP on port {port} but was given no token: "
+                    "pass token=scanflow.auth.app_token(<app>/.scanflow), or token=None to "
+                    "leave its API open"
+                )
+            token = None
+        self.token: str | None = token
         self.setup = setup
         self.name = setup.name
         self.state = AgentState(store, setup.name)
         self.toolkit = toolkit or Toolkit(app=setup.app)
         self.bus = bus or LocalBus()
         self.audit = audit
-        self.postman = Postman(self.state, self.bus, retry)
+        self.postman = Postman(self.state, self.bus, retry, token)
         self.host, self.port = host, port
         self.url: str | None = None
         self.clock = clock

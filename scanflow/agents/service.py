@@ -16,6 +16,7 @@ from scanflow.agents.clients import HttpServiceControl, JsonlFeed, MlflowRegistr
 from scanflow.agents.delivery import LocalBus, RetryPolicy
 from scanflow.agents.runtime import AgentRuntime, AgentSetup
 from scanflow.agents.toolkit import Toolkit
+from scanflow.auth import app_token
 from scanflow.errors import ScanflowError
 from scanflow.spec.loader import Project
 from scanflow.store import Store
@@ -48,7 +49,9 @@ def toolkit_for(project: Project) -> Toolkit:
                 f"service {name!r} has no 'port' in scanflow.yaml; agents reach services at "
                 "their declared port: add one"
             )
-        return HttpServiceControl(f"http://127.0.0.1:{spec.port}")
+        return HttpServiceControl(
+            f"http://127.0.0.1:{spec.port}", token=app_token(project.state_dir)
+        )
 
     return Toolkit(
         app=project.app.name,
@@ -78,10 +81,12 @@ async def run_agents(
     toolkit: Toolkit | None = None,
     retry: RetryPolicy | None = None,
 ) -> None:
-    """Run ``setups`` in this process until SIGTERM/SIGINT (or ``stop``)."""
+    """Run ``setups`` in this process until SIGTERM/SIGINT (or ``stop``); their HTTP APIs
+    require the application's token, which they also send to each other."""
     from scanflow.tracking.config import tracking_uri
 
     store = Store.for_state_dir(project.state_dir)
+    token = app_token(project.state_dir)
     toolkit = toolkit or toolkit_for(project)
     recorder = (
         MlflowAudit(tracking_uri(project.app, project.base_dir), project.app.name, project.base_dir)
@@ -102,6 +107,7 @@ async def run_agents(
                 audit=recorder,
                 retry=retry,
                 port=agent_port if agent_port is not None else 0,
+                token=token,
             )
         )
     stop = stop or asyncio.Event()

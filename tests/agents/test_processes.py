@@ -1,5 +1,6 @@
-"""Agents as real processes: HTTP messages between them, duplicates, dead letters, and an
-agent killed in the middle of a plan that resumes without repeating a finished step."""
+"""Agents as real processes: HTTP messages between them (carrying the application's token),
+duplicates, dead letters, and an agent killed in the middle of a plan that resumes without
+repeating a finished step."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from scanflow.agents.delivery import LocalBus, Postman, RetryPolicy
 from scanflow.agents.messages import Message
 from scanflow.agents.state import AgentState
+from scanflow.auth import UNAUTHORIZED, app_token, bearer
 from scanflow.store import Store
 
 from .conftest import AgentProcess, run
@@ -110,11 +112,20 @@ def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp
     try:
         planner.wait_ready()
         monitor_url = monitor.wait_ready()
+        token = app_token(app_dir / ".scanflow", create=False)
+        assert token  # the agents made the application's token on their first start
+        auth = bearer(token)
         # a message to the monitor, relayed over HTTP to the planner in another process
         relay = Message(sender="tester", receiver="monitor", intent="relay")
-        answer = httpx.post(f"{monitor_url}/inbox", json=relay.model_dump(mode="json"))
+        body = relay.model_dump(mode="json")
+        for headers in ({}, bearer("not-the-token")):  # refused, and not acted on
+            refused = httpx.post(f"{monitor_url}/inbox", json=body, headers=headers)
+            assert refused.status_code == 401 and refused.json() == {"error": UNAUTHORIZED}
+            assert httpx.get(f"{monitor_url}/status", headers=headers).status_code == 401
+        assert _decisions(app_dir, "monitor") == []
+        answer = httpx.post(f"{monitor_url}/inbox", json=body, headers=auth)
         assert answer.status_code == 202 and answer.json() == {"id": relay.id, "duplicate": False}
-        again = httpx.post(f"{monitor_url}/inbox", json=relay.model_dump(mode="json"))
+        again = httpx.post(f"{monitor_url}/inbox", json=body, headers=auth)
         assert again.status_code == 200 and again.json()["duplicate"] is True
         _wait(lambda: "start" in _read(app_dir / "slow.log"), what="the slow step to start")
         # the duplicate was acted on once: one relay decision, one plan in the planner
@@ -138,14 +149,17 @@ def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp
         assert done[0].outcome == "released"
         # the HTTP API shows status and decisions
         url = _wait(lambda: _url(app_dir, "planner", planner.pid), what="the new address")
-        status = httpx.get(f"{url}/status").json()
+        assert httpx.get(f"{url}/decisions").status_code == 401
+        status = httpx.get(f"{url}/status", headers=auth).json()
         assert status["agent"] == "planner" and status["open_decisions"] == []
-        decisions = httpx.get(f"{url}/decisions").json()
+        decisions = httpx.get(f"{url}/decisions", headers=auth).json()
         assert decisions[0]["results"]["slow"] == {}
         assert decisions[0]["evidence"] == {"from": "monitor"}
     finally:
         planner.stop()
         monitor.stop()
+    for log in ("planner.log", "planner2.log", "monitor.log"):  # the token is never logged
+        assert token not in (tmp_path / log).read_text()
 
 
 def test_a_message_to_an_agent_that_is_down_is_retried_then_dead_lettered(

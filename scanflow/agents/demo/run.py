@@ -27,6 +27,7 @@ from scanflow.agents.demo.drift import corruption
 from scanflow.agents.demo.report import Moment, decision_moments, plot, summarise
 from scanflow.agents.demo.traffic import Traffic
 from scanflow.agents.state import AgentState, all_decisions, endpoints
+from scanflow.auth import app_token
 from scanflow.errors import ScanflowError
 from scanflow.spec import load_project
 from scanflow.store import Store
@@ -219,7 +220,7 @@ def run_demo(
             clients=phases.clients,
             label_delay=phases.label_delay,
         )
-        control = HttpServiceControl(service.url)
+        control = HttpServiceControl(service.url, token=app_token(state_dir))
         watch = _Watch(store, control)
         started = time.time()
         traffic.start()
