@@ -131,7 +131,7 @@ def service(world, tmp_path_factory: pytest.TempPathFactory):
     proc = ServiceProcess(
         spec, port=port, state_dir=state, tracking_uri=uri, log_file=state / "server.log"
     )
-    control = HttpServiceControl(proc.url)
+    control = HttpServiceControl(proc.url, token=proc.token)
     try:
         proc.wait_ready(120)
         yield control

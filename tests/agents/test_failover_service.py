@@ -181,7 +181,7 @@ def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_b
         tracking_uri=uri,
         log_file=tmp_path / "svc.log",
     )
-    control = HttpServiceControl(proc.url)
+    control = HttpServiceControl(proc.url, token=proc.token)
     try:
         proc.wait_ready(120)
         assert control.status()["model_version"] == "1"
@@ -272,7 +272,7 @@ def test_a_service_that_is_not_ready_is_routed_to_the_backup_and_stays_there(
         tracking_uri=uri,
         log_file=tmp_path / "edge.log",
     )
-    control = HttpServiceControl(proc.url)
+    control = HttpServiceControl(proc.url, token=proc.token)
     config = FailoverConfig(
         service="edge",
         model="m",
