@@ -175,8 +175,7 @@ class PredictionLogWriter:
             if self.options.fsync:
                 os.fsync(fd)
         except OSError as exc:
-            self._drop("write_error", len(lines) + len(self._queue), exc)
-            self._queue.clear()
+            self._drop("write_error", len(lines) + self._discard_queue(), exc)
             self._abandon()
             return False
         self._size += len(data)
@@ -184,6 +183,17 @@ class PredictionLogWriter:
         if self._on_written:
             self._on_written(len(lines))
         return True
+
+    def _discard_queue(self) -> int:
+        """Empty the queue and say how many records it held; records appended meanwhile by
+        request threads are either taken here (and counted) or stay for the next flush."""
+        n = 0
+        while True:
+            try:
+                self._queue.popleft()
+            except IndexError:
+                return n
+            n += 1
 
     def _open(self) -> int:
         if self._fd is None:
