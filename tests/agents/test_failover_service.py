@@ -327,6 +327,8 @@ def test_a_service_that_is_not_ready_is_routed_to_the_backup_and_stays_there(
     rows = [r for r in state.decisions()[::-1] if r.status != "blocked"]
     assert (rows[0].action, rows[0].status) == ("failover", "succeeded")
     assert "not ready" in rows[0].reason or "ready=False" in rows[0].reason
-    failed = [r for r in rows if r.action == "restore"]
-    assert failed and all(r.status == "failed" for r in failed)
+    # (a later attempt may still be open when the agent stopped: it resumes on restart)
+    restores = [r for r in rows if r.action == "restore"]
+    failed = [r for r in restores if r.status == "failed"]
+    assert failed and not any(r.status == "succeeded" for r in restores)
     assert "could not load v3" in failed[0].outcome and "staying on backup v2" in failed[0].outcome
