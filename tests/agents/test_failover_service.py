@@ -221,6 +221,14 @@ def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_b
                     180,
                     "the primary answering again",
                 )
+                await until(
+                    lambda: any(
+                        r.action == "restore" and r.status == "succeeded"
+                        for r in AgentState(store, "failover").decisions()
+                    ),
+                    120,
+                    "the restore recorded as done",
+                )
             finally:
                 await runtime.stop()
 
