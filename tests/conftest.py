@@ -49,6 +49,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_service(service, state_dir: Path, tracking_uri: str, **options):
+    """A ``ServiceProcess`` serving ``service`` on a free port, its state and its log
+    (``server.log``) in ``state_dir``; the caller waits for it and stops it."""
+    from scanflow.serving.process import ServiceProcess
+
+    return ServiceProcess(
+        service,
+        port=free_port(),
+        state_dir=state_dir,
+        tracking_uri=tracking_uri,
+        log_file=Path(state_dir) / "server.log",
+        **options,
+    )
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 180.0, what: str = "condition"):
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import start_service
 
 from scanflow.agents.clients import HttpServiceControl, JsonlFeed, MlflowRegistry, MlflowScorer
 from scanflow.agents.plans import decide
@@ -117,20 +118,13 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def service(world, tmp_path_factory: pytest.TempPathFactory):
     """A real service of ``digits@champion``, stopped by its PID at the end of the module."""
-    import socket
 
-    from scanflow.serving.process import ServiceProcess
     from scanflow.spec import Service
 
     project, uri, _, _ = world
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     state = tmp_path_factory.mktemp("service")
     spec = Service("digits", model="models:/digits@champion", poll_interval=0.5)
-    proc = ServiceProcess(
-        spec, port=port, state_dir=state, tracking_uri=uri, log_file=state / "server.log"
-    )
+    proc = start_service(spec, state, uri)
     control = HttpServiceControl(proc.url, token=proc.token)
     try:
         proc.wait_ready(120)

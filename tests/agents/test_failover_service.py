@@ -5,7 +5,6 @@ healthy. A real MLflow registry, a real ``scanflow`` service process, the agent 
 from __future__ import annotations
 
 import os
-import socket
 import textwrap
 import threading
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import start_service
 
 from scanflow.agents.clients import HttpServiceControl, MlflowRegistry
 from scanflow.agents.runtime import AgentRuntime, AgentSetup
@@ -56,12 +56,6 @@ class Broken(mlflow.pyfunc.PythonModel):
 
 mlflow.models.set_model(Broken())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -169,18 +163,11 @@ class Traffic:
 def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_back(
     registry: tuple[str, Path, np.ndarray], store, tmp_path: Path
 ) -> None:
-    from scanflow.serving.process import ServiceProcess
     from scanflow.spec import Service
 
     uri, flag, X = registry
     spec = Service("svc", model="models:/m@champion", backup_model="models:/m/2", poll_interval=0.5)
-    proc = ServiceProcess(
-        spec,
-        port=free_port(),
-        state_dir=tmp_path / "svc",
-        tracking_uri=uri,
-        log_file=tmp_path / "svc.log",
-    )
+    proc = start_service(spec, tmp_path / "svc", uri)
     control = HttpServiceControl(proc.url, token=proc.token)
     try:
         proc.wait_ready(120)
@@ -268,18 +255,11 @@ def test_the_backup_model_serves_while_the_primary_fails_and_the_primary_comes_b
 def test_a_service_that_is_not_ready_is_routed_to_the_backup_and_stays_there(
     registry: tuple[str, Path, np.ndarray], store, tmp_path: Path
 ) -> None:
-    from scanflow.serving.process import ServiceProcess
     from scanflow.spec import Service
 
     uri, _, X = registry
     spec = Service("edge", model="models:/m@edge", poll_interval=0.5)  # v3: never loads
-    proc = ServiceProcess(
-        spec,
-        port=free_port(),
-        state_dir=tmp_path / "edge",
-        tracking_uri=uri,
-        log_file=tmp_path / "edge.log",
-    )
+    proc = start_service(spec, tmp_path / "edge", uri)
     control = HttpServiceControl(proc.url, token=proc.token)
     config = FailoverConfig(
         service="edge",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, wait_for
+from conftest import start_service, wait_for
 
 from scanflow.serving.predictions import PredictionLog, log_dir
 from scanflow.serving.process import ServiceProcess
@@ -22,13 +22,7 @@ DROPPED = 'scanflow_predictions_dropped_total{reason="%s"}'
 
 def _serve(registry, state: Path, logging: PredictionLogging) -> ServiceProcess:
     service = Service("digits", model=str(registry.model_dir), log_predictions=logging)
-    return ServiceProcess(
-        service,
-        port=free_port(),
-        state_dir=state,
-        tracking_uri=registry.tracking_uri,
-        log_file=state / "server.log",
-    )
+    return start_service(service, state, registry.tracking_uri)
 
 
 def _post_all(proc: ServiceProcess, registry, n: int) -> list[httpx.Response]:

@@ -9,7 +9,7 @@ import time
 import httpx
 import orjson
 import pytest
-from conftest import free_port, wait_for
+from conftest import start_service, wait_for
 
 from scanflow.serving.predictions import OPEN_SUFFIX, PredictionLog
 from scanflow.serving.process import ServiceProcess
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def _start(service: Service, registry, tmp_path, **kw) -> ServiceProcess:
-    return ServiceProcess(
-        service,
-        port=free_port(),
-        state_dir=tmp_path,
-        tracking_uri=registry.tracking_uri,
-        log_file=tmp_path / "server.log",
-        **kw,
-    )
+    return start_service(service, tmp_path, registry.tracking_uri, **kw)
 
 
 def test_a_model_uri_that_does_not_exist_leaves_the_service_up_but_not_ready(registry, tmp_path):

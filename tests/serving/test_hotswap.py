@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import start_service, wait_for
 
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
@@ -18,13 +18,7 @@ def champion(registry, tmp_path_factory):
     registry.set_alias("champion", "1")
     state = tmp_path_factory.mktemp("state")
     service = Service("digits", model="models:/digits@champion", workers=2, poll_interval=0.2)
-    proc = ServiceProcess(
-        service,
-        port=free_port(),
-        state_dir=state,
-        tracking_uri=registry.tracking_uri,
-        log_file=state / "server.log",
-    )
+    proc = start_service(service, state, registry.tracking_uri)
     try:
         proc.wait_ready(120)
         wait_for(lambda: proc.client.status()["workers_ready"] == 2, 60, "two workers")

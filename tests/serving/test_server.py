@@ -8,13 +8,12 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from conftest import free_port, wait_for
+from conftest import start_service, wait_for
 
 from scanflow.auth import UNAUTHORIZED, bearer
 from scanflow.serving.client import ServingClient
 from scanflow.serving.errors import Unauthorized
 from scanflow.serving.predictions import PredictionLog
-from scanflow.serving.process import ServiceProcess
 from scanflow.spec import Service
 
 from .conftest import Load, oip_body, scrape
@@ -26,13 +25,7 @@ def server(registry, tmp_path_factory):
     service = Service(
         "digits", model="models:/digits/1", workers=2, max_workers=3, max_request_mb=1.0
     )
-    proc = ServiceProcess(
-        service,
-        port=free_port(),
-        state_dir=state,
-        tracking_uri=registry.tracking_uri,
-        log_file=state / "server.log",
-    )
+    proc = start_service(service, state, registry.tracking_uri)
     try:
         proc.wait_ready(120)
         wait_for(lambda: proc.client.status()["workers_ready"] == 2, 60, "two workers")
