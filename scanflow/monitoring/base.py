@@ -14,7 +14,10 @@ from scanflow.monitoring.summary import Summary
 class Detector(Protocol):
     """Compares current data with a reference profile and returns a verdict with evidence."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The detector's name, as reported in results."""
+        ...
 
     def check(self, profile: ReferenceProfile, current: Any) -> DriftResult:
         """``current``: a ``Window``, a ``Summary``, rows (array or DataFrame) or a

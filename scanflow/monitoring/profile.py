@@ -233,7 +233,7 @@ class ReferenceProfile:
         meta = _dump(self, "", arrays)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with path.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
         return path
 
     @classmethod
@@ -335,7 +335,7 @@ def _dump(profile: ReferenceProfile, prefix: str, arrays: dict[str, np.ndarray])
             f"{prefix}keys": ref.keys,
         }
     )
-    categories = []
+    categories: list[list[str] | None] = []
     for j, c in enumerate(profile.categorical_bins.categories):
         if c.dtype.kind == "f":
             arrays[f"{prefix}cat{j}"] = c

@@ -122,8 +122,8 @@ class Window:
             )
         if self.pane_rows is not None:
             self._add_by_count(batch, predictions, times, m)
-        elif self.pane_seconds is not None:
-            self._add_by_time(batch, predictions, times)
+        elif self.pane_seconds is not None and times is not None:
+            self._add_by_time(batch, predictions, times, self.pane_seconds)
         else:
             self._add(0, batch, predictions, times)
         self.rows_seen += m
@@ -187,19 +187,21 @@ class Window:
         self._panes = deque(sorted(self._panes, key=lambda p: p.key))
 
     def _add_by_count(self, batch: Any, predictions: Any, times: np.ndarray | None, m: int) -> None:
+        max_rows, pane_rows = self.max_rows, self.pane_rows
+        assert max_rows is not None and pane_rows is not None  # a window kept by row count
         start = 0
-        if m >= self.max_rows:  # older rows of this batch would expire at once: skip them
+        if m >= max_rows:  # older rows of this batch would expire at once: skip them
             next_key = self._panes[-1].key + 1 if self._panes else 0
             self._panes.clear()
             self._panes.append(_Pane(next_key, self.profile.empty_summary(self.sample_size)))
-            start = m - self.max_rows
+            start = m - max_rows
         while start < m:
             last = self._panes[-1] if self._panes else None
-            if last is None or last.summary.n_rows >= self.pane_rows:
+            if last is None or last.summary.n_rows >= pane_rows:
                 key = last.key + 1 if last else 0
-                room = self.pane_rows
+                room = pane_rows
             else:
-                key, room = last.key, self.pane_rows - last.summary.n_rows
+                key, room = last.key, pane_rows - last.summary.n_rows
             stop = min(m, start + room)
             part = slice(start, stop)
             self._add(
@@ -210,8 +212,10 @@ class Window:
             )
             start = stop
 
-    def _add_by_time(self, batch: Any, predictions: Any, times: np.ndarray) -> None:
-        keys = np.floor(times / self.pane_seconds).astype(np.int64)
+    def _add_by_time(
+        self, batch: Any, predictions: Any, times: np.ndarray, pane_seconds: float
+    ) -> None:
+        keys = np.floor(times / pane_seconds).astype(np.int64)
         for key in np.unique(keys):
             mask = keys == key
             self._add(int(key), _take(batch, mask), _take(predictions, mask), times[mask])
@@ -223,7 +227,7 @@ class Window:
                 and self.n_rows - self._panes[0].summary.n_rows >= self.max_rows
             ):
                 self._panes.popleft()
-        if self.max_age is not None and self.watermark is not None:
+        if self.max_age is not None and self.watermark is not None and self.pane_seconds:
             horizon = self.watermark - self.max_age
             while self._panes and (self._panes[0].key + 1) * self.pane_seconds <= horizon:
                 self._panes.popleft()

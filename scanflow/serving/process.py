@@ -77,22 +77,21 @@ class ServiceProcess:
         if auth:  # read (or made) before the child starts: both then use the same token
             self.token = env.get(TOKEN_ENV) or app_token(self.state_dir)
         self.log_file = Path(log_file) if log_file else None
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            serve_command(
-                service,
-                port=port,
-                host=host,
-                state_dir=self.state_dir,
-                tracking_uri=tracking_uri,
-                auth=auth,
-            ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
+        command = serve_command(
+            service,
+            port=port,
+            host=host,
+            state_dir=self.state_dir,
+            tracking_uri=tracking_uri,
+            auth=auth,
         )
-        if out is not subprocess.DEVNULL:
-            out.close()
+        if self.log_file is None:
+            self.proc = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env
+            )
+        else:
+            with open(self.log_file, "ab") as out:
+                self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.client = ServingClient(self.url, token=self.token)
 
     @property

@@ -85,7 +85,7 @@ def summarise(
     )
     promoted = None
     if retrain is not None:
-        promote = next((s for s in retrain.steps if s["action"] == "promote"), {})
+        promote: dict[str, Any] = next((s for s in retrain.steps if s["action"] == "promote"), {})
         promoted = (promote.get("result") or {}).get("version")
     first_new = next((s.at for s in samples if promoted and s.version == str(promoted)), None)
     old = [s for s in samples if s.drifted and (not promoted or s.version != str(promoted))]

@@ -50,7 +50,7 @@ def advance(
         "quality": {k: list(v) for k, v in mark.get("quality", {}).items()},
     }
     windows: list[dict[str, Any]] = []
-    versions = Counter()
+    versions: Counter[str] = Counter()
     for record in predictions:
         version = _version(record)
         versions[version] += 1
