@@ -92,7 +92,7 @@ class JsonlFeed:
                 offsets[key] = start
                 continue
             try:
-                data = self._read(path, start, budget)
+                data = self._read(path, start, budget, first=budget == max_bytes)
             except FileNotFoundError:
                 if key in seen:
                     offsets[key] = start  # renamed while we looked: keep its offset
@@ -106,13 +106,13 @@ class JsonlFeed:
         return records, offsets
 
     @staticmethod
-    def _read(path: Path, start: int, budget: int | None) -> bytes:
+    def _read(path: Path, start: int, budget: int | None, first: bool) -> bytes:
         with path.open("rb") as handle:
             handle.seek(start)
             if budget is None:
                 return handle.read()
             data = handle.read(budget)
-            if data and b"\n" not in data:  # one line longer than the budget: read it whole
+            if first and data and b"\n" not in data:  # a line longer than the whole budget
                 data += handle.readline()
             return data
 
