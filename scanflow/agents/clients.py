@@ -8,7 +8,7 @@ from typing import Any
 
 from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
 from scanflow.errors import ScanflowError
-from scanflow.monitoring.feed import JsonlFeed
+from scanflow.feed import JsonlFeed
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ class ModelRegistry(Protocol):
 @runtime_checkable
 class RecordSource(Protocol):
     """An append-only feed of records (prediction log, labels) read with a cursor
-    (:class:`scanflow.monitoring.feed.JsonlFeed` is the local one)."""
+    (:class:`scanflow.feed.JsonlFeed` is the local one)."""
 
     def read_new(
         self, cursor: Any = None, max_bytes: int | None = None

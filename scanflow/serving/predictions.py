@@ -353,7 +353,7 @@ class PredictionLog:
     ) -> tuple[list[dict[str, Any]], Cursor]:
         """Records written since ``cursor`` (all when None; at most ``max_bytes`` of them)
         and the cursor after them."""
-        from scanflow.monitoring.feed import JsonlFeed
+        from scanflow.feed import JsonlFeed
 
         records, offsets = JsonlFeed(self.directory).read_new(
             (cursor or Cursor()).offsets, max_bytes

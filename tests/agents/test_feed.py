@@ -15,7 +15,7 @@ from scanflow.agents.runtime import AgentRuntime, AgentSetup
 from scanflow.agents.state import AgentState
 from scanflow.agents.strategies.drift_retrain import DriftRetrain, DriftRetrainConfig
 from scanflow.agents.toolkit import Toolkit
-from scanflow.monitoring.feed import JsonlFeed
+from scanflow.feed import JsonlFeed
 from scanflow.serving.predictions import Cursor, PredictionLog
 
 from .conftest import run
