@@ -4,15 +4,15 @@ API, the MLflow model registry, and JSON-lines feeds (prediction logs, labels)."
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
-
-import orjson
 
 from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
 from scanflow.errors import ScanflowError
+from scanflow.feed import JsonlFeed
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HttpServiceControl", "JsonlFeed", "MlflowRegistry", "MlflowScorer", "MlflowProbe"]
 
 
 class HttpServiceControl:
@@ -139,53 +139,6 @@ class MlflowRegistry:
             for v in found
         ]
         return sorted(rows, key=lambda r: int(r["version"]))
-
-
-class JsonlFeed:
-    """Records appended as JSON lines to the ``*.jsonl`` files of a folder.
-
-    The cursor maps each file to the byte offset read so far (JSON-friendly, so agents keep
-    it as a watermark). A torn last line (a writer killed mid-write) waits for the next read.
-    """
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def read_new(self, cursor: Any = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """Records after ``cursor`` (all when None), sorted by ``ts``, and the new cursor."""
-        seen: dict[str, int] = dict(cursor or {})
-        offsets: dict[str, int] = {}  # files deleted since (rotated away) drop out
-        records: list[dict[str, Any]] = []
-        if not self.directory.is_dir():
-            return records, seen
-        for path in sorted(self.directory.glob("*.jsonl*")):
-            key = path.name.removesuffix(".jsonl").removesuffix(".open")
-            start = seen.get(key, 0)
-            try:
-                with path.open("rb") as handle:
-                    handle.seek(start)
-                    data = handle.read()
-            except FileNotFoundError:
-                if key in seen:
-                    offsets[key] = seen[key]  # renamed while we looked: keep its offset
-                continue
-            end = data.rfind(b"\n") + 1
-            for line in data[:end].splitlines():
-                if line.strip():
-                    try:
-                        records.append(orjson.loads(line))
-                    except orjson.JSONDecodeError:
-                        log.warning("skipping a damaged line in %s", path)
-            offsets[key] = start + end
-        records.sort(key=lambda r: r.get("ts", 0.0))
-        return records, offsets
-
-    def append(self, records: list[dict[str, Any]], name: str = "feed") -> None:
-        """Append records to ``<name>.jsonl`` (for label feeds and tests)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        data = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
-        with (self.directory / f"{name}.jsonl").open("ab") as handle:
-            handle.write(data)
 
 
 def load_version(tracking_uri: str, model: str, version: str) -> Any:

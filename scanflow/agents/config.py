@@ -3,6 +3,7 @@ configuration validated, every problem reported with its file, line and field.""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,14 +54,35 @@ def strategy_class(reference: str) -> type[Strategy]:
     return cls
 
 
-def _pydantic(exc: ValidationError, loc: Loc) -> list[Problem]:
+def _pydantic(exc: ValidationError, loc: Loc, options: list[str]) -> list[Problem]:
+    """One problem per error, naming the option and, when misspelt, the closest one."""
     problems = []
     for err in exc.errors():
         where = (*loc, *err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown option {err['loc'][-1]!r}"
+            name = str(err["loc"][-1])
+            msg = f"unknown option {name!r}" + (
+                did_you_mean(name, options) or f"; options: {', '.join(options)}"
+            )
+        elif err["type"] == "missing":
+            msg = "required option is missing; add it"
+        elif isinstance(err.get("input"), str | int | float | bool):
+            msg += f" (got {err['input']!r})"
         problems.append(Problem(where, msg))
+    return problems
+
+
+def _misspelt(config: dict[str, Any], options: list[str], loc: Loc) -> list[Problem]:
+    """Keys of a custom agent's config that look like a misspelt option (its own keys are
+    allowed, so only near misses are reported)."""
+    problems = []
+    for key in config:
+        close = difflib.get_close_matches(str(key), options, n=1, cutoff=0.8)
+        if key not in options and close:
+            problems.append(
+                Problem((*loc, key), f"unknown option {key!r}{did_you_mean(key, close)}")
+            )
     return problems
 
 
@@ -74,19 +96,30 @@ def setup_agent(agent: Agent, app: str, index: int = 0) -> tuple[AgentSetup | No
     sensor_timeout, actuator_timeout = 10.0, None
     config: dict[str, Any] = dict(agent.config)
     if agent.strategy:
+        cls: type[Strategy] | None = None
         try:
             cls = strategy_class(agent.strategy)
-            strategy = cls(cls.Config.model_validate(agent.config))
-            registry = strategy.declare()
-            triggers = strategy.triggers()
-            guardrails = strategy.guardrails()
-            sensor_timeout = strategy.config.sensor_timeout
-            config = strategy.config.model_dump()
-        except ValidationError as exc:
-            problems += _pydantic(exc, (*loc, "config"))
         except ValueError as exc:
             problems.append(Problem((*loc, "strategy"), str(exc)))
+            guess = difflib.get_close_matches(agent.strategy, list(BUILTIN), n=1, cutoff=0.6)
+            if guess:  # check the options against the strategy meant, to report all at once
+                cls = strategy_class(guess[0])
+        if cls is not None:
+            try:
+                strategy = cls(cls.Config.model_validate(agent.config))
+                registry = strategy.declare()
+                triggers = strategy.triggers()
+                guardrails = strategy.guardrails()
+                sensor_timeout = strategy.config.sensor_timeout
+                config = strategy.config.model_dump()
+            except ValidationError as exc:
+                problems += _pydantic(exc, (*loc, "config"), list(cls.Config.model_fields))
+            except ValueError as exc:
+                problems.append(Problem((*loc, "strategy"), str(exc)))
     else:
+        options_loc: Loc = (*loc, "config")
+        known = list(AgentOptions.model_fields)
+        problems += _misspelt(agent.config, known, options_loc)
         try:
             options = AgentOptions.model_validate(agent.config)
             triggers = [Every(every=options.interval)]
@@ -97,7 +130,7 @@ def setup_agent(agent: Agent, app: str, index: int = 0) -> tuple[AgentSetup | No
             )
             sensor_timeout, actuator_timeout = options.sensor_timeout, options.actuator_timeout
         except ValidationError as exc:
-            problems += _pydantic(exc, (*loc, "config"))
+            problems += _pydantic(exc, options_loc, known)
     kinds: list[tuple[str, type[Any]]] = [
         ("sensors", SensorDecl),
         ("rules", RuleDecl),
@@ -115,7 +148,7 @@ def setup_agent(agent: Agent, app: str, index: int = 0) -> tuple[AgentSetup | No
             try:
                 triggers.append(parse_trigger(declared))
             except ValidationError as exc:
-                problems += _pydantic(exc, (*loc, "triggers", j))
+                problems += _pydantic(exc, (*loc, "triggers", j), [])
             except ValueError as exc:
                 problems.append(Problem((*loc, "triggers", j), str(exc)))
     if not agent.strategy and not registry.rules and not problems:
@@ -145,35 +178,41 @@ def setup_agent(agent: Agent, app: str, index: int = 0) -> tuple[AgentSetup | No
 
 def load_agents(project: Project, names: list[str] | None = None) -> list[AgentSetup]:
     """The runnable agents of ``project`` (all, or those named); raises :class:`SpecError`
-    listing every problem with its line in ``scanflow.yaml``."""
+    listing every problem with its line in ``scanflow.yaml`` (what ``scanflow agents check``
+    and ``scanflow validate`` report)."""
     import sys
 
     base = str(project.base_dir)
     if base not in sys.path:
         sys.path.insert(0, base)  # agents' own modules live beside scanflow.yaml
     known = [a.name for a in project.app.agents]
-    for name in names or []:
-        if name not in known:
-            raise SpecError(
-                [
-                    f"no agent {name!r} in application {project.app.name!r} "
-                    f"(known: {', '.join(known) or 'none'}){did_you_mean(name, known)}"
-                ],
-                str(project.spec_path) if project.spec_path else None,
-            )
-    setups, problems = [], []
+    problems = [
+        Problem(
+            (),
+            f"no agent {name!r} in application {project.app.name!r} "
+            f"(known: {', '.join(known) or 'none'}){did_you_mean(name, known)}",
+        )
+        for name in names or []
+        if name not in known
+    ]
+    setups = []
     for index, agent in enumerate(project.app.agents):
         if names and agent.name not in names:
             continue
         setup, found = setup_agent(agent, project.app.name, index)
         problems += found
-        if setup is not None and agent.strategy in BUILTIN:
-            problems += reference_problems(setup.config, project, ("agents", index, "config"))
+        if agent.strategy in BUILTIN or (setup is None and _close_builtin(agent.strategy)):
+            config = setup.config if setup is not None else agent.config
+            problems += reference_problems(config, project, ("agents", index, "config"))
         if setup is not None:
             setups.append(setup)
     if problems:
         raise SpecError(_with_lines(problems, project), _label(project))
     return setups
+
+
+def _close_builtin(strategy: str | None) -> bool:
+    return bool(strategy and difflib.get_close_matches(strategy, list(BUILTIN), n=1, cutoff=0.6))
 
 
 def reference_problems(config: dict[str, Any], project: Project, loc: Loc) -> list[Problem]:
@@ -191,7 +230,7 @@ def reference_problems(config: dict[str, Any], project: Project, loc: Loc) -> li
                 (*loc, "service"),
                 f"no service {config['service']!r} in "
                 f"the application (known: {', '.join(services) or 'none'})"
-                f"{did_you_mean(config['service'], list(services))}",
+                f"{did_you_mean(str(config['service']), list(services))}",
             )
         )
     elif service is not None and service.port is None:
@@ -209,7 +248,7 @@ def reference_problems(config: dict[str, Any], project: Project, loc: Loc) -> li
                 (*loc, "workflow"),
                 f"no workflow {config['workflow']!r} in "
                 f"the application (known: {', '.join(workflows) or 'none'})"
-                f"{did_you_mean(config['workflow'], workflows)}",
+                f"{did_you_mean(str(config['workflow']), workflows)}",
             )
         )
     if "backup_alias" in config:  # failover: its own backup_model, else the service's
@@ -222,11 +261,11 @@ def reference_problems(config: dict[str, Any], project: Project, loc: Loc) -> li
                 name = backup_ref(backup)[0]
             except ValueError as exc:
                 return [*problems, Problem(where, str(exc))]
-            if name != config["model"]:
+            if name != config.get("model"):
                 problems.append(
                     Problem(
                         where,
-                        f"backup model {backup!r} is not a version of {config['model']!r}, "
+                        f"backup model {backup!r} is not a version of {config.get('model')!r}, "
                         f"the model failover routes; register it as a version of it",
                     )
                 )

@@ -99,10 +99,11 @@ class Registry:
         *,
         name: str | None = None,
         trigger: Any = None,
-        timeout: float | None = 10.0,
+        timeout: float | None = None,
         keep: int = 20,
     ) -> Any:
-        """Declare a sensor (bare ``@sensor`` or ``@sensor(trigger={"every": 5}, timeout=2)``)."""
+        """Declare a sensor (bare ``@sensor`` or ``@sensor(trigger={"every": 5}, timeout=2)``);
+        without ``timeout`` it gets the agent's ``sensor_timeout``."""
 
         def wrap(f: F) -> F:
             decl = SensorDecl(

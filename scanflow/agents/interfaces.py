@@ -54,8 +54,16 @@ class ModelRegistry(Protocol):
 
 @runtime_checkable
 class RecordSource(Protocol):
-    """An append-only feed of records (prediction log, labels) read with a cursor."""
+    """An append-only feed of records (prediction log, labels) read with a cursor
+    (:class:`scanflow.feed.JsonlFeed` is the local one)."""
 
-    def read_new(self, cursor: Any = None) -> tuple[list[dict[str, Any]], Any]:
-        """Records written after ``cursor`` (all when None) and the cursor after them."""
+    def read_new(
+        self, cursor: Any = None, max_bytes: int | None = None
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """Records written after ``cursor`` (from the start when None), at most about
+        ``max_bytes`` of them, and the cursor after them (the rest waits for the next call)."""
+        ...
+
+    def end(self, backlog_bytes: int = 0) -> Any:
+        """A cursor leaving only the newest ``backlog_bytes`` of records unread."""
         ...

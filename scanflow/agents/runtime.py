@@ -15,7 +15,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,11 @@ class AgentSetup:
     sensor_timeout: float = 10.0
     actuator_timeout: float | None = None
 
+    def sensor_timeout_of(self, decl: SensorDecl) -> float:
+        """Seconds ``decl`` may take: its own ``timeout``, else the agent's
+        ``sensor_timeout``."""
+        return decl.timeout if decl.timeout is not None else self.sensor_timeout
+
     @classmethod
     def for_strategy(cls, name: str, strategy: Any, **fields: Any) -> AgentSetup:
         """The setup of agent ``name`` running ``strategy`` (a configured :class:`Strategy`):
@@ -89,6 +94,21 @@ def in_thread(
 
     threading.Thread(target=work, name=name, daemon=True).start()
     return future
+
+
+@dataclass
+class _Call:
+    """A sensor call in its thread: when it started and returned, and whether ticks found it
+    still running (busy) and skipped it."""
+
+    future: concurrent.futures.Future[Any]
+    started_at: float
+    finished_at: float | None = None
+    busy: bool = False
+    skipped: int = 0
+
+    def finish(self, at: float) -> None:
+        self.finished_at = at
 
 
 def _as_reading(value: Any, watermark: Any) -> Reading | None:
@@ -159,8 +179,11 @@ class AgentRuntime:
         port: int | None = None,
         token: str | None = NO_TOKEN,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         """``port``: serve the HTTP API there (0: a free one; None: in-process only).
+        ``clock`` and ``sleep``: the time the agent reads and how its time triggers wait
+        (a virtual clock in tests).
         ``token``: the application's token, required by the HTTP API and sent to agents
         reached over HTTP; an agent that serves HTTP must be given one, or ``None`` to leave
         its API open on purpose."""
@@ -182,10 +205,10 @@ class AgentRuntime:
         self.postman = Postman(self.state, self.bus, retry, token)
         self.host, self.port = host, port
         self.url: str | None = None
-        self.clock = clock
+        self.clock, self._sleep = clock, sleep
         self._ticks: asyncio.Queue[Event] = asyncio.Queue()
         self._plans: asyncio.Queue[str] = asyncio.Queue()
-        self._busy: dict[str, concurrent.futures.Future[Any]] = {}
+        self._busy: dict[str, _Call] = {}
         self._blocked_logged: dict[str, float] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
@@ -335,7 +358,9 @@ class AgentRuntime:
             if isinstance(trigger, OnMessage):
                 continue
             if isinstance(trigger, EVENT_TRIGGERS):
-                watcher = watcher_for(trigger, self.toolkit, self.state.store, f"watch:{index}")
+                watcher = watcher_for(
+                    trigger, self.toolkit, self.state.store, f"watch:{index}", self.clock
+                )
                 tasks.append(self._watch(trigger, watcher, tag))
             else:
                 timed.append((trigger, tag))
@@ -352,7 +377,7 @@ class AgentRuntime:
                 return
             due.sort(key=lambda d: d[0])
             when, trigger, tag = due[0]
-            await asyncio.sleep(max(0.0, when - self.clock()))
+            await self._sleep(max(0.0, when - self.clock()))
             self._queue_tick(Event("time", dict(tag)))
             due[0] = (trigger.next_fire(max(when, self.clock())), trigger, tag)
 
@@ -447,23 +472,47 @@ class AgentRuntime:
             return [s for s in sensors if s.name == only]
         return [s for s in sensors if s.trigger is None]
 
-    async def _sense(self, decl: SensorDecl) -> Reading | None:
-        running = self._busy.get(decl.name)
-        if running is not None and not running.done():
+    async def _sensor_free(self, name: str) -> bool:
+        """Whether sensor ``name`` may be called now; its previous call still running makes
+        it busy. Only changes are recorded: ``sensor_busy`` when a tick first finds it
+        running, ``sensor_busy_ended`` (with how long the call took) once it returns."""
+        call = self._busy.get(name)
+        if call is None:
+            return True
+        if call.finished_at is None:
+            if not call.busy:
+                call.busy = True
+                await asyncio.to_thread(
+                    self.state.event,
+                    "sensor_busy",
+                    sensor=name,
+                    since=call.started_at,
+                    error="the previous call has not returned yet; ticks skip it until it does",
+                )
+            call.skipped += 1
+            return False
+        if call.busy:
+            call.busy = False
             await asyncio.to_thread(
                 self.state.event,
-                "sensor_busy",
-                sensor=decl.name,
-                error="the previous call has not returned yet; skipped",
+                "sensor_busy_ended",
+                sensor=name,
+                seconds=round(call.finished_at - call.started_at, 3),
+                skipped_ticks=call.skipped,
             )
+        return True
+
+    async def _sense(self, decl: SensorDecl) -> Reading | None:
+        if not await self._sensor_free(decl.name):
             return None
         watermark = await asyncio.to_thread(self.state.get, f"watermark:{decl.name}")
         ctx = SensorContext(
             self.name, decl.name, watermark, self.setup.config, self.toolkit, self.clock()
         )
         future = in_thread(f"{self.name}-{decl.name}", decl.fn, ctx)
-        self._busy[decl.name] = future
-        timeout = decl.timeout or self.setup.sensor_timeout
+        call = self._busy[decl.name] = _Call(future, self.clock())
+        future.add_done_callback(lambda _: call.finish(self.clock()))
+        timeout = self.setup.sensor_timeout_of(decl)
         try:
             value = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
             return _as_reading(value, watermark)

@@ -8,6 +8,7 @@ merely stays crossed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -27,15 +28,16 @@ from scanflow.store import TERMINAL, RunRecord, Store
 
 
 class RunFinishedWatcher:
-    """Workflow runs of this store that finished since the last check."""
+    """Workflow runs of this store that finished since the last check (runs that finished
+    before the first check, by ``clock``, do not count)."""
 
-    def __init__(self, store: Store, key: str) -> None:
-        self.store, self.key = store, key
+    def __init__(self, store: Store, key: str, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.key, self.clock = store, key, clock
 
     def check(self, state: AgentState) -> list[Event]:
         since = state.get(self.key)
         if since is None:
-            state.put({self.key: time.time()})
+            state.put({self.key: self.clock()})
             return []
         with self.store.session() as s:
             rows = list(
@@ -52,7 +54,7 @@ class RunFinishedWatcher:
             Event(
                 "run_finished",
                 {"run_id": r.id, "workflow": r.workflow, "status": r.status},
-                r.finished_at or time.time(),
+                r.finished_at or self.clock(),
             )
             for r in rows
         ]
@@ -84,14 +86,21 @@ class AliasWatcher:
 
 
 class PredictionsWatcher:
-    """Every ``count`` predictions logged by a service."""
+    """Every ``count`` predictions logged by a service after the first check (the log's
+    history does not count), reading at most ``MAX_READ_BYTES`` per check."""
+
+    MAX_READ_BYTES = 4 * 2**20
 
     def __init__(self, trigger: OnPredictions, toolkit: Toolkit, key: str) -> None:
         self.trigger, self.toolkit, self.key = trigger, toolkit, key
 
     def check(self, state: AgentState) -> list[Event]:
-        seen = state.get(self.key, {"cursor": None, "count": 0})
-        records, cursor = self.toolkit.prediction_log(self.trigger.service).read_new(seen["cursor"])
+        feed = self.toolkit.prediction_log(self.trigger.service)
+        seen = state.get(self.key)
+        if seen is None:
+            state.put({self.key: {"cursor": feed.end(), "count": 0}})
+            return []
+        records, cursor = feed.read_new(seen["cursor"], self.MAX_READ_BYTES)
         count = seen["count"] + len(records)
         events = []
         if count >= self.trigger.count:
@@ -145,10 +154,16 @@ class MetricWatcher:
         return []
 
 
-def watcher_for(trigger: Trigger, toolkit: Toolkit, store: Store, key: str) -> Any:
+def watcher_for(
+    trigger: Trigger,
+    toolkit: Toolkit,
+    store: Store,
+    key: str,
+    clock: Callable[[], float] = time.time,
+) -> Any:
     """The watcher that produces the events of ``trigger``."""
     if isinstance(trigger, OnRunFinished):
-        return RunFinishedWatcher(store, key)
+        return RunFinishedWatcher(store, key, clock)
     if isinstance(trigger, OnAliasMoved):
         return AliasWatcher(trigger, toolkit, key)
     if isinstance(trigger, OnPredictions):

@@ -62,8 +62,11 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
     ) -> None:
-        """Check scanflow.yaml: fields, names, dependencies, inputs and files."""
+        """Check scanflow.yaml: fields, names, dependencies, inputs, files and agents."""
+        from scanflow.agents.config import load_agents
+
         proj = context.project(ctx)
+        load_agents(proj)  # the agents' strategies, options and references, as agents check
         summary = {
             "app": proj.app.name,
             "team": proj.app.team,

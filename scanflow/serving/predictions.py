@@ -348,18 +348,17 @@ class PredictionLog:
                 if (since is None or ts >= since) and (until is None or ts < until):
                     yield rec
 
-    def read_new(self, cursor: Cursor | None = None) -> tuple[list[dict[str, Any]], Cursor]:
-        """Records written since ``cursor`` (all when None) and the cursor after them."""
-        cursor = cursor or Cursor()
-        offsets: dict[str, int] = {}
-        out: list[dict[str, Any]] = []
-        for path in self.segments():
-            key = _key(path)
-            records, end = self._lines(path, cursor.offsets.get(key, 0))
-            out.extend(records)
-            offsets[key] = end
-        out.sort(key=lambda r: r.get("ts", 0.0))
-        return out, Cursor(offsets)
+    def read_new(
+        self, cursor: Cursor | None = None, max_bytes: int | None = None
+    ) -> tuple[list[dict[str, Any]], Cursor]:
+        """Records written since ``cursor`` (all when None; at most ``max_bytes`` of them)
+        and the cursor after them."""
+        from scanflow.feed import JsonlFeed
+
+        records, offsets = JsonlFeed(self.directory).read_new(
+            (cursor or Cursor()).offsets, max_bytes
+        )
+        return records, Cursor(offsets)
 
     def tail(self, n: int = 10) -> list[dict[str, Any]]:
         """The ``n`` most recent records, oldest first."""

@@ -119,7 +119,10 @@ def test_malformed_agent_config_is_reported_with_lines(tmp_path: Path) -> None:
     expected = [
         (7, "agents[0].config.p95_high_ms", "valid number"),
         (8, "agents[0].config.colour", "unknown option 'colour'"),
+        (6, "agents[0].config.service", "no service 'digits' in the application"),
         (10, "agents[1].strategy", "unknown strategy 'drift-retrian'"),
+        (9, "agents[1].config.service", "required option is missing"),
+        (9, "agents[1].config.model", "required option is missing"),
         (18, "agents[2].config.cooldown", "greater than or equal to 0"),
         (12, "agents[2].sensors[0]", "has no 'nope'"),
         (13, "agents[2].rules[0]", "declared as a sensor, not a rule"),
@@ -205,3 +208,113 @@ def test_agent_triggers_survive_the_yaml_round_trip() -> None:
     )
     assert app.agents[0].triggers == [{"on": "message", "intent": "go"}, "every 5s"]
     assert Application.from_yaml(app.to_yaml()) == app
+
+
+def _problems(tmp_path: Path, spec: str) -> list[str]:
+    project = _project(tmp_path, spec)
+    with pytest.raises(SpecError) as caught:
+        load_agents(project)
+    return [p.removeprefix(f"{project.spec_path}:") for p in caught.value.problems]
+
+
+SERVICES = """
+name: app
+services:
+- {name: digits, model: "models:/digits@champion", port: 8180}
+agents:
+"""
+
+
+def test_a_misspelt_option_gets_a_did_you_mean(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        SERVICES + "- name: scaler\n  strategy: latency-autoscale\n"
+        "  config: {service: digits, p95_hihg_ms: 100, colour: red}\n",
+    )
+    assert len(problems) == 2, problems
+    assert problems[0] == (
+        "7: agents[0].config.p95_hihg_ms: unknown option 'p95_hihg_ms'; did you mean 'p95_high_ms'?"
+    )
+    assert problems[1].startswith("7: agents[0].config.colour: unknown option 'colour'; options: ")
+    assert "min_workers" in problems[1]  # no close match: the options are listed
+
+
+def test_a_misspelt_strategy_still_has_its_options_and_service_checked(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        SERVICES + "- name: r\n  strategy: drift-retrian\n"
+        "  config: {service: digit, model: digits, windw_rows: 5}\n",
+    )
+    assert problems == [
+        "6: agents[0].strategy: unknown strategy 'drift-retrian'; use one of drift-retrain, "
+        "latency-autoscale, failover or 'module:Class' for your own; did you mean 'drift-retrain'?",
+        "7: agents[0].config.windw_rows: unknown option 'windw_rows'; did you mean 'window_rows'?",
+        "7: agents[0].config.service: no service 'digit' in the application (known: digits); "
+        "did you mean 'digits'?",
+    ]
+
+
+def test_two_problems_of_one_agent_are_reported_at_once(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        SERVICES + "- name: scaler\n  strategy: latency-autoscale\n"
+        "  config: {service: digts, interval: -1}\n",
+    )
+    assert [p.split(": ")[1] for p in problems] == [
+        "agents[0].config.interval",
+        "agents[0].config.service",
+    ]
+    assert "greater than 0 (got -1)" in problems[0]
+    assert "did you mean 'digits'?" in problems[1]
+
+
+def test_a_wrong_type_names_the_value_given(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        SERVICES + "- name: scaler\n  strategy: latency-autoscale\n"
+        "  config: {service: digits, max_workers: lots}\n",
+    )
+    assert problems == [
+        "7: agents[0].config.max_workers: Input should be a valid integer, unable to parse "
+        "string as an integer (got 'lots')"
+    ]
+
+
+def test_a_custom_agent_s_near_miss_of_an_option_is_reported(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        "name: app\nagents:\n- name: w\n  rules: [my_rules:high]\n"
+        "  config: {sensor_timout: 300, threshold: 0.5}\n",
+    )
+    assert problems == [
+        "5: agents[0].config.sensor_timout: unknown option 'sensor_timout'; "
+        "did you mean 'sensor_timeout'?"
+    ]
+
+
+def test_sensor_timeout_in_the_config_reaches_the_sensors(tmp_path: Path) -> None:
+    project = _project(
+        tmp_path,
+        "name: app\nservices:\n- {name: digits, model: 'models:/digits@champion', port: 8180}\n"
+        "workflows:\n- name: train\n  executors: [{name: fit, script: my_rules.py}]\n"
+        "agents:\n- name: r\n  strategy: drift-retrain\n"
+        "  config: {service: digits, model: digits, sensor_timeout: 300}\n"
+        "- name: custom\n  sensors: [my_rules:level]\n  rules: [my_rules:high]\n"
+        "  config: {sensor_timeout: 120}\n",
+    )
+    retrainer, custom = load_agents(project)
+    traffic = retrainer.registry.sensors["traffic"]
+    assert retrainer.sensor_timeout_of(traffic) == 300
+    assert custom.sensor_timeout_of(custom.registry.sensors["level"]) == 3  # its own wins
+
+
+def test_validate_reports_the_agents_problems_too(tmp_path: Path, capsys) -> None:
+    from scanflow.cli.main import main
+
+    project = _project(tmp_path, BAD)
+    code = main(["--app", str(project.base_dir), "validate"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "(13 problems)" in err
+    assert "scanflow.yaml:10: agents[1].strategy: unknown strategy 'drift-retrian'" in err
+    assert "Traceback" not in err

@@ -10,26 +10,53 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_closed_loop(tmp_path: Path) -> None:
+@pytest.fixture
+def cpu_hogs():
+    """Two CPU-bound processes beside the test (a machine busy with other work), stopped by
+    their PIDs at the end."""
+    import subprocess
+    import sys
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        yield [h.pid for h in hogs]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(30)
+
+
+def _closed_loop(tmp_path: Path, *, detection_s: float, live_s: float) -> None:
     pytest.importorskip("scanflow.serving")
     from scanflow.agents.demo.run import Phases, run_demo
     from scanflow.cli.project import examples_root
 
     lines: list[str] = []
-    phases = Phases(clean=10, after_swap=5, load=25, calm=30, max_wait_promotion=240)
+    phases = Phases(clean=10, after_swap=5, load=25, calm=90, max_wait_promotion=240)
     result = run_demo(tmp_path / "app", examples_root(), lines.append, phases)
     s = result.summary
     assert s["failed_requests"] == 0 and s["requests"] > 1000
     assert s["retrain_outcome"].startswith("succeeded")
-    assert s["detection_delay_s"] is not None and s["detection_delay_s"] < 60
-    assert s["time_to_new_model_live_s"] is not None
+    assert s["detection_delay_s"] is not None and s["detection_delay_s"] < detection_s
+    assert s["time_to_new_model_live_s"] is not None and s["time_to_new_model_live_s"] < live_s
     assert s["accuracy_before_drift"] > 0.9
     assert s["accuracy_drifted_new_model"] > s["accuracy_drifted_old_model"] + 0.1
     # the load made the scaler grow the pool, and the calm after it shrink it again
     assert s["max_workers"] >= 2, s["scale_decisions"]
     assert s["scale_decisions"][0] == 2 and s["scale_decisions"][-1] < s["max_workers"]
+    assert s["workers_at_end"] == s["min_workers"], s["scale_decisions"]
     assert result.plot.read_bytes()[:4] == b"\x89PNG"
     events = [m.event for m in result.timeline]
     assert "drift injected" in events and "new model live" in events
     assert any(e.startswith("decides retrain") for e in events)
     assert any(line.startswith("[6/6]") for line in lines)
+
+
+def test_closed_loop(tmp_path: Path) -> None:
+    _closed_loop(tmp_path, detection_s=60, live_s=240)
+
+
+def test_closed_loop_on_a_busy_machine(tmp_path: Path, cpu_hogs: list[int]) -> None:
+    """The loop with two CPU-bound processes beside it; the goals of a busy machine (drift
+    detected within 30 s, the new model serving within 120 s) with room for a slow CI box."""
+    _closed_loop(tmp_path, detection_s=60, live_s=240)

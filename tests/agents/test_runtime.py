@@ -4,10 +4,12 @@ plans, guardrails, messages and idempotency."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
+import pytest
+
 from scanflow.agents import Outcome, Reading, Registry, decide
+from scanflow.agents.declare import SensorDecl
 from scanflow.agents.delivery import LocalBus
 from scanflow.agents.guards import Guardrails, blocked_by
 from scanflow.agents.messages import Message
@@ -293,23 +295,96 @@ def test_messages_between_co_located_agents_and_duplicates_act_once(store) -> No
     assert all(r.status == "processed" for r in received)
 
 
-def test_time_triggers_drive_ticks(store) -> None:
+class VirtualTime:
+    """A clock that moves only when the runtime's time triggers sleep on it, once the
+    runtime has handled what is queued: ticks come without waiting, at exact times."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.runtime: AgentRuntime | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        if self.runtime is not None:
+            await self.runtime.idle()
+        self.now += seconds
+
+
+def test_time_triggers_fire_at_their_period(store) -> None:
     reg = Registry()
     ticks: list[float] = []
 
     @reg.sensor(trigger={"every": "50ms"})
     def fast(ctx: Any) -> dict:
-        ticks.append(time.monotonic())
+        ticks.append(ctx.now)
         return {}
 
+    clock = VirtualTime(1000.0)
+
     async def scenario() -> None:
-        rt = AgentRuntime(AgentSetup("ticker", reg), store)
+        rt = AgentRuntime(AgentSetup("ticker", reg), store, clock=clock, sleep=clock.sleep)
+        clock.runtime = rt
         await rt.start()
-        await until(lambda: len(ticks) >= 3, timeout=10, what="three ticks")
+        await until(lambda: len(ticks) >= 5, timeout=30, what="five ticks")
         await rt.stop()
 
     run(scenario())
-    assert len(ticks) >= 3
+    assert ticks[:5] == pytest.approx([1000.05, 1000.10, 1000.15, 1000.20, 1000.25])
+
+
+def test_sensor_timeout_precedence() -> None:
+    def fn(ctx: Any) -> None:
+        return None
+
+    own, plain = SensorDecl("own", fn, timeout=3.0), SensorDecl("plain", fn)
+    assert AgentSetup("a", Registry()).sensor_timeout_of(plain) == 10.0  # the default
+    configured = AgentSetup("a", Registry(), sensor_timeout=300.0)
+    assert configured.sensor_timeout_of(plain) == 300.0  # the agent's config
+    assert configured.sensor_timeout_of(own) == 3.0  # the sensor's own
+    reg = Registry()
+    reg.sensor(name="undeclared")(fn)
+    assert reg.sensors["undeclared"].timeout is None  # so the agent's config applies
+
+
+def test_a_busy_sensor_is_recorded_when_it_starts_and_ends(store) -> None:
+    release = threading.Event()
+    calls: list[float] = []
+    reg = Registry()
+
+    @reg.sensor(name="slow", timeout=0.2)
+    def slow(ctx: Any) -> dict:
+        calls.append(ctx.now)
+        if len(calls) == 1:
+            release.wait(30)
+        return {"n": len(calls)}
+
+    clock = {"now": 100.0}
+
+    async def scenario() -> None:
+        rt = AgentRuntime(AgentSetup("busy", reg), store, clock=lambda: clock["now"])
+        await rt.start()
+        await rt.tick()  # times out: the call goes on in its thread
+        for _ in range(4):  # four ticks find it still running: one busy event, not four
+            clock["now"] += 1.0
+            await rt.tick()
+        clock["now"] = 107.5
+        release.set()
+        await until(lambda: rt._busy["slow"].finished_at is not None, what="the call to end")
+        await rt.tick()  # free again: the end of the busy spell is recorded, then it runs
+        await rt.tick()
+        await rt.stop()
+
+    run(scenario())
+    state = AgentState(store, "busy")
+    busy = [e.kind for e in state.events() if e.kind.startswith("sensor_busy")]
+    assert sorted(busy) == ["sensor_busy", "sensor_busy_ended"]
+    (started,) = state.events("sensor_busy")
+    assert started.detail["sensor"] == "slow" and started.detail["since"] == 100.0
+    (ended,) = state.events("sensor_busy_ended")
+    assert ended.detail == {"sensor": "slow", "seconds": 7.5, "skipped_ticks": 4}
+    assert calls == [100.0, 107.5, 107.5]
 
 
 def test_one_plan_per_key_at_a_time() -> None:

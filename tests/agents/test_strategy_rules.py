@@ -7,7 +7,13 @@ import pytest
 from pydantic import ValidationError
 
 from scanflow.agents.facts import Facts
-from scanflow.agents.strategies.autoscale import AutoscaleConfig, target_workers
+from scanflow.agents.strategies.autoscale import (
+    AutoscaleConfig,
+    held_until,
+    review_scale_up,
+    target_workers,
+)
+from scanflow.agents.strategies.cpu import shares
 from scanflow.agents.strategies.detect import ks_detector
 from scanflow.agents.strategies.drift_retrain import (
     DriftRetrainConfig,
@@ -58,10 +64,16 @@ def _w(p95: float | None, rps: float = 10, queue: float = 0) -> dict:
 
 
 def test_scale_up_on_latency_or_queue_and_stop_at_max() -> None:
-    assert target_workers([_w(300)], 1, SCALE)[0] == 2
+    assert target_workers([_w(300, rps=50)], 1, SCALE)[0] == 2  # loaded and slow
     assert target_workers([_w(10, queue=20)], 2, SCALE)[0] == 3
-    target, reason = target_workers([_w(300)], 3, SCALE)
+    target, reason = target_workers([_w(300, rps=100)], 3, SCALE)
     assert target == 3 and "max_workers=3" in reason
+
+
+def test_slow_answers_at_a_low_load_are_no_reason_to_add_workers() -> None:
+    # a busy machine or a slow model: p95 is high, yet each worker is nearly idle
+    assert target_workers([_w(300, rps=5)], 1, SCALE) == (1, "within the band")
+    assert target_workers([_w(300, rps=5, queue=1)], 1, SCALE)[0] == 2  # requests wait
 
 
 def test_scale_up_on_request_rate_per_worker() -> None:
@@ -73,12 +85,94 @@ def test_scale_up_on_request_rate_per_worker() -> None:
 
 
 def test_hysteresis_no_change_inside_the_band_and_down_only_after_calm_windows() -> None:
-    assert target_workers([_w(120), _w(120)], 2, SCALE)[0] == 2  # between 50 and 200
-    assert target_workers([_w(120), _w(10)], 2, SCALE)[0] == 2  # one calm window only
-    assert target_workers([_w(10), _w(10)], 2, SCALE)[0] == 1
+    band = _w(120, rps=30)  # p95 between 50 and 200; one worker fewer would serve 30 req/s
+    assert target_workers([band, band], 2, SCALE)[0] == 2
+    assert target_workers([band, _w(10, rps=30)], 2, SCALE)[0] == 2  # one calm window only
+    assert target_workers([_w(10, rps=30), _w(10, rps=30)], 2, SCALE)[0] == 1  # fast, 15 each
     assert target_workers([_w(10, rps=100), _w(10, rps=100)], 2, SCALE)[0] == 2  # busy
     assert target_workers([_w(10), _w(10)], 1, SCALE)[0] == 1  # min_workers
     assert target_workers([{"queue_depth": 0}], 2, SCALE) == (2, "no complete window yet")
+
+
+def test_the_pool_shrinks_when_the_load_drops_even_if_latency_stays_high() -> None:
+    slow_idle = _w(400, rps=10)  # a machine busy with other work: slow, but little traffic
+    target, reason = target_workers([slow_idle, slow_idle], 3, SCALE)
+    assert target == 2 and reason.startswith("calm for 2 windows")
+    assert target_workers([slow_idle, slow_idle], 2, SCALE)[0] == 1
+    assert target_workers([_w(400, rps=10, queue=6)] * 2, 2, SCALE)[0] == 3  # requests wait
+
+
+REVIEW = SCALE.model_copy(update={"settle": 10.0, "improve_margin": 0.2, "hold": 60.0})
+
+
+def _up(at: float = 100.0, p95: float = 300.0, rps: float = 100.0) -> dict:
+    """A succeeded scale-up from 1 to 2 workers that finished at ``at``."""
+    return {
+        "id": "up",
+        "action": "scale",
+        "status": "succeeded",
+        "created_at": at - 1,
+        "finished_at": at,
+        "evidence": {"workers": 1, "target": 2, "before": {"p95_ms": p95, "rps": rps}},
+    }
+
+
+def _after(at: float, p95: float, rps: float, **cpu: float) -> dict:
+    return {"at": at, "seconds": 2.0, "p95_ms": p95, "rps": rps, "queue_depth": 0, **cpu}
+
+
+def test_a_scale_up_that_helped_is_kept() -> None:
+    faster = [_after(104, 150, 100), _after(106, 160, 100)]
+    assert review_scale_up(faster, [_up()], 111.0, REVIEW) is None
+    more = [_after(104, 300, 130), _after(106, 290, 125)]  # same latency, +27% throughput
+    assert review_scale_up(more, [_up()], 111.0, REVIEW) is None
+
+
+def test_a_scale_up_that_did_not_help_is_undone_after_it_settles() -> None:
+    same = [_after(104, 290, 105), _after(106, 310, 100)]
+    assert review_scale_up(same, [_up()], 105.0, REVIEW) is None  # still settling
+    target, reason, evidence = review_scale_up(same, [_up()], 111.0, REVIEW)
+    assert target == 1 and reason.startswith("scale-up to 2 did not help after 10s: p95 300 ms")
+    assert evidence["futile"] is True and evidence["after"]["p95_ms"] == 300.0
+    # a window that began before the scale-up finished is not evidence of its effect
+    straddling = [_after(101, 100, 300), *same]
+    assert review_scale_up(straddling, [_up()], 111.0, REVIEW)[0] == 1
+
+
+def test_a_scale_up_on_a_cpu_saturated_by_others_is_undone() -> None:
+    crowded = [_after(104, 150, 100, cpu_busy=0.98, cpu_service=0.3, cpu_others=0.68)]
+    target, reason, _ = review_scale_up(crowded, [_up()], 111.0, REVIEW)
+    assert target == 1 and "saturated by other processes" in reason
+    own = [_after(104, 150, 100, cpu_busy=0.98, cpu_service=0.8, cpu_others=0.18)]
+    assert review_scale_up(own, [_up()], 111.0, REVIEW) is None  # the service's own load
+
+
+def test_only_the_last_real_scale_up_is_reviewed_and_a_futile_one_holds_scale_ups() -> None:
+    same = [_after(104, 300, 100)]
+    down = {**_up(), "id": "down", "evidence": {"workers": 2, "target": 1}}
+    blocked = {**_up(), "id": "b", "status": "blocked", "finished_at": 120.0}
+    assert review_scale_up(same, [_up(), down], 111.0, REVIEW) is None
+    assert review_scale_up(same, [_up(), blocked], 111.0, REVIEW)[0] == 1
+    futile = {**down, "created_at": 112.0, "evidence": {"futile": True, "workers": 2}}
+    hold = held_until([_up(), futile], REVIEW)
+    assert hold == (172.0, "the last scale-up did not help")
+    hot = [_w(300, rps=100)]
+    target, reason = target_workers(hot, 1, REVIEW, now=150.0, hold=hold)
+    assert target == 1 and reason == "hot, but the last scale-up did not help: held for 22s"
+    assert target_workers(hot, 1, REVIEW, now=173.0, hold=hold)[0] == 2
+    # a scale-up settles before the next one; a scale-down holds nothing
+    assert held_until([_up()], REVIEW) == (110.0, "the last scale-up is settling")
+    assert held_until([_up(), down], REVIEW) is None
+
+
+def test_cpu_shares_from_two_samples() -> None:
+    first = {"at": 0.0, "busy": 10.0, "total": 100.0, "workers": {"7": 1.0, "8": 2.0}}
+    second = {"at": 10.0, "busy": 28.0, "total": 120.0, "workers": {"7": 4.0, "9": 50.0}}
+    # 2 cores for 10 s: 20 CPU-seconds, 18 busy; worker 7 used 3 (worker 9 is new)
+    assert shares(first, second) == pytest.approx(
+        {"cpu_busy": 0.9, "cpu_service": 0.15, "cpu_others": 0.75}
+    )
+    assert shares(None, second) == {}
 
 
 def test_bad_autoscale_config() -> None:

@@ -23,8 +23,10 @@ from scanflow.store import RunRecord, StepRecord
 from .conftest import run, until
 
 
-def _finished_run(store, run_id: str, status: str, workflow: str = "train") -> None:
-    now = time.time()
+def _finished_run(
+    store, run_id: str, status: str, workflow: str = "train", now: float | None = None
+) -> None:
+    now = time.time() if now is None else now
     store.add_run(
         RunRecord(
             id=run_id,
@@ -45,11 +47,11 @@ def _finished_run(store, run_id: str, status: str, workflow: str = "train") -> N
 
 def test_run_finished_watcher_sees_each_run_once(store) -> None:
     state = AgentState(store, "w")
-    watcher = watcher_for(OnRunFinished(), Toolkit(), store, "watch:0")
-    _finished_run(store, "old", "succeeded")
+    watcher = watcher_for(OnRunFinished(), Toolkit(), store, "watch:0", clock=lambda: 100.0)
+    _finished_run(store, "old", "succeeded", now=99.0)
     assert watcher.check(state) == []  # history before the agent started does not fire
-    time.sleep(0.01)
-    _finished_run(store, "r1", "failed")
+    _finished_run(store, "before", "succeeded", now=99.5)  # recorded late, finished before
+    _finished_run(store, "r1", "failed", now=100.5)
     events = watcher.check(state)
     assert [(e.data["run_id"], e.data["status"]) for e in events] == [("r1", "failed")]
     assert watcher.check(state) == []
@@ -61,7 +63,9 @@ def test_predictions_and_metric_watchers_fire_on_changes(store, tmp_path: Path) 
     level = {"p95": 10.0}
     toolkit = Toolkit(predictions={"svc": feed}, extras={"metric:p95": lambda: level["p95"]})
     preds = watcher_for(OnPredictions(service="svc", count=3), toolkit, store, "watch:1")
-    feed.append([{"id": i, "ts": i} for i in range(2)])
+    feed.append([{"id": i, "ts": i} for i in range(5)])  # the log's history does not count
+    assert preds.check(state) == []
+    feed.append([{"id": i, "ts": i} for i in range(5, 7)])
     assert preds.check(state) == []
     feed.append([{"id": 9, "ts": 9}])
     assert [e.data for e in preds.check(state)] == [{"service": "svc", "new": 3}]

@@ -105,6 +105,7 @@ def summarise(
         "new_version": promoted,
         "retrain_outcome": None if retrain is None else f"{retrain.status}: {retrain.outcome}",
         "max_workers": max((n for _, n in workers), default=None),
+        "workers_at_end": workers[-1][1] if workers else None,
         "scale_decisions": [
             (d.evidence or {}).get("target")
             for d in decisions

@@ -44,7 +44,7 @@ class Phases:
     after_swap: float = 15.0
     max_wait_promotion: float = 240.0
     load: float = 40.0
-    calm: float = 45.0
+    calm: float = 45.0  # at most: the demo ends once the pool is back at its minimum
     rate: float = 40.0
     clients: int = 4
     load_clients: int = 24
@@ -272,9 +272,16 @@ def run_demo(
         time.sleep(phases.load)
         calm_at = time.time()
         marks.append((calm_at, "load lowered"))
-        say("      load lowered; waiting for the scaler to shrink the pool")
+        say("      load lowered; waiting for the scaler to shrink the pool to its minimum")
         traffic.set_load(phases.rate / 2, 2)
-        time.sleep(phases.calm)
+        minimum = service_spec.min_workers
+        deadline = time.monotonic() + phases.calm
+        while time.monotonic() < deadline:  # the calm phase ends early once back at the minimum
+            workers = control.status().get("workers")
+            if workers is not None and workers <= minimum:
+                watch.workers.append((time.time(), int(workers)))
+                break
+            time.sleep(1.0)
     finally:
         if traffic is not None:
             traffic.stop()
@@ -289,6 +296,7 @@ def run_demo(
         service.stop()
     decisions = all_decisions(store, limit=1000)
     summary = summarise(traffic.samples, drift_at, decisions, watch.workers)
+    summary["min_workers"] = service_spec.min_workers
     for key, label in (("detected_at", "drift detected"), ("new_model_live_at", "new model live")):
         if summary.get(key):
             marks.append((summary[key], label))

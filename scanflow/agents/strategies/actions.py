@@ -70,8 +70,13 @@ def collect(
 
     deadline = time.monotonic() + config.label_wait
     while True:
-        predictions, _ = ctx.toolkit.prediction_log(config.service).read_new(None)
-        labels, _ = ctx.toolkit.label_feed(config.service).read_new(None)
+        predictions, labels = (
+            feed.read_new(feed.end(config.collect_bytes))[0]
+            for feed in (
+                ctx.toolkit.prediction_log(config.service),
+                ctx.toolkit.label_feed(config.service),
+            )
+        )
         recent = [r for r in predictions if since is None or r.get("ts", 0) >= since]
         X, y, _ = labelled(recent, labels)
         if len(y) >= config.min_labelled:

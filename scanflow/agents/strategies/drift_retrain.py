@@ -17,7 +17,7 @@ watch live quality and roll back.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -64,6 +64,17 @@ class DriftRetrainConfig(StrategyConfig):
     max_actions_per_day: int | None = Field(default=6, ge=0)
     interval: float = Field(default=2.0, gt=0)
     seed: int = 0
+    start: Literal["latest", "earliest"] = Field(
+        default="latest",
+        description="where a first reading begins: the newest records (at most "
+        "max_read_bytes of them) or the whole log",
+    )
+    max_read_bytes: int = Field(
+        default=4 * 2**20, ge=4096, description="bytes of log read per tick; the rest waits"
+    )
+    collect_bytes: int = Field(
+        default=64 * 2**20, ge=4096, description="newest bytes of log retraining data comes from"
+    )
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DriftRetrainConfig:
@@ -155,6 +166,17 @@ def quality_dropped(facts: Facts, config: DriftRetrainConfig) -> Decision | None
     )
 
 
+def _read(
+    feed: Any, mark: dict[str, Any], key: str, config: DriftRetrainConfig
+) -> tuple[list[dict[str, Any]], Any]:
+    """What is new in ``feed`` since the watermark's cursor ``key``, bounded by
+    ``max_read_bytes``; a first read starts where ``config.start`` says."""
+    cursor = mark.get(key)
+    if key not in mark and config.start == "latest":
+        cursor = feed.end(config.max_read_bytes)
+    return feed.read_new(cursor, config.max_read_bytes)
+
+
 class DriftRetrain(Strategy):
     """Retrain, gate and promote on confirmed drift; roll back when live quality drops."""
 
@@ -182,11 +204,11 @@ class DriftRetrain(Strategy):
 
             folder = actions.work_dir(ctx.toolkit, ctx.agent)
             mark = ctx.watermark or {}
-            predictions, pcursor = ctx.toolkit.prediction_log(config.service).read_new(
-                mark.get("predictions_cursor")
+            predictions, pcursor = _read(
+                ctx.toolkit.prediction_log(config.service), mark, "predictions_cursor", config
             )
-            labels, lcursor = ctx.toolkit.label_feed(config.service).read_new(
-                mark.get("labels_cursor")
+            labels, lcursor = _read(
+                ctx.toolkit.label_feed(config.service), mark, "labels_cursor", config
             )
             facts, nxt = advance(
                 mark,

@@ -7,7 +7,8 @@ returns the facts of this tick and the next watermark:
   file), started again when a new version takes the traffic;
 - *windows* of ``window_rows`` rows, each tested against the reference (rows left over
   wait in the watermark for the next tick);
-- live *quality*: predictions joined with labels that arrive late, per model version.
+- live *quality*: predictions joined with labels, per model version (labels usually come
+  late; one read before its prediction waits in the watermark for it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def advance(
         "carry_start": mark.get("carry_start"),
         "retired": list(mark.get("retired", [])),
         "pending": dict(mark.get("pending", {})),
+        "early": dict(mark.get("early", {})),
         "quality": {k: list(v) for k, v in mark.get("quality", {}).items()},
     }
     windows: list[dict[str, Any]] = []
@@ -96,12 +98,11 @@ def advance(
             mark["carry"] = mark["carry"][window_rows:]
             mark["carry_start"] = record.get("ts")
     labelled = 0
-    for record in labels:
-        pending = mark["pending"].pop(record.get("id"), None)
-        if pending is None:
-            continue
-        version, predicted, _ = pending
-        truth = labels_of(record)
+    early = mark["early"]  # labels read before their predictions: matched on a later tick
+    early.update({r["id"]: labels_of(r) for r in labels if r.get("id") is not None})
+    for ident in [i for i in early if i in mark["pending"]]:
+        version, predicted, _ = mark["pending"].pop(ident)
+        truth = early.pop(ident)
         correct = sum(1 for p, t in zip(predicted, truth, strict=False) if p == t)
         counts = mark["quality"].setdefault(version, [0, 0])
         counts[0] += correct
@@ -110,6 +111,8 @@ def advance(
     if len(mark["pending"]) > MAX_PENDING:  # labels that never came: forget the oldest
         oldest = sorted(mark["pending"].items(), key=lambda item: item[1][2])
         mark["pending"] = dict(oldest[-MAX_PENDING:])
+    if len(early) > MAX_PENDING:  # predictions that never came (before the start): the same
+        mark["early"] = dict(list(early.items())[-MAX_PENDING:])
     facts: dict[str, Any] = {}
     if windows:
         facts["windows"] = windows
