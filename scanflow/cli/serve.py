@@ -350,15 +350,19 @@ def tail(
             )
         console.print(table)
 
-    show(log.tail(n))
-    if follow:
-        _, cursor = log.read_new()
+    cursor = log.end() if follow else None  # taken first: a record written meanwhile is kept
+    shown = log.tail(n)
+    show(shown)
+    if cursor is not None:
+        seen = {rec.get("id") for rec in shown}  # the tail may hold records after the cursor
         try:
             while True:
-                time.sleep(1.0)
                 records, cursor = log.read_new(cursor)
-                if records:
-                    show(records)
+                fresh = [rec for rec in records if rec.get("id") not in seen]
+                seen = set()
+                if fresh:
+                    show(fresh)
+                time.sleep(1.0)
         except KeyboardInterrupt:
             return
 

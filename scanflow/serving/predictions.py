@@ -360,6 +360,12 @@ class PredictionLog:
         )
         return records, Cursor(offsets)
 
+    def end(self) -> Cursor:
+        """A cursor after every record written so far (where a follower starts)."""
+        from scanflow.feed import JsonlFeed
+
+        return Cursor(JsonlFeed(self.directory).end())
+
     def tail(self, n: int = 10) -> list[dict[str, Any]]:
         """The ``n`` most recent records, oldest first."""
         records: list[dict[str, Any]] = []
