@@ -107,8 +107,8 @@ def _tensor(entry: Any, index: int) -> tuple[str, str, list[int], Any, int | Non
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise RequestError(f"input {name!r} needs 'shape', a list of non-negative integers")
-    params = entry.get("parameters") or {}
-    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    params = entry.get("parameters")
+    size = params.get("binary_data_size") if params and isinstance(params, dict) else None
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise RequestError(
@@ -173,8 +173,10 @@ def _to_array(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
 
 def _read_binary(
     tensors: list[tuple[str, str, list[int], Any, int | None]], binary: memoryview | None
-) -> list[tuple[str, str, list[int], Any]]:
+) -> list[tuple[str, str, list[int], Any, int | None]]:
     """Cut the bytes after the JSON header into the inputs that declared a binary size."""
+    if binary is None and not any(t[4] is not None for t in tensors):  # plain JSON
+        return tensors
     out = []
     offset = 0
     for name, datatype, shape, data, size in tensors:
@@ -191,7 +193,7 @@ def _read_binary(
                 )
             data = _from_binary(name, datatype, shape, binary[offset : offset + size])
             offset += size
-        out.append((name, datatype, shape, data))
+        out.append((name, datatype, shape, data, size))
     if binary is not None and offset != len(binary):
         raise RequestError(
             f"{len(binary) - offset} bytes after the JSON header belong to no input "
@@ -268,17 +270,17 @@ def decode_infer(
     if len(set(names)) != len(names):
         raise RequestError(f"input names must be unique, got {names}")
     rid = req.get("id")
-    params = req.get("parameters") or {}
-    binary_output = bool(params.get("binary_data_output")) if isinstance(params, dict) else False
-    outputs = _requested_outputs(req, signature)
+    params = req.get("parameters")
+    binary_output = isinstance(params, dict) and bool(params.get("binary_data_output"))
+    outputs = _requested_outputs(req, signature) if "outputs" in req else None
     if not signature.inputs:
-        arrays = {n: _to_array(n, dt, sh, d) for n, dt, sh, d in tensors}
+        arrays = {n: _to_array(n, dt, sh, d) for n, dt, sh, d, _ in tensors}
         data: ModelInput = arrays[names[0]] if len(arrays) == 1 else arrays
     else:
         by_name = {t[0]: t for t in tensors}
         out: dict[str, np.ndarray] = {}
         for given, spec in match_names(names, signature, strict=True):
-            name, datatype, shape, values = by_name[given]
+            name, datatype, shape, values, _ = by_name[given]
             if datatype != spec.datatype:
                 raise RequestError(
                     f"input {name!r} has datatype {datatype} but the model expects {spec.datatype}"
@@ -359,23 +361,25 @@ def _raw(arr: np.ndarray) -> bytes:
 
 
 def _out(name: str, arr: np.ndarray, binary: bool, chunks: list[bytes]) -> dict[str, Any]:
-    if arr.dtype.kind in "OUS":
-        datatype = "BYTES"
-    else:
-        datatype = oip_datatype(arr.dtype)
-    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+    """One response output; its bytes go to ``chunks`` when it is sent as binary data."""
+    datatype = "BYTES" if arr.dtype.kind in "OUS" else oip_datatype(arr.dtype)
     if binary:
         raw = _raw(arr)
         chunks.append(raw)
-        entry["parameters"] = {"binary_data_size": len(raw)}
-    elif datatype == "BYTES":
-        entry["data"] = [
+        return {
+            "name": name,
+            "datatype": datatype,
+            "shape": list(arr.shape),
+            "parameters": {"binary_data_size": len(raw)},
+        }
+    if datatype == "BYTES":
+        data: Any = [
             x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
             for x in arr.ravel().tolist()
         ]
     else:
-        entry["data"] = np.ascontiguousarray(arr).ravel()
-    return entry
+        data = np.ascontiguousarray(arr).ravel()
+    return {"name": name, "datatype": datatype, "shape": list(arr.shape), "data": data}
 
 
 def encode_infer(
