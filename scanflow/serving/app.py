@@ -40,8 +40,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 JSON = b"application/json"
 OCTET = b"application/octet-stream"
-POST_ONLY = frozenset({"/invocations", "/admin/workers", "/admin/refresh"})
-GET_ONLY = "GET, HEAD"
+POST_PATHS = frozenset({"/invocations", "/admin/workers", "/admin/refresh"})
+GET_ALLOW = "GET, HEAD"
 
 
 class ClientGone(Exception):
@@ -116,7 +116,7 @@ class ServingApp:
             if handler is not None:
                 await handler(scope, send)
                 return
-            if path.startswith("/v2/models/") and self._allowed(path) == GET_ONLY:
+            if path.startswith("/v2/models/") and self._allowed(path) == GET_ALLOW:
                 await self._model_get(scope, send, path)
                 return
         allowed = self._allowed(path)
@@ -134,10 +134,10 @@ class ServingApp:
 
     def _allowed(self, path: str) -> str | None:
         """The methods ``path`` answers (the ``Allow`` header), ``None`` for no endpoint."""
-        if path in POST_ONLY:
+        if path in POST_PATHS:
             return "POST"
         if path in self._get:
-            return GET_ONLY
+            return GET_ALLOW
         if not path.startswith("/v2/models/"):
             return None
         parts = path[len("/v2/models/") :].strip("/").split("/")
@@ -148,7 +148,7 @@ class ServingApp:
             return None
         if rest == ["infer"]:
             return "POST"
-        return GET_ONLY if rest in ([], ["ready"]) else None
+        return GET_ALLOW if rest in ([], ["ready"]) else None
 
     # -- prediction -----------------------------------------------------------------
     async def _predict(
