@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 JSON = b"application/json"
+OCTET = b"application/octet-stream"
+POST_PATHS = frozenset({"/invocations", "/admin/workers", "/admin/refresh"})
+GET_ALLOW = "GET, HEAD"
 
 
 class ClientGone(Exception):
@@ -113,10 +116,39 @@ class ServingApp:
             if handler is not None:
                 await handler(scope, send)
                 return
-            if path.startswith("/v2/models/"):
+            if path.startswith("/v2/models/") and self._allowed(path) == GET_ALLOW:
                 await self._model_get(scope, send, path)
                 return
-        await _json(send, 404, {"error": f"no endpoint {method} {path}; see docs/serving.md"})
+        allowed = self._allowed(path)
+        if allowed is None:
+            await _json(send, 404, {"error": f"no endpoint {method} {path}; see docs/serving.md"})
+        elif method == "OPTIONS":
+            await _send(send, 204, b"", JSON, [(b"allow", f"{allowed}, OPTIONS".encode())])
+        else:
+            await _json(
+                send,
+                405,
+                {"error": f"{method} is not allowed on {path}; use {allowed}"},
+                extra=[(b"allow", allowed.encode())],
+            )
+
+    def _allowed(self, path: str) -> str | None:
+        """The methods ``path`` answers (the ``Allow`` header), ``None`` for no endpoint."""
+        if path in POST_PATHS:
+            return "POST"
+        if path in self._get:
+            return GET_ALLOW
+        if not path.startswith("/v2/models/"):
+            return None
+        parts = path[len("/v2/models/") :].strip("/").split("/")
+        rest = parts[1:]
+        if len(rest) >= 2 and rest[0] == "versions":
+            rest = rest[2:]
+        if not parts[0]:
+            return None
+        if rest == ["infer"]:
+            return "POST"
+        return GET_ALLOW if rest in ([], ["ready"]) else None
 
     # -- prediction -----------------------------------------------------------------
     async def _predict(
@@ -126,6 +158,7 @@ class ServingApp:
         headers = dict(scope["headers"])
         rid_header = headers.get(b"x-request-id")
         version = b""
+        extra_headers: list[tuple[bytes, bytes]] = []
         self.batcher.arriving += 1
         arriving = True
         try:
@@ -133,13 +166,26 @@ class ServingApp:
             if endpoint == "infer":
                 self._check_name(scope["path"])
             body = await self._read_body(headers, receive)
+            encoding = headers.get(b"content-encoding")
+            if encoding and encoding.lower() != b"identity":
+                raise RequestError(
+                    f"Content-Encoding {encoding.decode(errors='replace')!r} is not supported; "
+                    "send the body uncompressed",
+                    415,
+                )
             if model is None:
                 raise RequestError(f"model not ready: {self.not_ready_reason()}", 503)
             if endpoint == "infer" and "/versions/" in scope["path"]:
                 self._check_version(scope["path"], model.version)
             signature = model.signature
             if endpoint == "infer":
-                request = oip.decode_infer(body, signature, allow_non_finite=self.allow_non_finite)
+                json_length = headers.get(b"inference-header-content-length")
+                request = oip.decode_infer(
+                    body,
+                    signature,
+                    json_length=None if json_length is None else oip.header_length(json_length),
+                    allow_non_finite=self.allow_non_finite,
+                )
                 data, rows, client_id = request.data, request.rows, request.id
             else:
                 data = invocations.decode(
@@ -154,19 +200,28 @@ class ServingApp:
             result: Result = await self.batcher.predict(data, rows)
             version = result.version.encode()
             rid = client_id or (rid_header.decode() if rid_header else self._next_id())
+            ctype = JSON
             if endpoint == "infer":
                 current = self.current_model() or model
-                payload = oip.encode_infer(
+                payload, json_length_out = oip.encode_infer(
                     result.output,
                     model_name=self.name,
                     version=result.version,
                     request_id=rid,
                     signature=current.signature,
+                    outputs=request.outputs,
+                    binary_output=request.binary_output,
                 )
+                if json_length_out is not None:
+                    ctype = OCTET
+                    extra_headers.append(
+                        (b"inference-header-content-length", str(json_length_out).encode())
+                    )
             else:
                 payload = invocations.encode(result.output)
             status = 200
         except RequestError as exc:
+            ctype, extra_headers = JSON, []
             status, rid = exc.status, (rid_header.decode() if rid_header else self._next_id())
             if exc.version is not None:  # the model answered, with an error
                 version = exc.version.encode()
@@ -189,12 +244,12 @@ class ServingApp:
         finally:
             if arriving:
                 self.batcher.arriving -= 1
-        extra = [(b"x-request-id", rid.encode())]
+        extra_headers.append((b"x-request-id", rid.encode()))
         if version:
-            extra.append((b"x-model-version", version))
+            extra_headers.append((b"x-model-version", version))
         if status == 413:
-            extra.append((b"connection", b"close"))
-        await _send(send, status, payload, JSON, extra)
+            extra_headers.append((b"connection", b"close"))
+        await _send(send, status, payload, ctype, extra_headers)
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(endpoint, status, elapsed)
         if (
@@ -261,7 +316,11 @@ class ServingApp:
     async def _server_meta(self, scope: dict[str, Any], send: Send) -> None:
         from scanflow import __version__
 
-        await _json(send, 200, {"name": "scanflow", "version": __version__, "extensions": []})
+        await _json(
+            send,
+            200,
+            {"name": "scanflow", "version": __version__, "extensions": ["binary_tensor_data"]},
+        )
 
     async def _version(self, scope: dict[str, Any], send: Send) -> None:
         from scanflow import __version__
@@ -310,7 +369,7 @@ class ServingApp:
                 {"name": self.name, "ready": bool(model)},
                 model.version if model else None,
             )
-        elif not rest:
+        else:  # the model's metadata (the router sends only these two paths here)
             if model is None:
                 await _json(send, 503, {"error": f"model not ready: {self.not_ready_reason()}"})
                 return
@@ -326,8 +385,6 @@ class ServingApp:
                 },
                 model.version,
             )
-        else:
-            await _json(send, 404, {"error": f"no endpoint GET {path}"})
 
     async def _metrics(self, scope: dict[str, Any], send: Send) -> None:
         self.metrics.queue_depth.set(self.batcher.depth)

@@ -1,7 +1,8 @@
 """MLflow's scoring protocol (``POST /invocations``), so MLflow clients work unchanged.
 
 JSON bodies carry exactly one of ``dataframe_split``, ``dataframe_records``, ``instances``
-or ``inputs`` (and optionally ``params``); ``text/csv`` bodies are a table with a header.
+or ``inputs`` (and optionally ``params``); ``text/csv`` bodies are a table, with a header
+row or (detected, or said with ``header=absent``) without one.
 Responses are ``{"predictions": ...}``.
 """
 
@@ -18,7 +19,7 @@ from scanflow.serving.errors import RequestError
 from scanflow.serving.model import ModelInput
 from scanflow.serving.oip import loads_json
 from scanflow.serving.signature import Signature
-from scanflow.serving.tensors import columns_to_input, table_to_input
+from scanflow.serving.tensors import check_rows, columns_to_input, table_to_input
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -72,22 +73,90 @@ def decode_json(
     return table_to_input(None, value, signature, allow_non_finite=allow_non_finite)
 
 
-def decode_csv(body: bytes, signature: Signature, *, allow_non_finite: bool = False) -> ModelInput:
-    """A CSV body with a header row (parsed without pandas)."""
+def decode_csv(
+    body: bytes, signature: Signature, *, header: str | None = None, allow_non_finite: bool = False
+) -> ModelInput:
+    """A CSV body (parsed without pandas), with or without a header row.
+
+    ``header`` is the content type's ``header`` parameter (``present`` or ``absent``);
+    without it the first row is read as a header or as data by :func:`_first_row_is_header`.
+    """
     try:
         rows = [r for r in csv.reader(io.StringIO(body.decode("utf-8-sig"))) if r]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise RequestError(f"body is not valid CSV: {exc}") from None
     if not rows:
         raise RequestError("empty CSV body; send a header row and at least one data row")
-    header, data = rows[0], rows[1:]
-    if not data:
-        raise RequestError("the CSV body has a header but no data rows")
-    for i, row in enumerate(data, start=2):
-        if len(row) != len(header):
-            raise RequestError(f"CSV line {i} has {len(row)} fields, the header has {len(header)}")
-    columns = {name: _numeric([row[i] for row in data]) for i, name in enumerate(header)}
+    has_header = _first_row_is_header(rows[0], signature, header)
+    if has_header:
+        names, data = [n.strip() for n in rows[0]], rows[1:]
+        if not data:
+            raise RequestError("the CSV body has a header but no data rows")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise RequestError(f"the CSV header repeats column {repeated[0]!r}")
+    else:
+        names, data = _column_names(len(rows[0]), signature), rows
+    first = "the header" if has_header else "line 1"
+    for i, row in enumerate(data, start=2 if has_header else 1):
+        if len(row) != len(names):
+            raise RequestError(f"CSV line {i} has {len(row)} fields, {first} has {len(names)}")
+    columns = {name: _numeric([row[i] for row in data]) for i, name in enumerate(names)}
     return columns_to_input(columns, signature, allow_non_finite=allow_non_finite)
+
+
+def _first_row_is_header(first: list[str], signature: Signature, declared: str | None) -> bool:
+    """Whether a CSV's first row names the columns (never guessed when it could be data).
+
+    ``header=present|absent`` decides. Otherwise, for a model with named columns the row is a
+    header when every field is a column name, data when none is (and it has one field per
+    column); anything else is ambiguous and refused. For other models a row with a
+    non-numeric field is a header, and so is ``0,1,...,n-1`` (the header pandas writes for
+    unnamed columns); any other all-numeric row is data.
+    """
+    if declared is not None:
+        if declared not in ("present", "absent"):
+            raise RequestError(
+                f"text/csv parameter header={declared!r}: use header=present or header=absent"
+            )
+        return declared == "present"
+    fields = [f.strip() for f in first]
+    if signature.is_columns:
+        names = [s.name for s in signature.inputs]
+        known = [f in names for f in fields]
+        if all(known):
+            return True
+        if not any(known) and len(fields) == len(names):
+            return False
+        raise RequestError(
+            f"the first CSV line ({','.join(fields)[:80]}) is neither a header of the model's "
+            f"columns ({', '.join(names)}) nor a row of {len(names)} values; send the header "
+            "line, or set 'Content-Type: text/csv; header=absent' for rows only"
+        )
+    if not all(_is_number(f) for f in fields):
+        return True
+    return fields == [str(i) for i in range(len(fields))]
+
+
+def _column_names(count: int, signature: Signature) -> list[str]:
+    """Column names for header-less CSV rows: the signature's, in order."""
+    if signature.is_columns:
+        names = [s.name for s in signature.inputs]
+        if count != len(names):
+            raise RequestError(
+                f"the CSV rows have {count} fields but the model has {len(names)} columns "
+                f"({', '.join(names)}); send one value per column"
+            )
+        return names
+    return [str(i) for i in range(count)]
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
 
 
 def _numeric(values: list[str]) -> Any:
@@ -101,15 +170,30 @@ def decode(
     body: bytes, content_type: str, signature: Signature, *, allow_non_finite: bool = False
 ) -> ModelInput:
     """Decode an ``/invocations`` body by its content type (JSON or CSV)."""
-    ctype = content_type.split(";", 1)[0].strip().lower()
+    ctype, _, params = content_type.partition(";")
+    ctype = ctype.strip().lower()
     if ctype == "text/csv":
-        return decode_csv(body, signature, allow_non_finite=allow_non_finite)
-    if ctype not in ("application/json", ""):
+        header = _media_params(params).get("header")
+        data = decode_csv(body, signature, header=header, allow_non_finite=allow_non_finite)
+    elif ctype in ("application/json", ""):
+        data = decode_json(loads_json(body), signature, allow_non_finite=allow_non_finite)
+    else:
         raise RequestError(
             f"content type {ctype!r} is not supported; use application/json or text/csv",
             status=415,
         )
-    return decode_json(loads_json(body), signature, allow_non_finite=allow_non_finite)
+    check_rows(data)
+    return data
+
+
+def _media_params(params: str) -> dict[str, str]:
+    """``; a=b; c="d"`` of a content type as ``{"a": "b", "c": "d"}`` (names lowercased)."""
+    out = {}
+    for part in params.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip().strip('"').lower()
+    return out
 
 
 def encode(output: Any) -> bytes:

@@ -44,6 +44,17 @@ def check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
+def check_rows(data: ModelInput) -> int:
+    """The number of rows of a decoded input; 400 when there are none."""
+    first = next(iter(data.values())) if isinstance(data, dict) else data
+    rows = first.shape[0] if first.ndim else 1
+    if rows == 0:
+        raise RequestError(
+            f"the request has no rows (shape {list(first.shape)}); send at least one row"
+        )
+    return rows
+
+
 def check_shape(name: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
     """The request's shape must have the spec's rank and fixed dimensions."""
     ok = len(shape) == len(spec.shape) and all(
@@ -56,10 +67,22 @@ def check_shape(name: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
         )
 
 
-def match_names(given: list[str], signature: Signature) -> list[tuple[str, Any]]:
-    """Pair request input names with signature specs; 400 on missing or extra names."""
+def match_names(
+    given: list[str], signature: Signature, *, strict: bool = False
+) -> list[tuple[str, Any]]:
+    """Pair request input names with signature specs; 400 on missing or extra names.
+
+    A model whose only tensor has no recorded name takes any single name, unless ``strict``
+    (the OIP, whose model metadata names that tensor ``input-0``)."""
     specs = signature.inputs
     if len(specs) == 1 and isinstance(specs[0], TensorSpec) and not specs[0].named:
+        if strict and given != [specs[0].name]:
+            unknown = [g for g in given if g != specs[0].name]
+            raise RequestError(
+                f"unexpected input {unknown[0]!r}; the model's inputs are: {specs[0].name}"
+                if unknown
+                else f"the model takes one input tensor, got {len(given)} ({', '.join(given)})"
+            )
         if len(given) != 1:
             raise RequestError(
                 f"the model takes one input tensor, got {len(given)} ({', '.join(given)})"
@@ -87,6 +110,8 @@ def table_to_input(
     columns: list[str] | None, rows: Any, signature: Signature, *, allow_non_finite: bool = False
 ) -> ModelInput:
     """Rows of a table (``dataframe_split``, CSV, list of lists) as the model's input."""
+    if isinstance(rows, list) and not rows:
+        raise RequestError("the request has no rows; send at least one row")
     if signature.is_tensor and len(signature.inputs) == 1:
         spec = signature.inputs[0]
         assert isinstance(spec, TensorSpec)

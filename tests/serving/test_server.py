@@ -92,7 +92,11 @@ def test_health_and_metadata(server):
         ("/v2/models/digits/infer", oip_body(np.zeros((1, 63))), 400, "expects [-1, 64]"),
         (
             "/v2/models/digits/infer",
-            {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "INT64", "data": [0] * 64}]},
+            {
+                "inputs": [
+                    {"name": "input-0", "shape": [1, 64], "datatype": "INT64", "data": [0] * 64}
+                ]
+            },
             400,
             "datatype INT64 but the model expects FP64",
         ),
@@ -105,7 +109,7 @@ def test_health_and_metadata(server):
                 ]
             },
             400,
-            "takes one input tensor",
+            "unexpected input 'a'; the model's inputs are: input-0",
         ),
         ("/invocations", {"inputs": [[0.0] * 64], "instances": [[0.0] * 64]}, 400, "exactly one"),
         (
