@@ -88,7 +88,8 @@ class Registry:
 
     def merge(self, other: Registry) -> Registry:
         """Everything of ``other`` added to this registry; returns self."""
-        for decl in [*other.sensors.values(), *other.rules.values(), *other.actuators.values()]:
+        decls: list[Declaration] = [*other.sensors.values(), *other.rules.values()]
+        for decl in [*decls, *other.actuators.values()]:
             self.add(decl)
         return self
 
@@ -180,4 +181,4 @@ def resolve(reference: str, kind: type[Declaration]) -> Declaration:
     if not callable(obj):
         raise ValueError(f"{reference!r} is not a function")
     name = reference.rpartition(":")[2].rpartition(".")[2]
-    return kind(name, obj)  # type: ignore[call-arg]
+    return kind(name, obj)

@@ -15,10 +15,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from scanflow.agents.messages import Message
 from scanflow.agents.state import AgentState, endpoint
 from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +85,8 @@ class Postman:
         self.bus = bus
         self.policy = policy or RetryPolicy()
         self._headers = {"content-type": "application/json", **bearer(token)}
-        self._client = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def send(self, message: Message) -> None:
         """Queue ``message`` in the outbox and start delivering it."""

@@ -296,7 +296,7 @@ class AgentRuntime:
             access_log=False,
         )
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server.install_signal_handlers = lambda: None
         self._server_task = asyncio.get_running_loop().create_task(self._server.serve())
         while not self._server.started:
             if self._server_task.done():
@@ -370,16 +370,21 @@ class AgentRuntime:
 
     async def _schedule(self, timed: list[tuple[Trigger, dict[str, Any]]]) -> None:
         now = self.clock()
-        due = [(t.next_fire(now), t, tag) for t, tag in timed]
-        while True:
-            due = [d for d in due if d[0] is not None]
-            if not due:
-                return
+        due: list[tuple[float, Trigger, dict[str, Any]]] = []
+        for trigger, tag in timed:
+            first = trigger.next_fire(now)
+            if first is not None:
+                due.append((first, trigger, tag))
+        while due:
             due.sort(key=lambda d: d[0])
             when, trigger, tag = due[0]
             await self._sleep(max(0.0, when - self.clock()))
             self._queue_tick(Event("time", dict(tag)))
-            due[0] = (trigger.next_fire(max(when, self.clock())), trigger, tag)
+            following = trigger.next_fire(max(when, self.clock()))
+            if following is None:
+                due.pop(0)
+            else:
+                due[0] = (following, trigger, tag)
 
     async def _watch(self, trigger: Any, watcher: Any, tag: dict[str, Any]) -> None:
         while True:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -167,14 +167,14 @@ class OnMetric(_Polled):
 
 Trigger = Every | Cron | At | OnMessage | OnRunFinished | OnAliasMoved | OnPredictions | OnMetric
 EVENT_TRIGGERS = (OnMessage, OnRunFinished, OnAliasMoved, OnPredictions, OnMetric)
-_ON = {
+_ON: dict[str, type[BaseModel]] = {
     "message": OnMessage,
     "run_finished": OnRunFinished,
     "alias_moved": OnAliasMoved,
     "predictions": OnPredictions,
     "metric": OnMetric,
 }
-_TIME = {"every": Every, "cron": Cron, "at": At}
+_TIME: dict[str, type[BaseModel]] = {"every": Every, "cron": Cron, "at": At}
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -235,11 +235,11 @@ def parse_trigger(value: Any) -> Trigger:
     if kind == "every":
         return Every(**{**value, "every": parse_seconds(value["every"])})
     if kind in _TIME:
-        return TypeAdapter(_TIME[kind]).validate_python(value)
+        return cast(Trigger, TypeAdapter(_TIME[kind]).validate_python(value))
     cls = _ON.get(value["on"])
     if cls is None:
         raise ValueError(f"unknown event {value['on']!r}; choose one of: {', '.join(_ON)}")
     data = dict(value)
     if "poll" in data:
         data["poll"] = parse_seconds(data["poll"])
-    return cls.model_validate(data)
+    return cast(Trigger, cls.model_validate(data))

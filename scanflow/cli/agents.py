@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 import typer
 
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
         from scanflow.agents.state import AgentState, endpoints
 
         store = context.store(ctx)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for ep in endpoints(store):
             state = AgentState(store, ep.agent)
             alive = time.time() - ep.heartbeat_at < 15

@@ -198,7 +198,7 @@ def review_scale_up(
         return None
     evidence = last.get("evidence") or {}
     before, workers = evidence.get("before"), evidence.get("workers")
-    if not before or evidence.get("target", 0) <= (workers or 0):
+    if not before or workers is None or evidence.get("target", 0) <= workers:
         return None  # not a scale-up, or one recorded without figures
     done = float(last["finished_at"])
     if now < done + config.settle:
