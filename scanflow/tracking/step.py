@@ -96,7 +96,10 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwargs: Any) -> str:
     """Log ``model`` with its MLflow flavor (guessed from its type); returns the model URI.
 
-    The URI is remembered, so a following :func:`register_model` needs no URI.
+    Keyword arguments go to the flavor's ``log_model``. A scikit-learn model is saved with
+    skops, trusting the scikit-learn, NumPy and SciPy types it holds (tree models included);
+    name any other type in ``skops_trusted_types``. The URI is remembered, so a following
+    :func:`register_model` needs no URI.
     """
     import importlib
 
@@ -104,6 +107,13 @@ def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwar
 
     flush()
     flavor = flavor or _guess_flavor(model)
+    if flavor == "sklearn" and kwargs.get("serialization_format", "skops") == "skops":
+        from scanflow.tracking.skops_types import trusted_types
+
+        kwargs["serialization_format"] = "skops"
+        kwargs["skops_trusted_types"] = trusted_types(
+            model, kwargs.get("skops_trusted_types") or ()
+        )
     module = importlib.import_module(f"mlflow.{flavor}")
     with _upload_errors(f"model {name!r}"), mlflow.start_run(run_id=current_run_id(), nested=True):
         info = module.log_model(model, name=name, **kwargs)
@@ -132,22 +142,46 @@ def register_model(name: str, model_uri: str | None = None, alias: str | None = 
 
 @contextmanager
 def _upload_errors(what: str) -> Iterator[None]:
-    """Turn a failed upload (after MLflow's bounded HTTP retries) into one clear error."""
+    """Turn a failure into one clear error that blames the store only when the store failed."""
     from mlflow.exceptions import MlflowException
+
+    from scanflow.errors import TrackingError
 
     try:
         yield
-    except MlflowException as exc:
+    except TrackingError:
+        raise
+    except Exception as exc:
         import mlflow
 
-        from scanflow.errors import TrackingError
+        cause = f"{type(exc).__name__}: {str(exc)[:400]}"
+        if _is_store_failure(exc):
+            tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+            raise TrackingError(
+                f"uploading {what} to the tracker {mlflow.get_tracking_uri()} failed after "
+                f"{tries} retries; its artifact store may be down (check 'scanflow tracker "
+                f"status'). Nothing was registered. Cause: {cause}"
+            ) from exc
+        if isinstance(exc, MlflowException):
+            raise TrackingError(f"logging {what} failed: {cause}") from exc
+        raise
 
-        tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
-        raise TrackingError(
-            f"uploading {what} to the tracker {mlflow.get_tracking_uri()} failed after "
-            f"{tries} retries; its artifact store may be down (check 'scanflow tracker "
-            f"status'). Nothing was registered. Cause: {str(exc)[:400]}"
-        ) from exc
+
+def _is_store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a network failure or a server-side error."""
+    import requests
+    from mlflow.exceptions import RestException
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError, requests.RequestException)):
+            return True
+        if type(seen).__module__.startswith(("botocore", "boto3")):
+            return True
+        if isinstance(seen, RestException) and seen.get_http_status_code() >= 500:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _guess_flavor(model: Any) -> str:
