@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +238,66 @@ def test_an_unreachable_store_is_named(tmp_path, monkeypatch) -> None:
     model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
     with pytest.raises(TrackingError, match="its artifact store may be down"):
         tracking.log_model(model)
+
+
+# -- retry settings -----------------------------------------------------------------------
+RETRY_KEYS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def test_retry_settings_hold_inside_blocks_only(monkeypatch) -> None:
+    import os
+    import threading
+
+    from scanflow.tracking.retries import http_retries
+
+    for key in RETRY_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "7")  # the user's: kept
+    before = dict(os.environ)
+    settings = {**dict.fromkeys(RETRY_KEYS, "2"), "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    inner_entered, outer_left = threading.Event(), threading.Event()
+    seen: dict[str, str | None] = {}
+
+    def other_block() -> None:
+        with http_retries(settings):
+            inner_entered.set()
+            outer_left.wait(60)
+            seen.update({k: os.environ.get(k) for k in settings})
+
+    with http_retries(settings):
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+        assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "7"
+        thread = threading.Thread(target=other_block)
+        thread.start()
+        assert inner_entered.wait(60)
+    outer_left.set()
+    thread.join(60)
+    assert seen["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # still held by the other block
+    assert dict(os.environ) == before
+
+
+def test_copying_a_model_leaves_the_environment_unchanged(tmp_path) -> None:
+    import os
+
+    from sklearn.linear_model import LogisticRegression
+    from tracking_stack.conftest import log_and_register
+
+    from scanflow.errors import TrackingError
+    from scanflow.tracking.publish import copy_model_version
+
+    source, destination = (f"sqlite:///{tmp_path / n / 'mlflow.db'}" for n in ("a", "b"))
+    for uri in (source, destination):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir()
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    log_and_register(source, "clf", model)
+    before = dict(os.environ)
+    assert copy_model_version(source, destination, "clf", "1").created
+    with pytest.raises(TrackingError, match="does not exist"):
+        copy_model_version(source, destination, "clf", "9")
+    assert dict(os.environ) == before
+
+
+def test_a_workflow_run_leaves_the_environment_unchanged(tracked_run) -> None:
+    import os
+
+    assert not [k for k in os.environ if k.startswith("MLFLOW_HTTP_REQUEST")]
