@@ -246,3 +246,41 @@ def test_logs_follow_streams_until_the_run_ends(tmp_path: Path) -> None:
     out, _ = follower.communicate(timeout=60)
     assert engine.wait(60) == 0
     assert follower.returncode == 0 and "gate passed" in out
+
+
+def test_one_tracking_uri_rule_for_run_serve_and_agents(hello: Path, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from scanflow.agents.service import toolkit_for
+    from scanflow.cli.serve import _tracking
+    from scanflow.engines.local import LocalEngine
+    from scanflow.spec import load_project
+    from scanflow.spec.model import Tracker
+    from scanflow.tracking.config import embedded_tracking_uri, tracking_uri
+
+    project = load_project(hello)
+    spec_uri = f"sqlite:///{tmp_path / 'spec.db'}"
+    project.app.tracker = Tracker(uri=spec_uri)
+    env_uri = f"sqlite:///{tmp_path / 'env' / 'mlflow.db'}"
+    assert tracking_uri(project.app, hello) == spec_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    assert tracking_uri(project.app, hello) == env_uri
+    assert tracking_uri(project.app, hello, "http://flag:5000") == "http://flag:5000"
+    monkeypatch.setenv("SCANFLOW_TRACKING_URI", "http://scanflow:5000")
+    assert tracking_uri(project.app, hello) == "http://scanflow:5000"
+    monkeypatch.delenv("SCANFLOW_TRACKING_URI")
+    assert tracking_uri(None, hello) == env_uri
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking_uri(None, hello) == embedded_tracking_uri(hello)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)  # what every command now honours
+    assert LocalEngine(load_project(hello)).tracking_uri == env_uri
+    assert _tracking(None, load_project(hello), hello) == env_uri
+    assert toolkit_for(load_project(hello)).registry.uri == env_uri
+    (tmp_path / "env").mkdir()
+    code, out, err = cli("--app", str(hello), "run", "greet")
+    assert code == 0, out + err
+    runs = MlflowClient(env_uri).search_runs(
+        [MlflowClient(env_uri).get_experiment_by_name(project.app.name).experiment_id]
+    )
+    assert len(runs) == 3  # the workflow's run and its two steps

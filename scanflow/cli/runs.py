@@ -79,11 +79,14 @@ def run_workflow(
     use_cache: bool,
     resume: str | None = None,
     tracking: bool = True,
+    tracking_uri: str | None = None,
 ) -> int:
     """Run (or resume) a workflow with live progress; returns the exit code."""
     from scanflow.engines.local import LocalEngine
 
-    engine = LocalEngine(project, tracking=tracking, on_event=ProgressPrinter())
+    engine = LocalEngine(
+        project, tracking=tracking, tracking_uri=tracking_uri, on_event=ProgressPrinter()
+    )
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -178,6 +181,9 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
         resume: str = typer.Option(None, "--resume", help="Re-run what did not succeed in RUN."),
         no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+        tracking_uri: str = typer.Option(
+            None, "--tracking-uri", help="MLflow tracking URI (see docs/tracking.md for the rule)."
+        ),
     ) -> None:
         """Run a workflow locally, each step in its own process, with live progress."""
         if resume and workflow:
@@ -191,6 +197,7 @@ def register(app: typer.Typer) -> None:
             not no_cache,
             resume,
             not no_tracking,
+            tracking_uri,
         )
         raise typer.Exit(code)
 

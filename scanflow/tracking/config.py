@@ -11,6 +11,7 @@ from typing import Any
 from scanflow.spec.model import Application
 
 ENV_TRACKING_URI = "SCANFLOW_TRACKING_URI"
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 
 
 def embedded_tracking_uri(base_dir: str | Path) -> str:
@@ -23,14 +24,17 @@ def embedded_artifact_root(base_dir: str | Path) -> str:
     return (Path(base_dir).resolve() / ".scanflow" / "mlartifacts").as_uri()
 
 
-def tracking_uri(app: Application | None, base_dir: str | Path) -> str:
-    """The tracking URI for ``app``: ``$SCANFLOW_TRACKING_URI``, the spec's tracker, or embedded.
+def tracking_uri(app: Application | None, base_dir: str | Path, explicit: str | None = None) -> str:
+    """The tracking URI of ``app``; every command (run, serve, agents, the demo) uses this rule.
 
-    A ``managed`` tracker resolves to the stack that ``scanflow tracker up`` started in
-    ``base_dir`` (the URI stays the same across restarts).
+    In order: ``explicit`` (a ``--tracking-uri`` flag), ``$SCANFLOW_TRACKING_URI``,
+    ``$MLFLOW_TRACKING_URI``, the spec's tracker (its ``uri``, or the stack that
+    ``scanflow tracker up`` started in ``base_dir`` for a ``managed`` one), and the
+    embedded store of ``base_dir``.
     """
-    if os.environ.get(ENV_TRACKING_URI):
-        return os.environ[ENV_TRACKING_URI]
+    for uri in (explicit, os.environ.get(ENV_TRACKING_URI), os.environ.get(MLFLOW_TRACKING_URI)):
+        if uri:
+            return uri
     if app is not None and app.tracker is not None:
         if app.tracker.uri:
             return app.tracker.uri

@@ -90,7 +90,7 @@ class LocalEngine:
         self.project = project
         self.store = store or Store.for_state_dir(project.state_dir)
         self.tracking_enabled = tracking
-        self.tracking_uri = tracking_uri or resolve_uri(project.app, project.base_dir)
+        self.tracking_uri = resolve_uri(project.app, project.base_dir, tracking_uri)
         self.on_event = on_event or (lambda event: None)
         self._cancel = threading.Event()
         self._running: dict[str, StepProcess] = {}
