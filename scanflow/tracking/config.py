@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,28 +59,11 @@ def managed_tracking_uri(app: Application, base_dir: str | Path) -> str:
     )
 
 
-@contextmanager
-def sqlite_creation_lock(uri: str) -> Iterator[None]:
-    """Hold ``<db>.lock`` for a ``sqlite:///`` store (a no-op for other URIs).
-
-    MLflow creates and migrates a SQLite store's tables on first use; two processes doing
-    that at once break each other's migrations, so first use goes one process at a time.
-    """
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-
-    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def mlflow_client(uri: str) -> Any:
     """An ``MlflowClient`` for ``uri`` whose stores exist (a new SQLite store made safely)."""
     from mlflow.tracking import MlflowClient
+
+    from scanflow.store.store import sqlite_creation_lock
 
     if not uri.startswith("sqlite:///"):
         return MlflowClient(uri)

@@ -126,6 +126,7 @@ class LocalEngine:
             run_dir=str(run_dir),
             tracking_uri=self.tracking_uri if self.tracking_enabled else None,
             engine_pid=os.getpid(),
+            engine_started_at=_create_time(os.getpid()),
             created_at=now(),
         )
         steps = [
@@ -180,6 +181,7 @@ class LocalEngine:
             status="running",
             started_at=record.started_at or now(),
             engine_pid=os.getpid(),
+            engine_started_at=_create_time(os.getpid()),
             error=None,
         )
         self._emit(StepEvent(record.id, "", "running", message=f"run {record.id} started"))
