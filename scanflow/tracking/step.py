@@ -1,19 +1,29 @@
 """The logging API for step code: it attaches to the step's MLflow run through the environment.
 
-The engine sets ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID`` for every step, so step code
-needs no setup. Outside a Scanflow step the calls fall back to MLflow's own active run.
-MLflow is imported on the first call only.
+The engine sets ``MLFLOW_TRACKING_URI`` for every step, and ``MLFLOW_RUN_ID`` when the
+step's MLflow run already exists as the step starts. Steps never wait for tracking: when
+the run is still being made, the engine names a file instead
+(``$SCANFLOW_MLFLOW_RUN_FILE``) where it writes the run id once it exists, and the first
+logging call waits for it (then sets ``MLFLOW_RUN_ID`` for plain MLflow calls too).
+Outside a Scanflow step the calls fall back to MLflow's own active run. MLflow is imported
+on the first call only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 ENV_RUN_ID = "MLFLOW_RUN_ID"
+ENV_RUN_FILE = "SCANFLOW_MLFLOW_RUN_FILE"
+ENV_RUN_WAIT = "SCANFLOW_MLFLOW_RUN_WAIT"  # seconds a logging call waits for its run
+RUN_WAIT_SECONDS = 600.0
 _state: dict[str, Any] = {}
 
 
@@ -30,10 +40,49 @@ def current_run_id() -> str:
     run_id = os.environ.get(ENV_RUN_ID)
     if run_id:
         return run_id
+    if os.environ.get(ENV_RUN_FILE):
+        run_id = read_run_file(Path(os.environ[ENV_RUN_FILE]))
+        if run_id:
+            os.environ[ENV_RUN_ID] = run_id  # plain mlflow calls attach to it from now on
+            return run_id
     import mlflow
 
     run = mlflow.active_run() or mlflow.start_run()
     return run.info.run_id
+
+
+def write_run_file(path: Path, run_id: str | None, error: str = "") -> None:
+    """Tell a step its MLflow run id (or why it has none): written whole, then renamed."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"run_id": run_id, "error": error}))
+    partial.replace(path)
+
+
+def read_run_file(path: Path) -> str | None:
+    """The run id the engine writes to ``path``, waiting for it (see ``$SCANFLOW_MLFLOW_RUN_WAIT``);
+    None when the engine could not make the run (the step logs untracked, as outside a step)."""
+    import json
+    import time
+
+    from scanflow.errors import TrackingError
+
+    wait = float(os.environ.get(ENV_RUN_WAIT) or RUN_WAIT_SECONDS)
+    deadline = time.monotonic() + wait
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TrackingError(
+                f"the step's MLflow run was not created within {wait:g}s (waited for "
+                f"{path}); is the tracking server {os.environ.get('MLFLOW_TRACKING_URI')} "
+                f"answering? Set ${ENV_RUN_WAIT} to wait longer"
+            )
+        time.sleep(0.05)
+    found = json.loads(path.read_text())
+    if not found["run_id"]:
+        log.warning("the step has no MLflow run: %s", found["error"])
+    return found["run_id"]
 
 
 def _batcher() -> Any:

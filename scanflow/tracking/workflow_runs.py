@@ -97,10 +97,14 @@ class WorkflowTracking:
         self._queue.put(job)
         return future
 
-    def close(self, timeout: float = 120.0) -> None:
-        """Wait for queued calls to finish and stop the thread."""
+    def close(self, timeout: float = 120.0) -> bool:
+        """Wait up to ``timeout`` s for queued calls to finish; whether they all did.
+
+        Calls still queued after that go on in the background while the process lives.
+        """
         self._queue.put(None)
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # -- MLflow calls (run on the thread) --------------------------------------------
     def _mlflow(self) -> Any:
