@@ -476,10 +476,11 @@ class LocalEngine:
             if step.status in DONE_OK:
                 continue
             params = step_parameters(ctx.workflow, ctx.workflow.executor(name), ctx.run.parameters)
+            path = Path(ctx.run.run_dir) / "steps" / name / RUN_ID_FILE
+            path.unlink(missing_ok=True)  # a resumed step gets a new run: forget the old one
             ctx.mlflow_steps[name] = tracking.start_run(
                 name, {**tags, "scanflow.step": name}, params, ctx.mlflow_parent
             )
-            path = Path(ctx.run.run_dir) / "steps" / name / RUN_ID_FILE
             ctx.mlflow_steps[name].add_done_callback(partial(self._step_run_known, step, path))
         ctx.tracking = tracking
 
@@ -523,7 +524,8 @@ class LocalEngine:
 
     def _flush_tracking(self, ctx: _RunContext, status: str, error: str | None) -> None:
         """End the parent MLflow run and wait (bounded) until MLflow has taken everything."""
-        assert ctx.tracking is not None and ctx.mlflow_parent is not None
+        if ctx.tracking is None or ctx.mlflow_parent is None:
+            return
         ctx.tracking.finish_run(
             ctx.mlflow_parent,
             status,
