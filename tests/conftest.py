@@ -64,12 +64,21 @@ def start_service(service, state_dir: Path, tracking_uri: str, **options):
     )
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 180.0, what: str = "condition"):
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 180.0,
+    what: str = "condition",
+    interval: float = 0.05,
+):
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``timeout`` s.
+
+    The one poll-until helper of the tests: import it from here.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = condition()
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -169,11 +169,20 @@ def test_sigkill_of_the_engine_then_resume(tmp_path: Path) -> None:
     [run] = store.list_runs()
     assert run.status == "running"  # the engine died without a word
     assert group_alive(orphan)  # the step outlived its engine
+    resume = f"resume with `scanflow --app {app} run --resume {run.id}`"
+    for command in ("runs", "show"):
+        code, out, _ = cli("--app", str(app), command, *([run.id] if command == "show" else []))
+        assert code == 0 and "interrupted" in out and resume in " ".join(out.split()), out
+    assert json.loads(cli("--app", str(app), "show", run.id, "-o", "json")[1])["status"] == (
+        "interrupted"
+    )
     resumed = spawn(app, "run", "--resume", run.id, "--no-tracking")
     wait_for(
         lambda: len(store.attempts(run.id).get(running[0].id, [])) == 2,
         what="the second attempt of 'second'",
     )
+    [listed] = json.loads(cli("--app", str(app), "runs", "-o", "json")[1])
+    assert listed["status"] == "running"  # its new engine lives
     assert not group_alive(orphan)  # resume stopped the orphaned step first
     flag.write_text("go")
     out, _ = resumed.communicate(timeout=120)
@@ -246,3 +255,78 @@ def test_logs_follow_streams_until_the_run_ends(tmp_path: Path) -> None:
     out, _ = follower.communicate(timeout=60)
     assert engine.wait(60) == 0
     assert follower.returncode == 0 and "gate passed" in out
+
+
+def test_one_tracking_uri_rule_for_run_serve_and_agents(hello: Path, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from scanflow.agents.service import toolkit_for
+    from scanflow.cli.serve import _tracking
+    from scanflow.engines.local import LocalEngine
+    from scanflow.spec import load_project
+    from scanflow.spec.model import Tracker
+    from scanflow.tracking.config import embedded_tracking_uri, tracking_uri
+
+    project = load_project(hello)
+    spec_uri = f"sqlite:///{tmp_path / 'spec.db'}"
+    project.app.tracker = Tracker(uri=spec_uri)
+    env_uri = f"sqlite:///{tmp_path / 'env' / 'mlflow.db'}"
+    assert tracking_uri(project.app, hello) == spec_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    assert tracking_uri(project.app, hello) == env_uri
+    assert tracking_uri(project.app, hello, "http://flag:5000") == "http://flag:5000"
+    monkeypatch.setenv("SCANFLOW_TRACKING_URI", "http://scanflow:5000")
+    assert tracking_uri(project.app, hello) == "http://scanflow:5000"
+    monkeypatch.delenv("SCANFLOW_TRACKING_URI")
+    assert tracking_uri(None, hello) == env_uri
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking_uri(None, hello) == embedded_tracking_uri(hello)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)  # what every command now honours
+    assert LocalEngine(load_project(hello)).tracking_uri == env_uri
+    assert _tracking(None, load_project(hello), hello) == env_uri
+    assert toolkit_for(load_project(hello)).registry.uri == env_uri
+    (tmp_path / "env").mkdir()
+    code, out, err = cli("--app", str(hello), "run", "greet")
+    assert code == 0, out + err
+    runs = MlflowClient(env_uri).search_runs(
+        [MlflowClient(env_uri).get_experiment_by_name(project.app.name).experiment_id]
+    )
+    assert len(runs) == 3  # the workflow's run and its two steps
+
+
+def test_runs_never_cuts_run_ids_at_80_columns(tmp_path: Path) -> None:
+    from scanflow.store import RunRecord
+
+    store = Store.for_state_dir(tmp_path / "app" / ".scanflow")
+    ids = [f"{w}-20261124-153000-1a2b" for w in ("train", "preprocess-and-train")]
+    for number, run_id in enumerate(ids):
+        store.add_run(
+            RunRecord(
+                id=run_id,
+                app="app",
+                team="t",
+                workflow=run_id.rsplit("-", 3)[0],
+                status="succeeded",
+                spec="",
+                base_dir=str(tmp_path / "app"),
+                run_dir="",
+                created_at=1e9 + number,
+                started_at=1e9 + number,
+                finished_at=1e9 + number + 61.5,
+            ),
+            [],
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "scanflow.cli.main", "--app", str(tmp_path / "app"), "runs"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for run_id in ids:
+        assert any(run_id in line for line in lines), done.stdout
+    assert "61.50s" in done.stdout

@@ -25,10 +25,16 @@ def total(left, right, result):
     Path(result).write_text(str(sum(json.loads(Path(left).read_text()))
                                 + sum(json.loads(Path(right).read_text()))))
 
-def stamp(result, tag="x"):
-    start = time.time()
-    time.sleep(0.5)
-    Path(result).write_text(json.dumps([start, time.time()]))
+def meet(rendezvous, me, other, wait, result):
+    # mark this step started, wait up to `wait` s for the other one, mark it ended
+    folder = Path(rendezvous)
+    other_ended_first = (folder / f"{other}.ended").exists()
+    (folder / f"{me}.started").touch()
+    deadline = time.monotonic() + wait
+    while not (met := (folder / f"{other}.started").exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (folder / f"{me}.ended").touch()
+    Path(result).write_text(json.dumps({"met": met, "other_ended_first": other_ended_first}))
 
 def flaky(counter, fail_times, result):
     count = int(Path(counter).read_text()) if Path(counter).exists() else 0
@@ -125,32 +131,42 @@ PARALLEL = """
 name: engine-test
 workflows:
 - name: par
+  parameters: {{rendezvous: "{folder}", wait: {wait}}}
   executors:
   - name: a
-    function: steps:stamp
+    function: steps:meet
+    parameters: {{me: a, other: b}}
     outputs: [result]
   - name: b
-    function: steps:stamp
+    function: steps:meet
+    parameters: {{me: b, other: a}}
     outputs: [result]
 """
 
 
-def _intervals(eng: LocalEngine, run_id: str) -> list[list[float]]:
-    return [json.loads((outputs_of(eng, run_id, s) / "result").read_text()) for s in "ab"]
+def _meetings(make_project, tmp_path: Path, wait: float, max_parallel: int) -> list[dict]:
+    """Run steps a and b, each waiting (up to ``wait`` s) to see the other one started."""
+    folder = tmp_path / "rendezvous"
+    folder.mkdir()
+    spec = PARALLEL.format(folder=folder, wait=wait)
+    eng = engine(make_project(spec, {"steps.py": STEPS}))
+    run = eng.run("par", max_parallel=max_parallel, use_cache=False)
+    assert run.status == "succeeded", run.error
+    return [json.loads((outputs_of(eng, run.id, s) / "result").read_text()) for s in "ab"]
 
 
-def test_independent_steps_run_in_parallel(make_project) -> None:
-    eng = engine(make_project(PARALLEL, {"steps.py": STEPS}))
-    (a_start, a_end), (b_start, b_end) = _intervals(eng, eng.run("par", max_parallel=2).id)
-    assert a_start < b_end and b_start < a_end  # the two sleeps overlapped
+def test_independent_steps_run_in_parallel(make_project, tmp_path) -> None:
+    a, b = _meetings(make_project, tmp_path, wait=120, max_parallel=2)
+    # each saw the other one start before it ended itself, and neither came after the other
+    assert a["met"] and b["met"]
+    assert not a["other_ended_first"] and not b["other_ended_first"]
 
 
-def test_max_parallel_one_serialises(make_project) -> None:
-    eng = engine(make_project(PARALLEL, {"steps.py": STEPS}))
-    (a_start, a_end), (b_start, b_end) = _intervals(
-        eng, eng.run("par", max_parallel=1, use_cache=False).id
-    )
-    assert a_end <= b_start or b_end <= a_start
+def test_max_parallel_one_serialises(make_project, tmp_path) -> None:
+    a, b = _meetings(make_project, tmp_path, wait=3, max_parallel=1)
+    first, second = (a, b) if b["other_ended_first"] else (b, a)
+    assert not first["other_ended_first"] and not first["met"]  # the other never started
+    assert second["other_ended_first"]  # it started once the first one had ended
 
 
 def test_script_receives_key_value_arguments(make_project) -> None:

@@ -105,6 +105,46 @@ def test_dependency_cycle_is_printed() -> None:
     )
     [problem] = errors_of(text)
     assert "dependency cycle: load-data -> train-a -> evaluate -> load-data" in problem
+    # it points at the depends_on that closes the cycle, not at 'executors:'
+    line = text.splitlines().index("    depends_on: [evaluate]") + 1
+    assert problem.startswith(f"<yaml>:{line}: workflows[0].executors[0].depends_on[0]:"), problem
+
+
+def test_a_cycle_through_an_input_points_at_that_input() -> None:
+    text = DIGITS.replace(
+        "outputs:\n    - dataset", "inputs: [evaluate.report]\n    outputs:\n    - dataset"
+    ).replace(
+        "  - name: evaluate\n    script: evaluate.py",
+        "  - name: evaluate\n    script: evaluate.py\n    outputs: [report]",
+    )
+    [problem] = errors_of(text)
+    line = text.splitlines().index("    inputs: [evaluate.report]") + 1
+    assert problem.startswith(f"<yaml>:{line}: workflows[0].executors[0].inputs[0]:"), problem
+    assert "dependency cycle" in problem
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = (
+        DIGITS.replace("model_type: logreg", "model_type: logreg\n    retries: three")
+        .replace("model: train-a.model", "model: train-a.weights")
+        .replace("workflows:\n", "workflows:\n- name: train\n  executors: []\n")
+    )
+    problems = errors_of(text)
+    assert len(problems) == 3, problems
+    lines = text.splitlines()
+    duplicate, retries, dangling = problems  # in line order, each with its field path
+    assert retries.startswith(
+        f"<yaml>:{lines.index('    retries: three') + 1}: workflows[1].executors[1].retries:"
+    )
+    assert "valid integer" in retries and "'three'" in retries
+    assert duplicate.startswith(
+        f"<yaml>:{lines.index('- name: train', 5) + 1}: workflows[1].name: duplicate workflow"
+    )
+    assert dangling.startswith(
+        f"<yaml>:{lines.index('      model: train-a.weights') + 1}: "
+        "workflows[1].executors[2].inputs.model:"
+    )
+    assert "declares no output 'weights' (its outputs: model)" in dangling
 
 
 def test_dangling_depends_on_names_line_and_suggestion() -> None:

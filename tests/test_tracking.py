@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,160 @@ def test_a_new_sqlite_store_opened_by_several_processes_at_once(tmp_path) -> Non
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-800:] for _, err in results]
     assert [out.strip() for out, _ in results] == ["0"] * 4
+
+
+# -- log_model ----------------------------------------------------------------------------
+class ScaledByHand:
+    """A model type defined here: skops does not know it, so it is not trusted by default."""
+
+    def __init__(self) -> None:
+        self.factor = 2.0
+
+    def predict(self, X):
+        return X[:, 0] * self.factor
+
+
+@pytest.fixture
+def step_run(tmp_path, monkeypatch):
+    """An MLflow run in a fresh embedded store, attached as a step's run is (environment)."""
+    from mlflow.tracking import MlflowClient
+
+    from scanflow.tracking import step
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("models", (tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    monkeypatch.setattr(step, "_state", {})
+    return client, run_id
+
+
+@pytest.mark.parametrize("kind", ["GradientBoostingClassifier", "RandomForestClassifier"])
+def test_tree_models_are_logged_loaded_and_predict(step_run, kind) -> None:
+    import mlflow.sklearn
+    import sklearn.ensemble
+    from sklearn.datasets import load_iris
+
+    from scanflow import tracking
+
+    X, y = load_iris(return_X_y=True)
+    model = getattr(sklearn.ensemble, kind)(n_estimators=5, random_state=0).fit(X, y)
+    uri = tracking.log_model(model)
+    loaded = mlflow.sklearn.load_model(uri)
+    assert type(loaded).__name__ == kind
+    assert loaded.predict(X).tolist() == model.predict(X).tolist()
+    assert (loaded.predict(X) == y).mean() > 0.9
+
+
+def test_an_untrusted_type_is_named_with_how_to_trust_it(step_run) -> None:
+    import numpy as np
+
+    from scanflow import tracking
+    from scanflow.errors import TrackingError
+
+    with pytest.raises(TrackingError) as caught:
+        tracking.log_model(ScaledByHand(), flavor="sklearn")
+    message = str(caught.value)
+    assert "skops does not trust" in message and "ScaledByHand" in message
+    assert "skops_trusted_types=" in message and "store" not in message
+    trusted = [f"{__name__}.ScaledByHand"]
+    uri = tracking.log_model(ScaledByHand(), flavor="sklearn", skops_trusted_types=trusted)
+    import mlflow.sklearn
+
+    assert mlflow.sklearn.load_model(uri).predict(np.array([[3.0]])).tolist() == [6.0]
+
+
+def test_a_refused_option_is_not_blamed_on_the_store(step_run) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from scanflow import tracking
+    from scanflow.errors import TrackingError
+
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(TrackingError) as caught:
+        tracking.log_model(model, serialization_format="nonsense")
+    message = str(caught.value)
+    assert message.startswith("logging model 'model' failed") and "nonsense" in message
+    assert "may be down" not in message and "retries" not in message
+
+
+def test_an_unreachable_store_is_named(tmp_path, monkeypatch) -> None:
+    from conftest import free_port
+    from sklearn.linear_model import LogisticRegression
+
+    from scanflow import tracking
+    from scanflow.errors import TrackingError
+    from scanflow.tracking import step
+
+    monkeypatch.setattr(step, "_state", {})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0" * 32)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(TrackingError, match="its artifact store may be down"):
+        tracking.log_model(model)
+
+
+# -- retry settings -----------------------------------------------------------------------
+RETRY_KEYS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def test_retry_settings_hold_inside_blocks_only(monkeypatch) -> None:
+    import os
+    import threading
+
+    from scanflow.tracking.retries import http_retries
+
+    for key in RETRY_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "7")  # the user's: kept
+    before = dict(os.environ)
+    settings = {**dict.fromkeys(RETRY_KEYS, "2"), "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    inner_entered, outer_left = threading.Event(), threading.Event()
+    seen: dict[str, str | None] = {}
+
+    def other_block() -> None:
+        with http_retries(settings):
+            inner_entered.set()
+            outer_left.wait(60)
+            seen.update({k: os.environ.get(k) for k in settings})
+
+    with http_retries(settings):
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+        assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "7"
+        thread = threading.Thread(target=other_block)
+        thread.start()
+        assert inner_entered.wait(60)
+    outer_left.set()
+    thread.join(60)
+    assert seen["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"  # still held by the other block
+    assert dict(os.environ) == before
+
+
+def test_copying_a_model_leaves_the_environment_unchanged(tmp_path) -> None:
+    import os
+
+    from sklearn.linear_model import LogisticRegression
+    from tracking_stack.conftest import log_and_register
+
+    from scanflow.errors import TrackingError
+    from scanflow.tracking.publish import copy_model_version
+
+    source, destination = (f"sqlite:///{tmp_path / n / 'mlflow.db'}" for n in ("a", "b"))
+    for uri in (source, destination):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir()
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    log_and_register(source, "clf", model)
+    before = dict(os.environ)
+    assert copy_model_version(source, destination, "clf", "1").created
+    with pytest.raises(TrackingError, match="does not exist"):
+        copy_model_version(source, destination, "clf", "9")
+    assert dict(os.environ) == before
+
+
+def test_a_workflow_run_leaves_the_environment_unchanged(tracked_run) -> None:
+    import os
+
+    assert not [k for k in os.environ if k.startswith("MLFLOW_HTTP_REQUEST")]

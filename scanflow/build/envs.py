@@ -6,7 +6,6 @@ Scanflow (so ``scanflow.tracking`` and MLflow stay importable in steps).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -15,6 +14,8 @@ import site
 import subprocess
 import sys
 from pathlib import Path
+
+from filelock import FileLock
 
 from scanflow.errors import BuildError
 
@@ -60,8 +61,7 @@ def ensure_environment(lines: list[str], root: Path | None = None) -> str:
     python = path / "bin" / "python"
     if (path / _COMPLETE).exists():
         return str(python)
-    with open(root / f"{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(root / f"{path.name}.lock"):
         if (path / _COMPLETE).exists():
             return str(python)
         shutil.rmtree(path, ignore_errors=True)

@@ -23,6 +23,7 @@ STATUS_STYLE = {
     "skipped": "dim",
     "cancelled": "magenta",
     "retrying": "yellow",
+    "interrupted": "red",
 }
 EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 130}
 
@@ -79,11 +80,14 @@ def run_workflow(
     use_cache: bool,
     resume: str | None = None,
     tracking: bool = True,
+    tracking_uri: str | None = None,
 ) -> int:
     """Run (or resume) a workflow with live progress; returns the exit code."""
     from scanflow.engines.local import LocalEngine
 
-    engine = LocalEngine(project, tracking=tracking, on_event=ProgressPrinter())
+    engine = LocalEngine(
+        project, tracking=tracking, tracking_uri=tracking_uri, on_event=ProgressPrinter()
+    )
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -110,6 +114,39 @@ def run_workflow(
     return EXIT_CODES.get(record.status, 1)
 
 
+def _interrupted(run: Any) -> bool:
+    from scanflow.engines.local.recovery import interrupted
+
+    return interrupted(run)
+
+
+def shown_status(run: Any) -> str:
+    """The run's status, or ``interrupted`` when it is recorded as running but its engine died."""
+    return "interrupted" if _interrupted(run) else run.status
+
+
+def _interrupted_hint(run: Any) -> str:
+    from scanflow.engines.local.recovery import resume_command
+
+    return f"run {run.id} interrupted (its engine is gone); resume with `{resume_command(run)}`"
+
+
+def runs_table(ids: list[str]) -> Any:
+    """The table of ``runs``: run ids are never cut; the other columns wrap or shrink.
+
+    A run id starts with its workflow's name, so the workflow has no column of its own.
+    """
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("run", no_wrap=True, overflow="fold", min_width=max(map(len, ids)))
+    table.add_column("status", no_wrap=True, min_width=len("interrupted"))
+    table.add_column("started", min_width=len("2026-01-01"))
+    table.add_column("duration", no_wrap=True, justify="right")
+    return table
+
+
 def _duration(start: float | None, end: float | None) -> float | None:
     if start is None:
         return None
@@ -124,7 +161,7 @@ def run_summary(store: Any, run: Any) -> dict[str, Any]:
         "app": run.app,
         "team": run.team,
         "workflow": run.workflow,
-        "status": run.status,
+        "status": shown_status(run),
         "parameters": run.parameters,
         "error": run.error,
         "mlflow_run_id": run.mlflow_run_id,
@@ -178,6 +215,9 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, reuse nothing."),
         resume: str = typer.Option(None, "--resume", help="Re-run what did not succeed in RUN."),
         no_tracking: bool = typer.Option(False, "--no-tracking", help="Do not log to MLflow."),
+        tracking_uri: str = typer.Option(
+            None, "--tracking-uri", help="MLflow tracking URI (see docs/tracking.md for the rule)."
+        ),
     ) -> None:
         """Run a workflow locally, each step in its own process, with live progress."""
         if resume and workflow:
@@ -191,6 +231,7 @@ def register(app: typer.Typer) -> None:
             not no_cache,
             resume,
             not no_tracking,
+            tracking_uri,
         )
         raise typer.Exit(code)
 
@@ -202,14 +243,13 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
     ) -> None:
         """List the newest workflow runs."""
-        from rich.table import Table
 
         records = context.store(ctx).list_runs(workflow, limit)
         rows = [
             {
                 "id": r.id,
                 "workflow": r.workflow,
-                "status": r.status,
+                "status": shown_status(r),
                 "started_at": r.started_at,
                 "duration": _duration(r.started_at, r.finished_at),
             }
@@ -218,7 +258,10 @@ def register(app: typer.Typer) -> None:
         if output is OutputFormat.json:
             print_json(rows)
             return
-        table = Table("run", "workflow", "status", "started", "duration")
+        if not rows:
+            console.print("no runs yet; start one with 'scanflow run WORKFLOW'")
+            return
+        table = runs_table([row["id"] for row in rows])
         for row in rows:
             started = (
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started_at"]))
@@ -227,12 +270,14 @@ def register(app: typer.Typer) -> None:
             )
             table.add_row(
                 row["id"],
-                row["workflow"],
                 _styled(row["status"]),
                 started,
                 _fmt_seconds(row["duration"]),
             )
-        console.print(table if rows else "no runs yet; start one with 'scanflow run WORKFLOW'")
+        console.print(table, soft_wrap=False)  # fit the table to the terminal
+        for record in records:
+            if _interrupted(record):
+                console.print(_interrupted_hint(record), highlight=False)
 
     @app.command()
     def show(
@@ -244,7 +289,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         store = context.store(ctx)
-        summary = run_summary(store, store.get_run(run_id))
+        record = store.get_run(run_id)
+        summary = run_summary(store, record)
         if output is OutputFormat.json:
             print_json(summary)
             return
@@ -253,6 +299,8 @@ def register(app: typer.Typer) -> None:
             f"{_styled(summary['status'])} {_fmt_seconds(summary['duration'])}"
             + (f"\n[red]{summary['error']}[/]" if summary["error"] else "")
         )
+        if _interrupted(record):
+            console.print(_interrupted_hint(record), highlight=False)
         table = Table("step", "after", "status", "duration", "attempts (exit codes)", "note")
         for step in summary["steps"]:
             codes = ", ".join(str(a["exit_code"]) for a in step["attempts"]) or "-"
@@ -267,7 +315,7 @@ def register(app: typer.Typer) -> None:
                 f"{len(step['attempts'])} ({codes})",
                 note,
             )
-        console.print(table)
+        console.print(table, soft_wrap=False)  # fit the table to the terminal
 
     @app.command()
     def logs(
@@ -291,7 +339,9 @@ def register(app: typer.Typer) -> None:
                 if not offsets:
                     console.print("no logs yet")
                 return
-            if store.get_run(run.id).status not in ("running", "pending") and not printed:
+            current = store.get_run(run.id)
+            ended = current.status not in ("running", "pending") or _interrupted(current)
+            if ended and not printed:
                 return
             time.sleep(0.2)
 

@@ -156,11 +156,8 @@ def _state_dir(ctx: typer.Context, proj) -> Path:
 def _tracking(explicit: str | None, proj, folder: Path) -> str:
     from scanflow.tracking.config import tracking_uri
 
-    if explicit:
-        return explicit
-    if os.environ.get("MLFLOW_TRACKING_URI") and not os.environ.get("SCANFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return tracking_uri(proj.app if proj else None, proj.base_dir if proj else folder.resolve())
+    app, base = (proj.app, proj.base_dir) if proj else (None, folder.resolve())
+    return tracking_uri(app, base, explicit)
 
 
 def up(

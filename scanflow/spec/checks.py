@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scanflow.spec.graph import InputSource, find_cycle, resolve_input, upstreams
-from scanflow.spec.model import Application
+from scanflow.spec.model import Application, Workflow
 
 Loc = tuple[str | int, ...]
 
@@ -92,10 +92,10 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
         if cycle:
             problems.append(
                 Problem(
-                    (*wloc, "executors"),
+                    closing_dependency(workflow, cycle, wloc),
                     "dependency cycle: "
                     + " -> ".join(cycle)
-                    + "; remove one of these dependencies",
+                    + "; remove this dependency (or another one of the cycle)",
                 )
             )
     for si, service in enumerate(app.services):
@@ -108,6 +108,27 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
                 )
             )
     return problems
+
+
+def closing_dependency(workflow: Workflow, cycle: list[str], wloc: Loc) -> Loc:
+    """Where the dependency that closes ``cycle`` is declared (``[a, b, ..., a]``: b needs a).
+
+    That is the edge to a step declared later (a step waiting for one below it), else the
+    last edge of the cycle; the field is its ``depends_on`` entry, or the input naming it.
+    """
+    order = {e.name: i for i, e in enumerate(workflow.executors)}
+    edges = list(zip(cycle, cycle[1:], strict=False))  # (upstream, dependent)
+    backward = [(u, d) for u, d in edges if order[u] > order[d]]
+    upstream, dependent = (backward or edges)[-1]
+    executor = workflow.executors[order[dependent]]
+    eloc: Loc = (*wloc, "executors", order[dependent])
+    if upstream in executor.depends_on:
+        return (*eloc, "depends_on", executor.depends_on.index(upstream))
+    for arg, ref in executor.input_refs().items():
+        if ref.rsplit(".", 1)[0] == upstream:
+            key = arg if isinstance(executor.inputs, dict) else executor.inputs.index(ref)
+            return (*eloc, "inputs", key)
+    return eloc
 
 
 def _file_problems(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from scanflow.errors import SpecError
 from scanflow.spec.checks import Loc, Problem, did_you_mean, find_problems
+from scanflow.spec.lenient import lenient_application
 from scanflow.spec.model import Application
 
 SPEC_FILE = "scanflow.yaml"
@@ -84,12 +85,35 @@ def parse(text: str, *, source: str | None = None, base_dir: Path | None = None)
     try:
         app = Application.model_validate(data)
     except ValidationError as exc:
-        problems = [_from_pydantic(err) for err in exc.errors()]
-        raise SpecError(_render(_dedupe(problems), root, label), source) from None
+        problems = _dedupe([_from_pydantic(err) for err in exc.errors()])
+        # the rules across objects too, on the parts that did validate: all problems at once
+        lenient, unnamed = lenient_application(data)
+        seen = {p.loc for p in problems}
+        problems += [
+            p
+            for p in find_problems(lenient, base_dir)
+            if p.loc not in seen and not _about_steps(p, unnamed)
+        ]
+        raise SpecError(_render(problems, root, label), source) from None
     problems = find_problems(app, base_dir)
     if problems:
         raise SpecError(_render(problems, root, label), source)
     return app
+
+
+def _about_steps(problem: Problem, workflows: set[int]) -> bool:
+    """Whether ``problem`` is about a step reference in one of ``workflows``."""
+    loc = problem.loc
+    return (
+        len(loc) > 4
+        and loc[0] == "workflows"
+        and loc[1] in workflows
+        and loc[4]
+        in (
+            "depends_on",
+            "inputs",
+        )
+    )
 
 
 def pydantic_problems(exc: ValidationError) -> list[str]:
@@ -150,7 +174,7 @@ def _find_model(annotation: Any) -> type[BaseModel] | None:
 def _render(problems: list[Problem], root: yaml.Node | None, label: str) -> list[str]:
     for problem in problems:
         problem.line, problem.source = _line_of(root, problem.loc), label
-    return [p.render() for p in problems]
+    return [p.render() for p in sorted(problems, key=lambda p: p.line or 0)]
 
 
 def _line_of(node: yaml.Node | None, loc: Loc) -> int:

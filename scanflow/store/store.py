@@ -5,6 +5,7 @@ Every method is one short transaction, safe to call from several threads and pro
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -12,13 +13,15 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from scanflow.errors import StoreError
 from scanflow.store import agent_models  # noqa: F401 - registers the agents' tables
 from scanflow.store.models import AttemptRecord, Base, CacheEntry, RunRecord, StepRecord
+
+log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped", "cached"})
 DONE_OK = frozenset({"succeeded", "cached"})
@@ -43,8 +46,9 @@ class Store:
             event.listen(self._engine, "connect", _sqlite_pragmas)
         self._lock = threading.Lock()
         try:
-            with _creation_lock(url):
+            with sqlite_creation_lock(url):
                 Base.metadata.create_all(self._engine)
+                add_missing_columns(self._engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the state store {url}: {exc.orig}") from None
 
@@ -174,16 +178,47 @@ class Store:
             s.merge(entry)
 
 
+def add_missing_columns(engine: Engine) -> list[str]:
+    """Upgrade a store made by an older Scanflow: add the nullable columns it lacks.
+
+    New columns are only ever added, and nullable, so older rows stay valid and older
+    Scanflow versions can still read the store. Returns ``table.column`` for each one added.
+    """
+    existing = inspect(engine)
+    added = []
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            if not existing.has_table(table.name):
+                continue
+            present = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present or not column.nullable:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                connection.execute(
+                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+                )
+                added.append(f"{table.name}.{column.name}")
+    if added:
+        log.info("upgraded the state store %s: added %s", engine.url, ", ".join(added))
+    return added
+
+
 @contextmanager
-def _creation_lock(url: str) -> Iterator[None]:
-    """Serialise table creation across processes for a SQLite file (a no-op otherwise)."""
+def sqlite_creation_lock(url: str) -> Iterator[None]:
+    """Hold ``<db>.lock`` for a ``sqlite:///`` file (a no-op for other URLs).
+
+    Creating or migrating a SQLite database's tables from two processes at once breaks
+    both, so first use goes one process at a time.
+    """
     if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
         yield
         return
-    import fcntl
+    from filelock import FileLock
 
-    with open(url.removeprefix("sqlite:///") + ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = Path(url.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock):
         yield
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from scanflow.spec.model import Application
 
 ENV_TRACKING_URI = "SCANFLOW_TRACKING_URI"
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 
 
 def embedded_tracking_uri(base_dir: str | Path) -> str:
@@ -23,14 +22,17 @@ def embedded_artifact_root(base_dir: str | Path) -> str:
     return (Path(base_dir).resolve() / ".scanflow" / "mlartifacts").as_uri()
 
 
-def tracking_uri(app: Application | None, base_dir: str | Path) -> str:
-    """The tracking URI for ``app``: ``$SCANFLOW_TRACKING_URI``, the spec's tracker, or embedded.
+def tracking_uri(app: Application | None, base_dir: str | Path, explicit: str | None = None) -> str:
+    """The tracking URI of ``app``; every command (run, serve, agents, the demo) uses this rule.
 
-    A ``managed`` tracker resolves to the stack that ``scanflow tracker up`` started in
-    ``base_dir`` (the URI stays the same across restarts).
+    In order: ``explicit`` (a ``--tracking-uri`` flag), ``$SCANFLOW_TRACKING_URI``,
+    ``$MLFLOW_TRACKING_URI``, the spec's tracker (its ``uri``, or the stack that
+    ``scanflow tracker up`` started in ``base_dir`` for a ``managed`` one), and the
+    embedded store of ``base_dir``.
     """
-    if os.environ.get(ENV_TRACKING_URI):
-        return os.environ[ENV_TRACKING_URI]
+    for uri in (explicit, os.environ.get(ENV_TRACKING_URI), os.environ.get(MLFLOW_TRACKING_URI)):
+        if uri:
+            return uri
     if app is not None and app.tracker is not None:
         if app.tracker.uri:
             return app.tracker.uri
@@ -57,28 +59,11 @@ def managed_tracking_uri(app: Application, base_dir: str | Path) -> str:
     )
 
 
-@contextmanager
-def sqlite_creation_lock(uri: str) -> Iterator[None]:
-    """Hold ``<db>.lock`` for a ``sqlite:///`` store (a no-op for other URIs).
-
-    MLflow creates and migrates a SQLite store's tables on first use; two processes doing
-    that at once break each other's migrations, so first use goes one process at a time.
-    """
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-
-    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def mlflow_client(uri: str) -> Any:
     """An ``MlflowClient`` for ``uri`` whose stores exist (a new SQLite store made safely)."""
     from mlflow.tracking import MlflowClient
+
+    from scanflow.store.store import sqlite_creation_lock
 
     if not uri.startswith("sqlite:///"):
         return MlflowClient(uri)

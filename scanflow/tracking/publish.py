@@ -18,17 +18,15 @@ the version made the first time. The destination's aliases move only when asked.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scanflow.errors import TrackingError
 from scanflow.spec.model import Application
+from scanflow.tracking.retries import COPY, http_retries
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +42,6 @@ EXPERIMENT = "scanflow-shared-models"
 MODEL_DIR = "model"
 SPEC_ARTIFACT = "scanflow.yaml"
 _MODEL_REF = re.compile(r"^models:/(?P<name>[^/]+)/(?P<version>\d+)$")
-_RETRY_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-}
 
 
 class DigestMismatchError(TrackingError):
@@ -148,7 +141,7 @@ def copy_model_version(
         raise TrackingError(
             f"source and destination are the same tracker ({display_uri(source)}); name another one"
         )
-    with _bounded_retries():
+    with http_retries(COPY):
         from scanflow.tracking.config import mlflow_client
 
         src, dst = mlflow_client(source), mlflow_client(destination)
@@ -386,18 +379,6 @@ def _same_tracker(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-@contextmanager
-def _bounded_retries() -> Iterator[None]:
-    """Few HTTP retries while copying: a store that is down fails the copy in seconds."""
-    added = {k: v for k, v in _RETRY_ENV.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
 # -- applications -----------------------------------------------------------------------
 def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> PulledApp:
     """Restore application ``name`` as its latest finished workflow run stored it.
@@ -413,7 +394,7 @@ def pull_app(source: str, name: str, dest_dir: Path, *, force: bool = False) -> 
 
     app_bundle.check_destination(dest_dir, force=force)  # before fetching anything
     client = mlflow_client(source)
-    with _bounded_retries():
+    with http_retries(COPY):
         run = _latest_app_run(client, source, name)
         expected = run.data.tags[app_bundle.DIGEST_TAG]
         with tempfile.TemporaryDirectory(prefix="scanflow-app-") as tmp:

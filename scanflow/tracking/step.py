@@ -1,19 +1,29 @@
 """The logging API for step code: it attaches to the step's MLflow run through the environment.
 
-The engine sets ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID`` for every step, so step code
-needs no setup. Outside a Scanflow step the calls fall back to MLflow's own active run.
-MLflow is imported on the first call only.
+The engine sets ``MLFLOW_TRACKING_URI`` for every step, and ``MLFLOW_RUN_ID`` when the
+step's MLflow run already exists as the step starts. Steps never wait for tracking: when
+the run is still being made, the engine names a file instead
+(``$SCANFLOW_MLFLOW_RUN_FILE``) where it writes the run id once it exists, and the first
+logging call waits for it (then sets ``MLFLOW_RUN_ID`` for plain MLflow calls too).
+Outside a Scanflow step the calls fall back to MLflow's own active run. MLflow is imported
+on the first call only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 ENV_RUN_ID = "MLFLOW_RUN_ID"
+ENV_RUN_FILE = "SCANFLOW_MLFLOW_RUN_FILE"
+ENV_RUN_WAIT = "SCANFLOW_MLFLOW_RUN_WAIT"  # seconds a logging call waits for its run
+RUN_WAIT_SECONDS = 600.0
 _state: dict[str, Any] = {}
 
 
@@ -30,10 +40,49 @@ def current_run_id() -> str:
     run_id = os.environ.get(ENV_RUN_ID)
     if run_id:
         return run_id
+    if os.environ.get(ENV_RUN_FILE):
+        run_id = read_run_file(Path(os.environ[ENV_RUN_FILE]))
+        if run_id:
+            os.environ[ENV_RUN_ID] = run_id  # plain mlflow calls attach to it from now on
+            return run_id
     import mlflow
 
     run = mlflow.active_run() or mlflow.start_run()
     return run.info.run_id
+
+
+def write_run_file(path: Path, run_id: str | None, error: str = "") -> None:
+    """Tell a step its MLflow run id (or why it has none): written whole, then renamed."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps({"run_id": run_id, "error": error}))
+    partial.replace(path)
+
+
+def read_run_file(path: Path) -> str | None:
+    """The run id the engine writes to ``path``, waiting for it (see ``$SCANFLOW_MLFLOW_RUN_WAIT``);
+    None when the engine could not make the run (the step logs untracked, as outside a step)."""
+    import json
+    import time
+
+    from scanflow.errors import TrackingError
+
+    wait = float(os.environ.get(ENV_RUN_WAIT) or RUN_WAIT_SECONDS)
+    deadline = time.monotonic() + wait
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TrackingError(
+                f"the step's MLflow run was not created within {wait:g}s (waited for "
+                f"{path}); is the tracking server {os.environ.get('MLFLOW_TRACKING_URI')} "
+                f"answering? Set ${ENV_RUN_WAIT} to wait longer"
+            )
+        time.sleep(0.05)
+    found = json.loads(path.read_text())
+    if not found["run_id"]:
+        log.warning("the step has no MLflow run: %s", found["error"])
+    return found["run_id"]
 
 
 def _batcher() -> Any:
@@ -96,7 +145,10 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwargs: Any) -> str:
     """Log ``model`` with its MLflow flavor (guessed from its type); returns the model URI.
 
-    The URI is remembered, so a following :func:`register_model` needs no URI.
+    Keyword arguments go to the flavor's ``log_model``. A scikit-learn model is saved with
+    skops, trusting the scikit-learn, NumPy and SciPy types it holds (tree models included);
+    name any other type in ``skops_trusted_types``. The URI is remembered, so a following
+    :func:`register_model` needs no URI.
     """
     import importlib
 
@@ -104,6 +156,13 @@ def log_model(model: Any, name: str = "model", flavor: str | None = None, **kwar
 
     flush()
     flavor = flavor or _guess_flavor(model)
+    if flavor == "sklearn" and kwargs.get("serialization_format", "skops") == "skops":
+        from scanflow.tracking.skops_types import trusted_types
+
+        kwargs["serialization_format"] = "skops"
+        kwargs["skops_trusted_types"] = trusted_types(
+            model, kwargs.get("skops_trusted_types") or ()
+        )
     module = importlib.import_module(f"mlflow.{flavor}")
     with _upload_errors(f"model {name!r}"), mlflow.start_run(run_id=current_run_id(), nested=True):
         info = module.log_model(model, name=name, **kwargs)
@@ -132,22 +191,46 @@ def register_model(name: str, model_uri: str | None = None, alias: str | None = 
 
 @contextmanager
 def _upload_errors(what: str) -> Iterator[None]:
-    """Turn a failed upload (after MLflow's bounded HTTP retries) into one clear error."""
+    """Turn a failure into one clear error that blames the store only when the store failed."""
     from mlflow.exceptions import MlflowException
+
+    from scanflow.errors import TrackingError
 
     try:
         yield
-    except MlflowException as exc:
+    except TrackingError:
+        raise
+    except Exception as exc:
         import mlflow
 
-        from scanflow.errors import TrackingError
+        cause = f"{type(exc).__name__}: {str(exc)[:400]}"
+        if _is_store_failure(exc):
+            tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
+            raise TrackingError(
+                f"uploading {what} to the tracker {mlflow.get_tracking_uri()} failed after "
+                f"{tries} retries; its artifact store may be down (check 'scanflow tracker "
+                f"status'). Nothing was registered. Cause: {cause}"
+            ) from exc
+        if isinstance(exc, MlflowException):
+            raise TrackingError(f"logging {what} failed: {cause}") from exc
+        raise
 
-        tries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLflow's default")
-        raise TrackingError(
-            f"uploading {what} to the tracker {mlflow.get_tracking_uri()} failed after "
-            f"{tries} retries; its artifact store may be down (check 'scanflow tracker "
-            f"status'). Nothing was registered. Cause: {str(exc)[:400]}"
-        ) from exc
+
+def _is_store_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a network failure or a server-side error."""
+    import requests
+    from mlflow.exceptions import RestException
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError, requests.RequestException)):
+            return True
+        if type(seen).__module__.startswith(("botocore", "boto3")):
+            return True
+        if isinstance(seen, RestException) and seen.get_http_status_code() >= 500:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _guess_flavor(model: Any) -> str:

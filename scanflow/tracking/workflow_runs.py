@@ -8,7 +8,6 @@ runs are closed while the next steps already execute.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 from scanflow.errors import TrackingError
 from scanflow.tracking.config import embedded_artifact_root
+from scanflow.tracking.retries import WORKFLOW, http_retries
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ class WorkflowTracking:
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             try:
-                job()
+                with http_retries(WORKFLOW):
+                    job()
             except Exception as exc:  # noqa: BLE001 - tracking must never stop a workflow
                 message = f"{type(exc).__name__}: {exc}"
                 log.warning("MLflow tracking call failed: %s", message)
@@ -96,16 +97,18 @@ class WorkflowTracking:
         self._queue.put(job)
         return future
 
-    def close(self, timeout: float = 120.0) -> None:
-        """Wait for queued calls to finish and stop the thread."""
+    def close(self, timeout: float = 120.0) -> bool:
+        """Wait up to ``timeout`` s for queued calls to finish; whether they all did.
+
+        Calls still queued after that go on in the background while the process lives.
+        """
         self._queue.put(None)
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     # -- MLflow calls (run on the thread) --------------------------------------------
     def _mlflow(self) -> Any:
         if self._client is None:
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
             from scanflow.tracking.config import mlflow_client
 
             self._client = mlflow_client(self.uri)

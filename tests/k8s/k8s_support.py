@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,18 +33,6 @@ def running_pids(pids: list[int]) -> list[int]:
         if stat[stat.rindex(")") + 2] != "Z":
             out.append(pid)
     return out
-
-
-def wait_until(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
-    """Poll ``cond`` until it returns something truthy (returned); fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass

@@ -8,8 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
-from .k8s_support import REPO, K8sCluster, wait_until
+from .k8s_support import REPO, K8sCluster
 
 ARGO_CRDS = Path(
     os.environ.get("SCANFLOW_ARGO_CRDS", REPO.parent / "shared" / "k8s" / "argo-v4.1.2")
@@ -85,7 +86,7 @@ def workflow_crd(api, k8s_cluster: K8sCluster) -> str:
     )
     ext = client.ApiextensionsV1Api(api)
     name = "workflows.argoproj.io"
-    wait_until(
+    wait_for(
         lambda: any(
             c.type == "Established" and c.status == "True"
             for c in ext.read_custom_resource_definition(name).status.conditions or []

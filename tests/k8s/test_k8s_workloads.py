@@ -5,8 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from conftest import wait_for
 
-from .k8s_support import K8sCluster, wait_until
+from .k8s_support import K8sCluster
 
 NODES = {"kwok-node-0", "kwok-node-1", "kwok-node-2"}
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
@@ -20,13 +21,15 @@ def api(k8s_cluster: K8sCluster):
 
 
 @pytest.fixture(scope="module")
-def ns(api) -> str:
+def ns(api):
     from kubernetes import client
 
-    created = client.CoreV1Api(api).create_namespace(
+    core = client.CoreV1Api(api)
+    created = core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(generate_name="workloads-"))
     )
-    return created.metadata.name
+    yield created.metadata.name
+    core.delete_namespace(created.metadata.name)
 
 
 def _deployment(name: str, replicas: int):
@@ -106,7 +109,7 @@ def test_namespace_created_with_default_service_account(api, ns: str) -> None:
     core = client.CoreV1Api(api)
     assert core.read_namespace(ns).status.phase == "Active"
     # The service-account controller of the controller manager fills every new namespace.
-    wait_until(
+    wait_for(
         lambda: any(
             sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items
         ),
@@ -115,18 +118,27 @@ def test_namespace_created_with_default_service_account(api, ns: str) -> None:
     )
 
 
+def _deploy(api, ns: str, name: str, replicas: int) -> list:
+    """Create Deployment ``name`` and wait until its ``replicas`` pods run; returns them."""
+    from kubernetes import client
+
+    client.AppsV1Api(api).create_namespaced_deployment(ns, _deployment(name, replicas))
+    return wait_for(
+        lambda: (p := _running_pods(api, ns, f"app={name}")) and len(p) == replicas and p,
+        60,
+        f"{replicas} running pods of {name}",
+    )
+
+
 def test_deployment_of_three_gets_three_running_pods_on_fake_nodes(api, ns: str) -> None:
     from kubernetes import client
 
-    client.AppsV1Api(api).create_namespaced_deployment(ns, _deployment("web", 3))
-    pods = wait_until(
-        lambda: (p := _running_pods(api, ns, "app=web")) and len(p) == 3 and p, 60, "3 running pods"
-    )
+    pods = _deploy(api, ns, "web", 3)
     for pod in pods:
         assert pod.spec.node_name in NODES
         assert ipaddress.ip_address(pod.status.pod_ip) in POD_CIDR
         assert all(cs.ready for cs in pod.status.container_statuses)
-    wait_until(
+    wait_for(
         lambda: (
             client.AppsV1Api(api).read_namespaced_deployment("web", ns).status.ready_replicas == 3
         ),
@@ -139,25 +151,27 @@ def test_deployment_of_three_gets_three_running_pods_on_fake_nodes(api, ns: str)
 def test_scaling_is_reflected(api, ns: str, replicas: int) -> None:
     from kubernetes import client
 
+    name = f"scaled-to-{replicas}"  # a Deployment of its own, made here
+    _deploy(api, ns, name, 3)
     apps = client.AppsV1Api(api)
-    apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": replicas}})
-    wait_until(
+    apps.patch_namespaced_deployment_scale(name, ns, {"spec": {"replicas": replicas}})
+    wait_for(
         lambda: (
-            len(_running_pods(api, ns, "app=web")) == replicas
-            and _pod_count(api, ns, "app=web") == replicas
+            len(_running_pods(api, ns, f"app={name}")) == replicas
+            and _pod_count(api, ns, f"app={name}") == replicas
         ),
         60,
         f"{replicas} pods",
     )
-    wait_until(
+    wait_for(
         lambda: (
-            (s := apps.read_namespaced_deployment("web", ns).status).ready_replicas == replicas
+            (s := apps.read_namespaced_deployment(name, ns).status).ready_replicas == replicas
             and s.replicas == replicas
         ),
         30,
         f"deployment status {replicas}",
     )
-    assert apps.read_namespaced_deployment_scale("web", ns).status.replicas == replicas
+    assert apps.read_namespaced_deployment_scale(name, ns).status.replicas == replicas
 
 
 def test_job_completes(api, ns: str) -> None:
@@ -165,7 +179,7 @@ def test_job_completes(api, ns: str) -> None:
 
     batch = client.BatchV1Api(api)
     batch.create_namespaced_job(ns, _job("train", completions=2))
-    job = wait_until(
+    job = wait_for(
         lambda: (
             (j := batch.read_namespaced_job("train", ns))
             and (c := _condition(j, "Complete"))
@@ -185,7 +199,7 @@ def test_failing_job_is_retried_up_to_its_backoff_limit(api, ns: str) -> None:
     batch = client.BatchV1Api(api)
     batch.create_namespaced_job(ns, _job("flaky", backoff_limit=2, fail=True))
     # The job controller waits 10 s, then 20 s between retries: about 30 s in all.
-    job = wait_until(
+    job = wait_for(
         lambda: (
             (j := batch.read_namespaced_job("flaky", ns))
             and (c := _condition(j, "Failed"))

@@ -64,17 +64,35 @@ def test_up_serves_mlflow_on_postgres_and_s3_bound_to_loopback(stack) -> None:
     assert not mlflow_proc.children(), "MLflow runs as a single process"
 
 
+def listener(port: int) -> tuple[int, float]:
+    """The process that listens on ``port`` of 127.0.0.1, seen by the OS: (pid, start time)."""
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return conn.pid, psutil.Process(conn.pid).create_time()
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+def mlflow_answers(uri: str) -> bool:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri).get_experiment_by_name("Default") is not None
+
+
 def test_managed_tracker_resolves_to_the_running_stack(stack) -> None:
     project = stack.project
-    assert tracking_uri(project.app, project.base_dir) == stack.status().uri
+    uri = tracking_uri(project.app, project.base_dir)
+    port = int(uri.rsplit(":", 1)[1])
+    assert mlflow_answers(uri)
+    assert listener(port)[0] == stack.status().components["mlflow"].pid
 
 
 def test_up_twice_says_it_is_already_up(stack) -> None:
-    pids = {n: r.pid for n, r in stack.status().components.items()}
+    ports = stack.status().ports
+    before = {name: listener(ports[name]) for name in ("mlflow", "postgres", "s3")}
     code, out = run_cli(stack.project.base_dir, "up")
     assert code == 0
-    assert f"already up at {stack.status().uri}" in out
-    assert {n: r.pid for n, r in stack.status().components.items()} == pids
+    assert f"already up at http://127.0.0.1:{ports['mlflow']}" in out
+    assert {name: listener(ports[name]) for name in before} == before  # same processes
 
 
 def test_status_reports_uri_and_pids_as_json(stack) -> None:
@@ -82,9 +100,12 @@ def test_status_reports_uri_and_pids_as_json(stack) -> None:
 
     code, out = run_cli(stack.project.base_dir, "status", "-o", "json")
     data = json.loads(out)
-    assert code == 0 and data["state"] == "up" and data["uri"] == stack.status().uri
-    assert data["components"]["postgres"]["pid"] == stack.status().components["postgres"].pid
-    assert data["resident_memory_bytes"] > 0
+    assert code == 0 and data["state"] == "up" and mlflow_answers(data["uri"])
+    assert data["uri"] == f"http://127.0.0.1:{data['ports']['mlflow']}"
+    for name, port in (("mlflow", "mlflow"), ("postgres", "postgres"), ("seaweedfs", "s3")):
+        assert data["components"][name]["pid"] == listener(data["ports"][port])[0], name
+    mlflow_rss = psutil.Process(data["components"]["mlflow"]["pid"]).memory_info().rss
+    assert data["resident_memory_bytes"] > mlflow_rss // 2  # the whole stack, children too
 
 
 def test_credentials_are_private_and_never_printed(stack) -> None:
@@ -315,3 +336,17 @@ def test_up_picks_another_port_when_its_last_one_was_taken(stack) -> None:
         assert MlflowClient(result.status.uri).get_experiment(experiment).name == (
             "kept-across-ports"
         )
+
+
+def test_seaweedfs_keeps_its_logs_in_the_stack_folder(make_app, tmp_path, monkeypatch) -> None:
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))  # where weed writes its logs by default
+    project = make_app(SPEC, "weedlogs")
+    code, out = run_cli(project.base_dir, "up")
+    assert code == 0, out
+    code, out = run_cli(project.base_dir, "down")
+    assert code == 0, out
+    assert not [p.name for p in private_tmp.iterdir() if p.name.startswith("weed")]
+    logs = project.state_dir / "tracker" / "logs" / "seaweedfs"
+    assert any(p.name.startswith("weed.") for p in logs.iterdir()), list(logs.iterdir())

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ class StepEvent:
 
 
 EventHandler = Callable[[StepEvent], None]
+TRACKING_FLUSH_SECONDS = 120.0
+RUN_ID_FILE = "mlflow-run-id.json"  # where a step finds its MLflow run once it exists
 
 
 @dataclass
@@ -84,14 +87,18 @@ class LocalEngine:
         tracking: bool = True,
         tracking_uri: str | None = None,
         on_event: EventHandler | None = None,
+        tracking_flush_timeout: float = TRACKING_FLUSH_SECONDS,
     ) -> None:
+        """``tracking_flush_timeout``: how long a finished run waits for MLflow to take
+        what is still queued for it (the run's status is recorded before that)."""
         from scanflow.tracking.config import tracking_uri as resolve_uri
 
         self.project = project
         self.store = store or Store.for_state_dir(project.state_dir)
         self.tracking_enabled = tracking
-        self.tracking_uri = tracking_uri or resolve_uri(project.app, project.base_dir)
+        self.tracking_uri = resolve_uri(project.app, project.base_dir, tracking_uri)
         self.on_event = on_event or (lambda event: None)
+        self.tracking_flush_timeout = tracking_flush_timeout
         self._cancel = threading.Event()
         self._running: dict[str, StepProcess] = {}
         self._lock = threading.Lock()
@@ -126,6 +133,7 @@ class LocalEngine:
             run_dir=str(run_dir),
             tracking_uri=self.tracking_uri if self.tracking_enabled else None,
             engine_pid=os.getpid(),
+            engine_started_at=_create_time(os.getpid()),
             created_at=now(),
         )
         steps = [
@@ -180,6 +188,7 @@ class LocalEngine:
             status="running",
             started_at=record.started_at or now(),
             engine_pid=os.getpid(),
+            engine_started_at=_create_time(os.getpid()),
             error=None,
         )
         self._emit(StepEvent(record.id, "", "running", message=f"run {record.id} started"))
@@ -431,11 +440,16 @@ class LocalEngine:
             }
         )
         if ctx.tracking is not None and executor.name in ctx.mlflow_steps:
+            # a step never waits for MLflow: its run id now when known, else a file to read it
+            # from once the tracking thread has made the run (only a step that logs waits)
             env["MLFLOW_TRACKING_URI"] = self.tracking_uri
-            try:
-                env["MLFLOW_RUN_ID"] = ctx.mlflow_steps[executor.name].result(timeout=120)
-            except Exception as exc:  # noqa: BLE001 - the step still runs, untracked
-                log.warning("no MLflow run for step %s: %s", executor.name, exc)
+            future = ctx.mlflow_steps[executor.name]
+            if future.done() and future.exception() is None:
+                env["MLFLOW_RUN_ID"] = future.result()
+            else:
+                from scanflow.tracking.step import ENV_RUN_FILE
+
+                env[ENV_RUN_FILE] = str(step_dir / RUN_ID_FILE)
         return env
 
     def _start_tracking(self, ctx: _RunContext) -> None:
@@ -455,16 +469,34 @@ class LocalEngine:
             ctx.mlflow_parent = tracking.reopen_run(ctx.run.mlflow_run_id)
         else:
             ctx.mlflow_parent = tracking.start_run(ctx.run.id, tags, ctx.run.parameters, None)
+            ctx.mlflow_parent.add_done_callback(partial(self._parent_run_known, ctx.run.id))
         # the files the run needs to run again, taken before any step can change them
         ctx.app_bundle = tracking.snapshot_app(ctx.app, ctx.run.spec, Path(ctx.run.run_dir) / "app")
         for name, step in ctx.steps.items():
             if step.status in DONE_OK:
                 continue
             params = step_parameters(ctx.workflow, ctx.workflow.executor(name), ctx.run.parameters)
+            path = Path(ctx.run.run_dir) / "steps" / name / RUN_ID_FILE
+            path.unlink(missing_ok=True)  # a resumed step gets a new run: forget the old one
             ctx.mlflow_steps[name] = tracking.start_run(
                 name, {**tags, "scanflow.step": name}, params, ctx.mlflow_parent
             )
+            ctx.mlflow_steps[name].add_done_callback(partial(self._step_run_known, step, path))
         ctx.tracking = tracking
+
+    def _parent_run_known(self, run_id: str, future: Future[str]) -> None:
+        """Record the parent MLflow run at once (a resume after a crash reopens it)."""
+        if future.exception() is None:
+            self.store.update_run(run_id, mlflow_run_id=future.result())
+
+    def _step_run_known(self, step: StepRecord, path: Path, future: Future[str]) -> None:
+        """Record a step's MLflow run id and hand it to the step's process (a file)."""
+        from scanflow.tracking.step import write_run_file
+
+        error = future.exception()
+        if error is None:
+            self.store.update_step(step.id, mlflow_run_id=future.result())
+        write_run_file(path, future.result() if error is None else None, str(error or ""))
 
     def _finish(self, ctx: _RunContext, status: str, error: str | None) -> None:
         for name, step in ctx.steps.items():
@@ -484,22 +516,41 @@ class LocalEngine:
             "error": error,
             "engine_pid": None,
         }
-        if ctx.tracking is not None:
-            ctx.tracking.finish_run(
-                ctx.mlflow_parent,
-                status,
-                text={"scanflow.yaml": ctx.run.spec},
-                bundle=ctx.app_bundle,
-            )
-            ctx.tracking.close()
-            try:
-                fields["mlflow_run_id"] = ctx.mlflow_parent.result(timeout=0)
-            except Exception as exc:  # noqa: BLE001
-                fields["error"] = error or f"tracking failed: {exc}"
-            if ctx.tracking.errors and not fields["error"]:
-                fields["error"] = "tracking incomplete: " + "; ".join(ctx.tracking.errors[:3])
+        # the run is over as soon as its steps are: tracking catches up afterwards
         self.store.update_run(ctx.run.id, **fields)
         self._emit(StepEvent(ctx.run.id, "", status, message=error or ""))
+        if ctx.tracking is not None:
+            self._flush_tracking(ctx, status, error)
+
+    def _flush_tracking(self, ctx: _RunContext, status: str, error: str | None) -> None:
+        """End the parent MLflow run and wait (bounded) until MLflow has taken everything."""
+        if ctx.tracking is None or ctx.mlflow_parent is None:
+            return
+        ctx.tracking.finish_run(
+            ctx.mlflow_parent,
+            status,
+            text={"scanflow.yaml": ctx.run.spec},
+            bundle=ctx.app_bundle,
+        )
+        complete = ctx.tracking.close(self.tracking_flush_timeout)
+        fields: dict[str, Any] = {}
+        problem = None
+        if not complete:
+            problem = (
+                f"tracking incomplete: {self.tracking_uri} did not take the run's MLflow "
+                f"records within {self.tracking_flush_timeout:g}s"
+            )
+        elif ctx.mlflow_parent.exception() is not None:
+            problem = f"tracking failed: {ctx.mlflow_parent.exception()}"
+        elif ctx.tracking.errors:
+            problem = "tracking incomplete: " + "; ".join(ctx.tracking.errors[:3])
+        if complete and ctx.mlflow_parent.exception() is None:
+            fields["mlflow_run_id"] = ctx.mlflow_parent.result()
+        if problem and not error:
+            fields["error"] = problem
+            log.warning("run %s: %s", ctx.run.id, problem)
+        if fields:
+            self.store.update_run(ctx.run.id, **fields)
 
     def _set_step(self, ctx: _RunContext, name: str, **fields: Any) -> None:
         step = ctx.steps[name]

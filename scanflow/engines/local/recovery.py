@@ -32,7 +32,7 @@ def prepare_resume(store: Store, run_id: str) -> RunRecord:
     run = store.get_run(run_id)
     if run.status == "succeeded":
         raise EngineError(f"run {run.id} already succeeded; nothing to resume")
-    if run.status in ("running", "pending") and run.engine_pid and _engine_alive(run.engine_pid):
+    if run.status in ("running", "pending") and engine_alive(run):
         raise EngineError(
             f"run {run.id} is still running under engine process {run.engine_pid}; "
             "stop it first (Ctrl-C or kill it) or wait for it to end"
@@ -47,7 +47,28 @@ def prepare_resume(store: Store, run_id: str) -> RunRecord:
     return run
 
 
-def _engine_alive(pid: int) -> bool:
+def engine_alive(run: RunRecord) -> bool:
+    """Whether another live process is the engine recorded for ``run`` (PID and start time)."""
     import os
 
-    return pid != os.getpid() and process_alive(pid)
+    return run.engine_pid != os.getpid() and process_alive(run.engine_pid, run.engine_started_at)
+
+
+def interrupted(run: RunRecord) -> bool:
+    """Whether ``run`` is recorded as running or pending but its engine is gone (killed)."""
+    if run.status not in ("running", "pending") or not run.engine_pid:
+        return False
+    return not process_alive(run.engine_pid, run.engine_started_at)
+
+
+def resume_command(run: RunRecord) -> str:
+    """The command that resumes ``run`` (with ``--app`` unless run from its folder)."""
+    import shlex
+    from pathlib import Path
+
+    app = (
+        ""
+        if Path.cwd().resolve() == Path(run.base_dir).resolve()
+        else f" --app {shlex.quote(run.base_dir)}"
+    )
+    return f"scanflow{app} run --resume {run.id}"

@@ -66,14 +66,17 @@ class SeaweedStore:
         self.log_path = log_path
         self.credentials = credentials
         self.config_path = data_dir.parent / "s3-identities.json"
+        self.log_dir = log_path.parent / "seaweedfs"  # its own log files (weed.*), not /tmp
 
     def start(self, ports: WeedPorts) -> ProcessRecord:
         """Start ``weed server -s3``; returns at once (see :meth:`wait_ready`)."""
         binary = weed_binary()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_identities()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             binary,
+            f"-logdir={self.log_dir}",
             "server",
             f"-dir={self.data_dir}",
             f"-ip={HOST}",

@@ -6,7 +6,6 @@ Everything listens on 127.0.0.1. Ports, PIDs and credentials live in
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from filelock import FileLock
 
 from scanflow.errors import TrackingError
 from scanflow.spec.loader import Project
@@ -309,12 +310,8 @@ class TrackerStack:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.paths.root.mkdir(parents=True, exist_ok=True)
-        with open(self.paths.lock, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(self.paths.lock):
+            yield
 
 
 def stack_for(base_dir: str | Path) -> TrackerStack:
