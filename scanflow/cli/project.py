@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         proj = context.project(ctx)
         load_agents(proj)  # the agents' strategies, options and references, as agents check
-        summary = {
+        summary: dict[str, Any] = {
             "app": proj.app.name,
             "team": proj.app.team,
             "spec": str(proj.spec_path),

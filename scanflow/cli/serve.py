@@ -98,7 +98,7 @@ def serve(
     else:
         try:
             service = Service(
-                name or _service_name(model_uri),
+                name=name or _service_name(model_uri),
                 model=model_uri,
                 workers=workers,
                 min_workers=min(min_workers, workers),

@@ -360,9 +360,9 @@ class LocalEngine:
         try:
             process = StepProcess(argv, env, step_dir / "work", log_path, executor.timeout)
         except OSError as exc:
-            error = f"could not start {argv[0]}: {exc}"
-            self.store.update_attempt(attempt_id, error=error, finished_at=now())
-            return error
+            failure = f"could not start {argv[0]}: {exc}"
+            self.store.update_attempt(attempt_id, error=failure, finished_at=now())
+            return failure
         with self._lock:
             self._running[step.name] = process
         if self._cancel.is_set():

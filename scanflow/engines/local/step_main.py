@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import sys
+from typing import Any
 
 ENV_CALL = "SCANFLOW_STEP_CALL"
 
@@ -20,7 +21,7 @@ def main() -> int:
     """Call the step function; an exception prints its traceback and exits 1."""
     call = json.loads(os.environ[ENV_CALL])
     module_name, qualname = call["function"].split(":", 1)
-    target = importlib.import_module(module_name)
+    target: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         target = getattr(target, part)
     kwargs = call["kwargs"]

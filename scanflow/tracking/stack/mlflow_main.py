@@ -59,7 +59,7 @@ def main() -> None:
     import mlflow.server
 
     if hasattr(mlflow.server, "_exec_cmd"):
-        mlflow.server._exec_cmd = _serve_here
+        mlflow.server._exec_cmd = _serve_here  # type: ignore[assignment]  # run in this process
     from mlflow.cli import cli
 
     if os.environ.get(DB_WAIT_ENV):

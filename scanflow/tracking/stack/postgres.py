@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from scanflow.errors import TrackingError
 from scanflow.tracking.stack.credentials import Credentials, write_private
@@ -223,7 +224,7 @@ class PostgresCluster:
         except psycopg.OperationalError:
             return False
 
-    def _as_user(self) -> dict[str, object]:
+    def _as_user(self) -> dict[str, Any]:
         if self.user is None:
             return {}
         return {"user": self.user, "group": pwd.getpwnam(self.user).pw_gid, "extra_groups": []}
