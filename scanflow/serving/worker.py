@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,8 @@ async def _serve(setup: WorkerSetup) -> int:
     from scanflow.serving.batcher import Batcher
     from scanflow.serving.control import WorkerEnd
     from scanflow.serving.http import ServingProtocol
-    from scanflow.serving.model import load_model
+    from scanflow.serving.imports import import_all, needed_modules
+    from scanflow.serving.model import load_model, smoke_test
     from scanflow.serving.predictions import PredictionLogWriter, WriterOptions
     from scanflow.serving.slots import ModelSlots, SharedGeneration
 
@@ -138,23 +140,41 @@ async def _serve(setup: WorkerSetup) -> int:
     control: WorkerEnd
 
     def stage(msg: dict[str, Any]) -> None:
-        async def load() -> None:
-            gen = int(msg["gen"])
-            try:
-                model = await loop.run_in_executor(
-                    None,
-                    lambda: load_model(
-                        msg["path"], name=name, version=str(msg["version"]), fast=fast
-                    ),
-                )
-            except Exception as exc:
-                control.notify("staged", gen=gen, ok=False, error=str(exc))
-                return
-            slots.put(gen, model)
-            gc.freeze()
-            control.notify("staged", gen=gen, ok=True)
+        loop.create_task(_stage(msg))
 
-        loop.create_task(load())
+    async def _stage(msg: dict[str, Any]) -> None:
+        """Load a version beside the serving one: imports (and the smoke prediction, where
+        first calls import lazily) while predictions are held, unpickling outside."""
+        gen, version = int(msg["gen"]), str(msg["version"])
+        took: dict[str, float] = {}
+        started = time.monotonic()
+        try:
+            needs = await loop.run_in_executor(None, needed_modules, msg["path"], fast)
+            mark = time.monotonic()
+            async with batcher.paused():
+                await loop.run_in_executor(None, import_all, needs.modules)
+                took["imports"] = time.monotonic() - mark
+                if not needs.complete:  # its code may import more: load it all held
+                    model = await loop.run_in_executor(None, _load, msg["path"], version)
+            if needs.complete:
+                mark = time.monotonic()
+                model = await loop.run_in_executor(None, _load, msg["path"], version)
+                took["load"] = time.monotonic() - mark
+            control.notify("staging", gen=gen, phase="smoke test")
+            mark = time.monotonic()
+            async with batcher.paused():
+                await loop.run_in_executor(None, smoke_test, model)
+            took["smoke test"] = time.monotonic() - mark
+        except Exception as exc:
+            control.notify("staged", gen=gen, ok=False, error=str(exc))
+            return
+        slots.put(gen, model)
+        gc.freeze()
+        took["total"] = time.monotonic() - started
+        control.notify("staged", gen=gen, ok=True, took={k: round(v, 3) for k, v in took.items()})
+
+    def _load(path: str, version: str) -> Any:
+        return load_model(path, name=name, version=version, fast=fast, smoke=False)
 
     def drop(msg: dict[str, Any]) -> None:
         slots.drop_except(int(msg["keep"]))
