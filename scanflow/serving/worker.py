@@ -46,6 +46,7 @@ class WorkerSetup:
 
 def main() -> int:
     """Entry point of ``python -m scanflow.serving.worker``."""
+    started = time.monotonic()
     setup = WorkerSetup(**json.loads(os.environ.pop(ENV_SETUP)))  # holds the token: not inherited
     if setup.lean:
         from scanflow.serving import lean
@@ -61,7 +62,7 @@ def main() -> int:
     _one_blas_thread()
     import uvloop
 
-    return uvloop.run(_serve(setup))
+    return uvloop.run(_serve(setup, started))
 
 
 def _one_blas_thread() -> None:
@@ -74,7 +75,7 @@ def _one_blas_thread() -> None:
         pass
 
 
-async def _serve(setup: WorkerSetup) -> int:
+async def _serve(setup: WorkerSetup, started: float) -> int:
     import asyncio
     import gc
     import logging
@@ -97,6 +98,7 @@ async def _serve(setup: WorkerSetup) -> int:
     slots = ModelSlots(SharedGeneration(setup.generation_file))
     state: dict[str, Any] = {"reason": setup.reason}
     loaded_gen, load_error = None, None
+    took = {"imports": time.monotonic() - started}
     if setup.model:
         try:
             model = load_model(
@@ -107,6 +109,7 @@ async def _serve(setup: WorkerSetup) -> int:
         except Exception as exc:
             load_error = state["reason"] = str(exc)
             logger.error("cannot load version %s: %s", setup.model["version"], exc)
+        took["load"] = time.monotonic() - started - took["imports"]
     metrics = metrics_mod.get()
     batching = service.get("batching") or {}
 
@@ -225,7 +228,9 @@ async def _serve(setup: WorkerSetup) -> int:
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     if server.started:
-        control.notify("ready", pid=os.getpid(), gen=loaded_gen, error=load_error)
+        took["total"] = time.monotonic() - started
+        took = {k: round(v, 3) for k, v in took.items()}
+        control.notify("ready", pid=os.getpid(), gen=loaded_gen, error=load_error, took=took)
     await serving
     depth.cancel()
     batcher.close()
