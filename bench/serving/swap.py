@@ -3,6 +3,7 @@
 Usage (from the repository root):
 
     .venv/bin/python bench/serving/swap.py [--runs 3] [--workers 1,2,4] [--hogs 0,2]
+    .venv/bin/python bench/serving/swap.py --kill [--runs 3] [--hogs 0,2]
 
 For each worker count and each condition (quiet, then with N CPU-bound ``python -c 'while
 1: pass'`` processes beside it, started and stopped here), one service follows
@@ -13,6 +14,10 @@ new version; every worker switches at that instant (one shared generation), whic
 checks: no request sent after that answer comes back from the old version. It prints the
 median of the runs with min-max, the failed requests, the phases the service reported
 (``/admin/status`` history) and the machine's load average, as a Markdown table.
+
+With ``--kill`` it measures worker deaths instead, on 2 workers under the same load: one
+worker SIGKILLed (time until the pool is back to 2 ready workers, requests failed), then
+both (time until the first answer, and until both are ready again).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' service helper: free port,
 
 from conftest import start_service  # noqa: E402
 
+from scanflow.errors import ScanflowError  # noqa: E402
 from scanflow.spec import Service  # noqa: E402
 
 HOG = "while 1: pass"
@@ -97,7 +103,7 @@ def wait(condition, timeout: float, what: str):  # noqa: ANN001
     while time.monotonic() < deadline:
         try:
             value = condition()
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ScanflowError):  # a killed worker held its connection
             value = None
         if value:
             return value
@@ -151,11 +157,72 @@ def one_condition(work: Path, uri: str, source: str, row: list, workers: int, ru
     return out
 
 
+def kill_condition(work: Path, uri: str, row: list, runs: int) -> dict:
+    """SIGKILL one worker, then both, ``runs`` times each, under load on 2 workers."""
+    import signal
+
+    state = Path(tempfile.mkdtemp(prefix="state-kill-", dir=work))
+    service = Service("digits", model="models:/digits@champion", workers=2)
+    proc = start_service(service, state, uri)
+    out: dict = {"one": [], "all_first": [], "all_ready": [], "failed": {}, "requests": 0}
+    windows: list[tuple[str, float, float]] = []  # (victims, from, to) around each kill
+
+    def pool_ready(dead: set[int]) -> bool:
+        status = proc.client.status()
+        return status["workers_ready"] == 2 and not dead & set(status["worker_pids"])
+
+    try:
+        proc.wait_ready(600)
+        wait(lambda: pool_ready(set()), 600, "workers")
+        load = Load(f"{proc.url}/v2/models/digits/infer", row)
+        try:
+            for _ in range(runs):
+                for victims in ("one", "all"):
+                    time.sleep(1.0)  # traffic on the full pool first
+                    pids = proc.client.status()["worker_pids"]
+                    dead = set(pids[:1] if victims == "one" else pids)
+                    killed = time.monotonic()
+                    for pid in dead:
+                        os.kill(pid, signal.SIGKILL)
+                    if victims == "all":
+                        first = wait(
+                            lambda k=killed: min(
+                                (r[1] for r in list(load.records) if r[0] > k and r[2] == 200),
+                                default=None,
+                            ),
+                            600,
+                            "an answer",
+                        )
+                        out["all_first"].append(first - killed)
+                    wait(lambda d=dead: pool_ready(d), 600, "a full pool")
+                    out["one" if victims == "one" else "all_ready"].append(
+                        time.monotonic() - killed
+                    )
+                    windows.append((victims, killed - 1.0, time.monotonic()))
+        finally:
+            load.close()
+        for victims, start, end in windows:
+            failed = sum(1 for r in load.records if r[2] != 200 and start <= r[0] <= end)
+            out["failed"][victims] = out["failed"].get(victims, 0) + failed
+        out["failed"]["other"] = sum(1 for r in load.records if r[2] != 200) - sum(
+            out["failed"].values()
+        )
+        out["requests"] = len(load.records)
+    finally:
+        proc.stop()
+    return out
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} s ({min(values):.1f}-{max(values):.1f})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--hogs", default="0,2")
+    parser.add_argument("--kill", action="store_true", help="measure worker deaths instead")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="scanflow-swap-bench-"))
     uri, source, row = make_registry(work)
@@ -163,6 +230,12 @@ def main() -> int:
     for hogs in [int(h) for h in args.hogs.split(",")]:
         procs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(hogs)]
         try:
+            if args.kill:
+                load_avg = os.getloadavg()[0]
+                res = kill_condition(work, uri, row, args.runs)
+                rows.append((hogs, 2, load_avg, res))
+                print(_kill_row(hogs, load_avg, res), flush=True)
+                continue
             for workers in [int(w) for w in args.workers.split(",")]:
                 load_avg = os.getloadavg()[0]
                 res = one_condition(work, uri, source, row, workers, args.runs)
@@ -173,6 +246,16 @@ def main() -> int:
                 p.kill()
                 p.wait()
     print()
+    if args.kill:
+        print(
+            "| CPU hogs | one of 2 killed: pool full again | both killed: first answer |"
+            " both killed: pool full again | failed around one-worker kills |"
+            " failed around both-worker kills | failed otherwise / requests | load avg |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for hogs, _, load_avg, res in rows:
+            print(_kill_row(hogs, load_avg, res))
+        return 0
     print(
         "| CPU hogs | workers | alias move -> new version answering, median (min-max) |"
         " downloading / loading (median) | failed / requests | old answers after |"
@@ -182,6 +265,15 @@ def main() -> int:
     for hogs, workers, load_avg, res in rows:
         print(_row(hogs, workers, load_avg, res))
     return 0
+
+
+def _kill_row(hogs: int, load_avg: float, res: dict) -> str:
+    return (
+        f"| {hogs} | {_spread(res['one'])} | {_spread(res['all_first'])} |"
+        f" {_spread(res['all_ready'])} | {res['failed'].get('one', 0)} |"
+        f" {res['failed'].get('all', 0)} | {res['failed'].get('other', 0)} / {res['requests']} |"
+        f" {load_avg:.1f} |"
+    )
 
 
 def _row(hogs: int, workers: int, load_avg: float, res: dict) -> str:

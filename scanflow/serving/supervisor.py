@@ -244,8 +244,8 @@ class Supervisor:
             self._check_job()
             self._check_staging()
             self._answer_deferred()
-            if self.ref.kind == "alias" and time.monotonic() >= self._next_poll:
-                self._poll()
+            if time.monotonic() >= self._next_poll:
+                self._poll()  # an alias to follow, or a model still to load
         self._cleanup()
         logger.info("service %s stopped", self.service.name)
         return 0

@@ -45,10 +45,9 @@ def test_a_pickled_model_lists_the_globals_of_its_file_and_mlflow_loader(registr
 def test_a_model_from_code_is_not_completely_listed(registry):
     import mlflow
 
+    source = registry.client().get_model_version_download_uri("digits", registry.broken_version)
     path = mlflow.artifacts.download_artifacts(
-        artifact_uri=registry.client().get_model_version_download_uri(
-            "digits", registry.broken_version
-        )
+        artifact_uri=source, tracking_uri=registry.tracking_uri
     )
     needs = needed_modules(path)
     assert not needs.complete  # its code may import anything: the worker loads it held
