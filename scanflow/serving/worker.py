@@ -4,8 +4,9 @@ Started by the supervisor as ``python -m scanflow.serving.worker`` with the list
 socket and its end of the control channel passed as file descriptors, and its settings
 in ``$SCANFLOW_WORKER``. It loads the model it is given before it accepts connections,
 runs uvicorn with :class:`~scanflow.serving.http.ServingProtocol` and obeys the channel:
-stage a new version, drop old ones, drain and exit. It imports neither MLflow (unless the
-model needs pyfunc) nor, for numpy models, pandas (:mod:`scanflow.serving.lean`).
+stage a new version (its imports and smoke prediction while predictions are held, see
+:mod:`scanflow.serving.imports`), drop old ones, drain and exit. It imports neither MLflow
+(unless the model needs pyfunc) nor, for numpy models, pandas (:mod:`scanflow.serving.lean`).
 """
 
 from __future__ import annotations
