@@ -1,102 +1,40 @@
-"""Local implementations of the agents' interfaces: an online service over its HTTP admin
-API, the MLflow model registry, and JSON-lines feeds (prediction logs, labels)."""
+"""Local implementations of the agents' interfaces: an online service (through the serving
+client), the MLflow model registry, and JSON-lines feeds (prediction logs, labels)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
-from scanflow.errors import ScanflowError
 from scanflow.feed import JsonlFeed
+from scanflow.serving.client import ServingClient, parse_metrics  # noqa: F401 (agents import it here)
+from scanflow.serving.errors import ServingError, Unreachable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["HttpServiceControl", "JsonlFeed", "MlflowRegistry", "MlflowScorer", "MlflowProbe"]
 
 
-class HttpServiceControl:
-    """A Scanflow service at ``url``: ``/admin/status``, ``/admin/workers``,
-    ``/admin/refresh`` and Prometheus ``/metrics``; ``token`` (the application's) is sent as
-    ``Authorization: Bearer`` on the admin calls."""
+class HttpServiceControl(ServingClient):
+    """A Scanflow service as agents see it (:class:`~scanflow.agents.interfaces.ServiceControl`):
+    the serving client, with a :meth:`status` that reports an unreachable or refusing service
+    as facts instead of raising, and a :meth:`scale` that waits until the pool has settled."""
 
     def __init__(self, url: str, timeout: float = 10.0, token: str | None = None) -> None:
-        import httpx
-
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
-        self._auth = bearer(token)
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self._http.close()
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._http.request(method, path, headers=self._auth, **kwargs)
-        if response.status_code == 401:
-            raise ScanflowError(
-                f"{self.url}{path} answered 401 (missing or wrong token): agents and services "
-                f"must use the same application token (<app>/.scanflow/{TOKEN_FILE} or "
-                f"${TOKEN_ENV})"
-            )
-        response.raise_for_status()
-        return response.json()
+        super().__init__(url, token=token, timeout=timeout)
 
     def status(self) -> dict[str, Any]:
-        """The service's status; ``ready`` False when it does not answer."""
-        import httpx
-
+        """The service's status; ``ready`` False (and ``reachable``) when it cannot tell."""
         try:
-            return self._json("GET", "/admin/status")
-        except httpx.HTTPError as exc:
-            return {"ready": False, "reachable": False, "error": f"{type(exc).__name__}: {exc}"}
-        except ScanflowError as exc:  # it answered, but refused the token
+            return super().status()
+        except Unreachable as exc:
+            return {"ready": False, "reachable": False, "error": str(exc)}
+        except ServingError as exc:  # it answered, but refused (the token, say)
             return {"ready": False, "reachable": True, "error": str(exc)}
 
-    def scale(self, workers: int) -> dict[str, Any]:
-        """Grow or shrink to ``workers`` and wait until the pool has settled."""
-        body = {"workers": workers, "wait": True, "timeout": 30}
-        return self._json("POST", "/admin/workers", json=body, timeout=45)
-
-    def refresh(self) -> dict[str, Any]:
-        """Look at the registry alias now."""
-        return self._json("POST", "/admin/refresh", json={})
-
-    def metrics(self) -> dict[str, Any]:
-        """Cumulative request, error and latency counters and current gauges."""
-        response = self._http.get("/metrics")
-        response.raise_for_status()
-        return parse_metrics(response.text)
-
-
-def parse_metrics(text: str) -> dict[str, Any]:
-    """The figures agents use from a service's Prometheus exposition text."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out: dict[str, Any] = {"requests": 0.0, "errors": 0.0, "latency_buckets": {}}
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name, labels, value = sample.name, sample.labels, sample.value
-            if name == "scanflow_requests_total":
-                out["requests"] += value
-            elif name == "scanflow_request_errors_total":
-                out["errors"] += value
-            elif name == "scanflow_request_latency_seconds_bucket":
-                bound = float(labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + value
-            elif name in (
-                "scanflow_queue_depth",
-                "scanflow_workers",
-                "scanflow_model_ready",
-                "scanflow_workers_target",
-                "scanflow_model_version",
-            ):
-                out[name.removeprefix("scanflow_")] = value
-            elif name == "scanflow_model_load_failures_total":
-                out["load_failures"] = value
-    out["latency_buckets"] = {str(k): v for k, v in sorted(buckets.items())}
-    return out
+    def scale(self, workers: int, *, wait: bool = True, timeout: float = 30.0) -> dict[str, Any]:
+        """Grow or shrink to ``workers`` and (by default) wait until the pool has settled."""
+        return super().scale(workers, wait=wait, timeout=timeout)
 
 
 class MlflowRegistry:

@@ -14,8 +14,9 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,8 @@ class Batcher:
         self._pending_rows = 0
         self._scheduled = False
         self._busy = False
+        self._paused = 0
+        self._idle: asyncio.Future | None = None  # resolved when a model call in a thread ends
         self._first_at = 0.0
         self._on_batch = on_batch
         self._pool: ThreadPoolExecutor | None = None
@@ -83,9 +86,24 @@ class Batcher:
             loop.call_soon(self._tick)
         return fut
 
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold every model call for the duration of the block (requests queue meanwhile):
+        once entered, no model predicts in this process. Loading a new version imports its
+        libraries inside it, so no import races with a prediction."""
+        self._paused += 1
+        try:
+            while self._busy:
+                self._idle = asyncio.get_running_loop().create_future()
+                await self._idle
+            yield
+        finally:
+            self._paused -= 1
+            self._reschedule()
+
     def _tick(self) -> None:
         self._scheduled = False
-        if not self._pending or self._busy:
+        if not self._pending or self._busy or self._paused:
             return
         if (
             self._pending_rows < self.max_rows
@@ -133,13 +151,15 @@ class Batcher:
 
         def done(f: asyncio.Future) -> None:
             self._busy = False
+            if self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
             self._finish(batch, model, f.result())
             self._reschedule()
 
         task.add_done_callback(done)
 
     def _reschedule(self) -> None:
-        if self._pending and not self._scheduled:
+        if self._pending and not self._scheduled and not self._paused:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._tick)
 

@@ -1,11 +1,15 @@
-"""A small HTTP client for a running service: predict, status, live scaling, refresh.
+"""The one HTTP client of a running service: predict, status, live scaling, refresh, metrics.
 
-This is the API agents call to scale a service or to ask it to look at the registry.
-Scaling and refreshing need the application's token (:mod:`scanflow.auth`)::
+The CLI, tests and the agents (:class:`scanflow.agents.clients.HttpServiceControl`) all use
+it. Scaling and refreshing need the application's token (:mod:`scanflow.auth`)::
 
     client = ServingClient("http://127.0.0.1:8080", token=app_token(".scanflow"))
     client.scale(3, wait=True)       # grow to 3 workers, return once they serve
     client.status()["model_version"]
+
+Errors: :class:`~scanflow.serving.errors.Unauthorized` (401),
+:class:`~scanflow.serving.errors.Unreachable` (no answer) and
+:class:`~scanflow.serving.errors.ServingError` (any other refusal).
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ from typing import Any
 
 import httpx
 
-from scanflow.auth import bearer
-from scanflow.serving.errors import ServingError, Unauthorized
+from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
+from scanflow.serving.errors import ServingError, Unauthorized, Unreachable
 
 
 class ServingClient:
     """Talks to one service's HTTP port; ``token`` is sent as ``Authorization: Bearer``."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=bearer(token))
 
     def close(self) -> None:
@@ -34,32 +38,42 @@ class ServingClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unreachable(
+                f"{method} {self.base_url}{path} got no answer: {type(exc).__name__}: {exc}"
+            ) from exc
+
     def _json(self, response: httpx.Response) -> Any:
         try:
             data = response.json()
         except ValueError:
             data = {"error": response.text}
+        where = f"{response.request.method} {response.request.url}"
+        if response.status_code == 401:
+            raise Unauthorized(
+                f"{where} answered 401 (missing or wrong token): clients and services must "
+                f"use the same application token (<app>/.scanflow/{TOKEN_FILE} or ${TOKEN_ENV})"
+            )
         if response.status_code >= 400:
             message = data.get("error") or data.get("message") if isinstance(data, dict) else data
-            error = Unauthorized if response.status_code == 401 else ServingError
-            raise error(
-                f"{response.request.method} {response.request.url} answered "
-                f"{response.status_code}: {message}"
-            )
+            raise ServingError(f"{where} answered {response.status_code}: {message}")
         return data
 
     def status(self) -> dict[str, Any]:
-        """Workers, model version, staging, last error (``GET /admin/status``)."""
-        return self._json(self._http.get("/admin/status"))
+        """Workers, model version, staging, failed versions (``GET /admin/status``)."""
+        return self._json(self._request("GET", "/admin/status"))
 
     def scale(self, workers: int, *, wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
         """Grow or shrink to ``workers``; with ``wait`` return once the pool has settled."""
         body = {"workers": workers, "wait": wait, "timeout": timeout}
-        return self._json(self._http.post("/admin/workers", json=body, timeout=timeout + 10))
+        return self._json(self._request("POST", "/admin/workers", json=body, timeout=timeout + 15))
 
     def refresh(self) -> dict[str, Any]:
         """Look at the registry alias now rather than at the next poll."""
-        return self._json(self._http.post("/admin/refresh", json={}))
+        return self._json(self._request("POST", "/admin/refresh", json={}))
 
     def ready(self) -> bool:
         """True when a model takes traffic."""
@@ -70,6 +84,43 @@ class ServingClient:
 
     def predict(self, rows: Any) -> tuple[Any, str]:
         """MLflow-style prediction of ``rows``; returns (predictions, model version)."""
-        response = self._http.post("/invocations", json={"inputs": rows})
+        response = self._request("POST", "/invocations", json={"inputs": rows})
         data = self._json(response)
         return data["predictions"], response.headers.get("x-model-version", "")
+
+    def metrics(self) -> dict[str, Any]:
+        """Cumulative request, error and latency counters and current gauges (``/metrics``)."""
+        response = self._request("GET", "/metrics")
+        if response.status_code >= 400:
+            self._json(response)
+        return parse_metrics(response.text)
+
+
+def parse_metrics(text: str) -> dict[str, Any]:
+    """The figures agents use from a service's Prometheus exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, Any] = {"requests": 0.0, "errors": 0.0, "latency_buckets": {}}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == "scanflow_requests_total":
+                out["requests"] += value
+            elif name == "scanflow_request_errors_total":
+                out["errors"] += value
+            elif name == "scanflow_request_latency_seconds_bucket":
+                bound = float(labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + value
+            elif name in (
+                "scanflow_queue_depth",
+                "scanflow_workers",
+                "scanflow_model_ready",
+                "scanflow_workers_target",
+                "scanflow_model_version",
+            ):
+                out[name.removeprefix("scanflow_")] = value
+            elif name == "scanflow_model_load_failures_total":
+                out["load_failures"] = value
+    out["latency_buckets"] = {str(k): v for k, v in sorted(buckets.items())}
+    return out

@@ -2,7 +2,8 @@
 
 Supervisor to worker: ``stage`` (load a version under a generation), ``drop`` (forget a
 generation), ``drain`` (stop accepting, finish, exit), ``reply`` (answer to an ``rpc``).
-Worker to supervisor: ``ready``, ``staged`` (ok or error), ``rpc`` (admin calls made on
+Worker to supervisor: ``ready`` (with its start-up durations), ``staging`` (the phase a
+stage reached), ``staged`` (ok with durations, or the error), ``rpc`` (admin calls made on
 the HTTP port: ``status``, ``scale``, ``refresh``).
 """
 

@@ -13,6 +13,10 @@ class Unauthorized(ServingError):
     """A service refused an admin call because the token was missing or wrong (HTTP 401)."""
 
 
+class Unreachable(ServingError):
+    """A service did not answer at all (not running, or the connection failed)."""
+
+
 class RequestError(ScanflowError):
     """A prediction request was refused; ``status`` is the HTTP status to answer with, and
     ``version`` the model version that raised (when a model answered with an error)."""

@@ -147,8 +147,13 @@ def _load_estimator(path: Path, conf: dict[str, Any]) -> Any:
     return mlflow.sklearn.load_model(str(path))
 
 
-def load_model(path: str | Path, *, name: str, version: str, fast: bool = True) -> LoadedModel:
-    """Load the MLflow model in ``path``; raises :class:`ModelLoadError` with the reason."""
+def load_model(
+    path: str | Path, *, name: str, version: str, fast: bool = True, smoke: bool = True
+) -> LoadedModel:
+    """Load the MLflow model in ``path``; raises :class:`ModelLoadError` with the reason.
+
+    With ``smoke`` (the default) it predicts once on :func:`smoke_input` before it is
+    returned; a caller passing False runs :func:`smoke_test` itself."""
     from scanflow.serving import lean
 
     path = Path(path)
@@ -195,7 +200,8 @@ def load_model(path: str | Path, *, name: str, version: str, fast: bool = True) 
         raise
     except Exception as exc:
         raise ModelLoadError(f"cannot load model version {version} from {path}: {exc}") from exc
-    smoke_test(model)
+    if smoke:
+        smoke_test(model)
     logger.info(
         "loaded model %s version %s (%s path) from %s",
         name,

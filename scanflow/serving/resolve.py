@@ -3,7 +3,9 @@
 
 Registry look-ups and downloads import MLflow, which is heavy; the supervisor therefore
 runs :func:`main` in a short-lived subprocess (``python -m scanflow.serving.resolve``)
-and keeps its own memory small. Downloads are cached per name and version.
+and keeps its own memory small. Downloads are cached per name and version. When the
+supervisor already knows a version's artifact folder on this machine (its alias watcher
+reads it from the store), the folder is copied into the cache without importing MLflow.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -92,17 +95,33 @@ def local_version(path: Path) -> str:
     return str(ident)[:14] or "local"
 
 
-def _download(artifact_uri: str, dest: Path) -> str:
+def local_folder(location: str | None) -> Path | None:
+    """``location`` (a path or ``file://`` URI) when it is a model folder on this machine."""
+    if not location or ("://" in location and not location.startswith("file://")):
+        return None
+    if location.startswith("file://"):
+        location = urllib.parse.unquote(urllib.parse.urlparse(location).path)
+    path = Path(location)
+    return path if (path / "MLmodel").is_file() else None
+
+
+def _fetch(artifact_uri: str, tmp: Path) -> Path:
+    """Copy a local model folder, or download the artifacts with MLflow."""
+    folder = local_folder(artifact_uri)
+    if folder is not None:
+        return Path(shutil.copytree(folder, tmp / "model"))
     import mlflow.artifacts
 
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(tmp)))
+
+
+def _download(artifact_uri: str, dest: Path) -> str:
     if (dest / "MLmodel").is_file():
         return str(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=str(tmp))
-        )
+        local = _fetch(artifact_uri, tmp)
         if not (local / "MLmodel").is_file():
             found = next(iter(local.rglob("MLmodel")), None)
             if found is None:
@@ -119,9 +138,17 @@ def _download(artifact_uri: str, dest: Path) -> str:
 
 
 def resolve(
-    uri: str, *, tracking_uri: str | None, cache_dir: str | Path, download: bool = True
+    uri: str,
+    *,
+    tracking_uri: str | None,
+    cache_dir: str | Path,
+    download: bool = True,
+    location: str | None = None,
 ) -> Resolved:
-    """Resolve ``uri`` (and download it into ``cache_dir`` unless ``download`` is False)."""
+    """Resolve ``uri`` (and download it into ``cache_dir`` unless ``download`` is False).
+
+    ``location``, for ``models:/NAME/VERSION``, is the version's artifact folder when the
+    caller knows it: a local one is copied without asking the registry."""
     ref = parse_uri(uri)
     cache = Path(cache_dir)
     if ref.kind == "local":
@@ -129,6 +156,11 @@ def resolve(
         if not (path / "MLmodel").is_file():
             raise ModelLoadError(f"no MLflow model at {path} (no MLmodel file); check the path")
         return Resolved(uri, ref.name, local_version(path), str(path))
+    if ref.kind == "version" and download:
+        dest = cache_path(cache, ref.name, str(ref.version))
+        folder = local_folder(location)
+        if (dest / "MLmodel").is_file() or folder is not None:
+            return Resolved(uri, ref.name, str(ref.version), _download(str(folder or dest), dest))
     import mlflow
     from mlflow import MlflowClient
 
@@ -183,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri")
     parser.add_argument("--cache-dir", required=True)
     parser.add_argument("--no-download", action="store_true")
+    parser.add_argument("--location", help="the version's artifact folder, when known")
     args = parser.parse_args(argv)
     try:
         found = resolve(
@@ -190,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             tracking_uri=args.tracking_uri,
             cache_dir=args.cache_dir,
             download=not args.no_download,
+            location=args.location,
         )
         print(json.dumps({"ok": True, **asdict(found)}), flush=True)
         return 0

@@ -6,11 +6,15 @@
   worker stops accepting and finishes every request it holds (see
   :mod:`scanflow.serving.http`), so no request is dropped. Crashed workers are replaced.
 - **Hot-swap.** For ``models:/name@alias`` the supervisor polls where the alias points
-  (:mod:`scanflow.serving.watch`). A new version is downloaded by a resolver subprocess,
-  then staged in every worker, which loads it and smoke-tests it; when all have it, one
-  write to the shared generation (:mod:`scanflow.serving.slots`) switches traffic at once.
-  A version that fails anywhere is dropped, the old one keeps serving, and the reason is
-  logged, counted in ``/metrics`` and shown by ``/admin/status``.
+  (:mod:`scanflow.serving.watch`). A new version goes through phases, each logged with its
+  duration and shown in ``/admin/status``: *downloading* (a resolver subprocess, or a plain
+  copy when the store's folder is on this machine), *loading* and *smoke test* in every
+  worker, *confirming* that the alias still points at it, then *switched*: one write to
+  the shared generation (:mod:`scanflow.serving.slots`) switches traffic at once. A version
+  that fails anywhere is dropped, the old one keeps serving, and the reason is logged,
+  counted in ``/metrics`` and listed in ``failed_versions`` of ``/admin/status``.
+- **Never blocking.** The loop waits on nothing but its selector: resolutions run in a
+  subprocess whose answer the loop reads when it comes (the backup model's too).
 
 The supervisor itself never imports numpy, scikit-learn or MLflow: it stays small.
 """
@@ -26,7 +30,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scanflow.auth import TOKEN_ENV, app_token, token_path
@@ -42,6 +48,7 @@ logger = logging.getLogger("scanflow.serving.supervisor")
 
 TICK = 0.25
 RETRY_FAILED_AFTER = 60.0
+RESOLVE_TIMEOUT = 600.0
 
 
 @dataclass
@@ -61,14 +68,58 @@ class Worker:
 
 @dataclass
 class Staging:
-    """A version being loaded by every worker before the switch."""
+    """A version on its way in: downloading, loading (and smoke test) in every worker,
+    confirming that the alias still points at it, then switched."""
 
-    gen: int
-    version: str
-    path: str
-    waiting: set[int]
-    started: float
+    version: str | None  # None until resolved when the alias could not be read
+    uri: str
+    backup: bool = False
+    phase: str = "downloading"
+    seen: float = field(default_factory=time.monotonic)
+    since: float = field(default_factory=time.time)
+    phase_at: float = field(default_factory=time.monotonic)
+    loading_at: float = 0.0
+    took: dict[str, float] = field(default_factory=dict)  # seconds spent in each phase
+    gen: int = 0  # set once the workers are asked to load it
+    path: str = ""
+    waiting: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+
+    def enter(self, phase: str) -> float:
+        """Move to ``phase``; returns the seconds spent in the previous one."""
+        now = time.monotonic()
+        spent = now - self.phase_at
+        self.took[self.phase] = self.took.get(self.phase, 0.0) + spent
+        self.phase, self.phase_at = phase, now
+        if phase == "loading":
+            self.loading_at = now
+        return spent
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "phase": self.phase,
+            "since": self.since,
+            "backup": self.backup,
+            "waiting": len(self.waiting),
+        }
+
+
+@dataclass
+class _Job:
+    """The resolver subprocess at work, and what to call with its answer."""
+
+    proc: subprocess.Popen
+    deadline: float
+    on_done: Callable[[dict[str, Any] | None, str | None], None]
+    stderr: Path
+    out: bytes = b""
+
+    def stderr_tail(self) -> str:
+        try:
+            return self.stderr.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
 
 
 @dataclass
@@ -93,12 +144,12 @@ class Supervisor:
         self.current: dict[str, Any] | None = None  # version, path, gen, since
         self.staging: Staging | None = None
         self.last_error: str | None = None
-        self.failed_versions: dict[str, float] = {}
+        self.failed_versions: dict[str, dict[str, Any]] = {}  # version -> error, at
+        self._failed_at: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
         self.stopping = False
         self._deferred: list[_Deferred] = []
-        self._resolver: subprocess.Popen | None = None
-        self._resolver_out = b""
+        self._job: _Job | None = None
         self._watcher: Any = None
         self._next_poll = 0.0
         self._crashes: list[float] = []
@@ -134,6 +185,7 @@ class Supervisor:
         """Look at the registry now instead of at the next poll."""
         self._next_poll = 0.0
         self.failed_versions.clear()
+        self._failed_at.clear()
         self._poll()
         return self.status()
 
@@ -148,11 +200,8 @@ class Supervisor:
             "model_version": self.current["version"] if self.current else None,
             "serving_backup": self.on_backup,
             "generation": self.generation.get(),
-            "staging": (
-                {"version": self.staging.version, "waiting": len(self.staging.waiting)}
-                if self.staging
-                else None
-            ),
+            "staging": self.staging.describe() if self.staging else None,
+            "failed_versions": self.failed_versions,
             "workers": len(live),
             "workers_ready": sum(1 for w in live if w.ready),
             "workers_draining": sum(1 for w in self.workers.values() if w.draining),
@@ -192,10 +241,11 @@ class Supervisor:
                     break
                 continue
             self._maintain_pool()
+            self._check_job()
             self._check_staging()
             self._answer_deferred()
-            if self.ref.kind == "alias" and time.monotonic() >= self._next_poll:
-                self._poll()
+            if time.monotonic() >= self._next_poll:
+                self._poll()  # an alias to follow, or a model still to load
         self._cleanup()
         logger.info("service %s stopped", self.service.name)
         return 0
@@ -260,56 +310,384 @@ class Supervisor:
             pass
 
     # -- model versions -------------------------------------------------------------
+    # A version comes in through one path whatever asked for it (the alias moved, the
+    # first load, a retry, the backup model): _begin -> _resolve -> _downloaded ->
+    # workers stage it -> _confirm -> _switch. Every step is driven by the loop.
     def _initial_load(self) -> None:
-        """Resolve the model before the first workers start, so they load it right away."""
+        """Resolve the model before the first workers start, so they load it right away
+        (the loop runs meanwhile for signals; no worker exists yet to ask for status)."""
+        self._watcher_setup()
+        self._begin(self._alias_version(), first=True)
+        while self.staging is not None and not self.staging.backup and not self.stopping:
+            for key, _ in self._sel.select(TICK):
+                key.data(key.fileobj)
+            self._handle_signals()
+            self._check_job()
+        if self.current is not None:
+            self._next_poll = time.monotonic() + self.service.poll_interval
+
+    def _watcher_setup(self) -> None:
+        if self.ref.kind != "alias" or self._watcher is not None:
+            return
+        from scanflow.serving.watch import watcher_for
+
+        tracking = self.options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+        if tracking:
+            self._watcher = watcher_for(tracking, self.ref.name, self.ref.alias or "")
+
+    def _alias_version(self) -> str | None:
+        """Where the alias points now (None: not an alias, no cheap watcher, or unreadable)."""
+        if self._watcher is None:
+            return None
         try:
-            found = self._resolve_blocking()
-            self._lean = self._is_lean(found["path"])
+            return self._watcher.version()
+        except Exception as exc:
+            logger.warning("cannot read alias %s of %s: %s", self.ref.alias, self.ref.name, exc)
+            return None
+
+    def _poll(self) -> None:
+        """Is there a version to switch to (or, without a model, to load)?"""
+        now = time.monotonic()
+        self._next_poll = now + (
+            self.service.poll_interval if self._watcher else max(self.service.poll_interval, 30)
+        )
+        if self._job is not None or self.staging is not None:
+            return
+        if self.current is None or self.on_backup:  # load the model from scratch
+            self._next_poll = now + self._retry_interval()
+            version = self._alias_version()
+            if not self._failed_recently(version):
+                self._begin(version)
+            return
+        if self.ref.kind != "alias":
+            return
+        if self._watcher is None:  # no cheap watcher: the resolver looks the alias up
+            self._resolve(self.service.model, self._looked_up, download=False)
+            return
+        self._consider(self._alias_version())
+
+    def _looked_up(self, found: dict[str, Any] | None, error: str | None) -> None:
+        if error:
+            logger.warning("cannot read alias %s of %s: %s", self.ref.alias, self.ref.name, error)
+        elif found and self.staging is None:
+            self._consider(str(found["version"]))
+
+    def _consider(self, version: str | None) -> None:
+        if self.current is None or version in (None, self.current["version"]):
+            return
+        if self._failed_recently(version):
+            return
+        logger.info(
+            "alias %s@%s moved to version %s (serving %s): seen",
+            self.ref.name,
+            self.ref.alias,
+            version,
+            self.current["version"],
+        )
+        self._begin(version)
+
+    def _failed_recently(self, version: str | None) -> bool:
+        failed_at = self._failed_at.get(version or "")
+        return failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_AFTER
+
+    def _begin(self, version: str | None, *, first: bool = False) -> None:
+        """Start bringing in ``version`` (None: whatever the model URI resolves to)."""
+        uri = self.service.model
+        if version is not None and self.ref.kind == "alias":
+            uri = f"models:/{self.ref.name}/{version}"
+        self.staging = Staging(version=version, uri=uri)
+        location = None
+        if version is not None and self._watcher is not None:
+            try:
+                location = self._watcher.location(version)
+            except Exception as exc:
+                logger.debug("no artifact location for version %s: %s", version, exc)
+        logger.info("version %s: downloading %s", version or "?", uri)
+        self._resolve(uri, self._downloaded, location=location)
+
+    def _serve_backup(self, reason: str) -> bool:
+        """Bring in ``backup_model`` while the model cannot be loaded; False without one."""
+        uri = self.service.backup_model
+        if not uri or self.on_backup or self.staging is not None:
+            return False
+        logger.warning(
+            "service %s loads its backup model %s because: %s", self.service.name, uri, reason
+        )
+        self.staging = Staging(version=None, uri=uri, backup=True)
+        self._resolve(uri, self._downloaded)
+        return True
+
+    # resolving (the resolver subprocess, or at once when no registry is needed)
+    def _resolve(
+        self,
+        uri: str,
+        on_done: Callable[[dict[str, Any] | None, str | None], None],
+        *,
+        location: str | None = None,
+        download: bool = True,
+    ) -> None:
+        """Resolve (and download) ``uri``, then call ``on_done(found, error)`` from the loop."""
+        from scanflow.serving.resolve import cache_path, resolve
+
+        ref = parse_uri(uri)
+        cached = ref.kind == "version" and download
+        if cached and ref.version is not None:
+            cached = (
+                cache_path(self.options.model_cache, ref.name, ref.version) / "MLmodel"
+            ).is_file()
+        if ref.kind == "local" or cached:  # no registry, no MLflow: answer now
+            try:
+                found = resolve(uri, tracking_uri=None, cache_dir=self.options.model_cache)
+            except ModelLoadError as exc:
+                on_done(None, str(exc))
+                return
+            on_done({"version": found.version, "path": found.path}, None)
+            return
+        cmd = [sys.executable, "-m", "scanflow.serving.resolve", uri]
+        cmd += ["--cache-dir", str(self.options.model_cache)]
+        if self.options.tracking_uri:
+            cmd += ["--tracking-uri", self.options.tracking_uri]
+        if location:
+            cmd += ["--location", location]
+        if not download:
+            cmd.append("--no-download")
+        errors = self.options.service_dir / "resolver.log"
+        with errors.open("wb") as stderr:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, close_fds=True)
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._job = _Job(proc, time.monotonic() + RESOLVE_TIMEOUT, on_done, errors)
+        self._sel.register(proc.stdout, selectors.EVENT_READ, self._on_job)
+
+    def _on_job(self, pipe: Any) -> None:
+        job = self._job
+        try:
+            chunk = os.read(pipe.fileno(), 65536)
+        except BlockingIOError:
+            return
+        if job is None:
+            return
+        if chunk:
+            job.out += chunk
+            return
+        self._end_job()
+        try:
+            job.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            job.proc.kill()
+        try:
+            found = _resolver_reply(job.out.decode(errors="replace"), job.stderr_tail())
         except ModelLoadError as exc:
-            self._fail(str(exc), found=None)
+            job.on_done(None, str(exc))
+            return
+        job.on_done(found, None)
+
+    def _end_job(self) -> None:
+        job, self._job = self._job, None
+        if job is not None and job.proc.stdout is not None:
+            try:
+                self._sel.unregister(job.proc.stdout)
+            except (KeyError, ValueError):
+                pass
+            job.proc.stdout.close()
+
+    def _check_job(self) -> None:
+        job = self._job
+        if job is not None and time.monotonic() > job.deadline:
+            job.proc.kill()
+            self._end_job()
+            job.on_done(None, f"the model resolver took more than {RESOLVE_TIMEOUT:.0f} s")
+
+    # staging: every worker loads the version, then one write switches traffic
+    def _downloaded(self, found: dict[str, Any] | None, error: str | None) -> None:
+        st = self.staging
+        if st is None:
+            return
+        took = st.enter("loading")
+        if found is None:
+            self._abort(st, error or "unknown resolver error")
+            return
+        version = str(found["version"])
+        st.version = f"backup-{version}" if st.backup else version
+        st.path = str(found["path"])
+        logger.info("version %s: downloaded in %.2f s", st.version, took)
+        if not st.backup and self.current is not None and st.version == self.current["version"]:
+            self.staging = None  # already serving it
+            return
+        live = [w for w in self.workers.values() if not w.draining]
+        if not live:  # no worker yet: they load it when they start
+            self.staging = None
+            self._commit(self._last_gen + 1, st)
+            return
+        self._last_gen += 1
+        st.gen = self._last_gen
+        for worker in live:
+            self._send_stage(worker)
+        logger.info(
+            "version %s: loading in %d worker(s) (generation %d)", st.version, len(live), st.gen
+        )
+        self._check_staging()
+
+    def _send_stage(self, worker: Worker) -> None:
+        st = self.staging
+        assert st is not None
+        message = {"op": "stage", "gen": st.gen, "path": st.path, "version": st.version}
+        if worker.channel.send(message):
+            st.waiting.add(worker.pid)
+
+    def _on_staging_message(self, worker: Worker, msg: dict[str, Any]) -> None:
+        st = self.staging
+        if st is None or st.gen == 0 or int(msg["gen"]) != st.gen:
+            return
+        if msg["op"] == "staging":  # a worker reached the smoke test
+            if st.phase == "loading":
+                took = st.enter(str(msg.get("phase")))
+                logger.info("version %s: %s (loaded in %.2f s)", st.version, st.phase, took)
+            return
+        st.waiting.discard(worker.pid)
+        if msg.get("ok"):
+            parts = ", ".join(f"{k} {v:.2f} s" for k, v in (msg.get("took") or {}).items())
+            logger.info("version %s: worker %d staged it (%s)", st.version, worker.pid, parts)
+        else:
+            st.errors.append(f"worker {worker.pid}: {msg.get('error')}")
+        self._check_staging()
+
+    def _check_staging(self) -> None:
+        st = self.staging
+        if st is None or st.gen == 0:
+            return
+        if st.errors or time.monotonic() - st.loading_at > self.options.stage_timeout:
+            reason = "; ".join(st.errors) or (
+                f"workers did not load it within {self.options.stage_timeout:.0f} s"
+            )
+            self._abort(st, reason)
+        elif not st.waiting:
+            self._confirm(st)
+
+    def _confirm(self, st: Staging) -> None:
+        """Switch only if the alias still points at the staged version."""
+        if st.backup or self.ref.kind != "alias":
+            self._switch(st)
+            return
+        if st.phase != "confirming":
+            st.enter("confirming")
+        if self._watcher is not None:
+            version = self._alias_version()
+            if version is not None:
+                self._confirmed(st, version)
+        elif self._job is None:
+            self._resolve(
+                self.service.model,
+                lambda found, error: found and self._confirmed(st, str(found["version"])),
+                download=False,
+            )
+
+    def _confirmed(self, st: Staging, version: str) -> None:
+        if self.staging is not st or st.waiting:
+            return
+        if version == st.version:
+            self._switch(st)
+            return
+        logger.warning(
+            "alias %s@%s moved to version %s while version %s was loading: not switching to it",
+            self.ref.name,
+            self.ref.alias,
+            version,
+            st.version,
+        )
+        self.staging = None
+        self._drop_staged()
+        self.history.append(
+            {"at": time.time(), "event": "abandoned", "version": st.version, "alias": version}
+        )
+        self._next_poll = 0.0
+
+    def _switch(self, st: Staging) -> None:
+        self.staging = None
+        st.enter("switched")
+        self._commit(st.gen, st)
+        self._drop_staged()
+
+    def _drop_staged(self) -> None:
+        for worker in self.workers.values():
+            worker.channel.send({"op": "drop", "keep": self.generation.get()})
+
+    def _abort(self, st: Staging, reason: str) -> None:
+        self.staging = None
+        if st.gen:
+            self._drop_staged()
+        if st.backup:
+            logger.error("backup model %s cannot be loaded either: %s", st.uri, reason)
+            return
+        self._fail(f"version {st.version or st.uri} was not switched in: {reason}", st.version)
+        if self.current is None:
             self._next_poll = time.monotonic() + self._retry_interval()
-            if not self._serve_backup(str(exc)):
+            if not self._serve_backup(reason):
                 logger.error(
                     "service %s is NOT READY: %s (it keeps running and retries every %.0f s)",
                     self.service.name,
-                    exc,
+                    reason,
                     self._retry_interval(),
                 )
-            return
-        self._commit(1, found["version"], found["path"])
-        self._watcher_setup()
-        self._next_poll = time.monotonic() + self.service.poll_interval
 
-    def _serve_backup(self, reason: str) -> bool:
-        """Serve ``backup_model`` while the model cannot be loaded; False without one."""
-        uri = self.service.backup_model
-        staging_backup = self.staging is not None and self.staging.version.startswith("backup-")
-        if not uri or self.on_backup or staging_backup:
-            return False
-        try:
-            ref = parse_uri(uri)
-            if ref.kind == "local":
-                from scanflow.serving.resolve import resolve
-
-                found = resolve(ref.uri, tracking_uri=None, cache_dir=self.options.model_cache)
-                found_dict = {"version": found.version, "path": found.path}
-            else:
-                out = subprocess.run(
-                    self._resolver_cmd(uri), capture_output=True, text=True, timeout=600
-                )
-                found_dict = _resolver_reply(out.stdout, out.stderr)
-        except ModelLoadError as exc:
-            logger.error("backup model %s cannot be loaded either: %s", uri, exc)
-            return False
-        logger.warning(
-            "service %s serves its backup model %s because: %s", self.service.name, uri, reason
+    def _commit(self, gen: int, st: Staging) -> None:
+        version, path = str(st.version), st.path
+        previous = self.current["version"] if self.current else None
+        self._last_gen = max(self._last_gen, gen)
+        self.generation.set(gen)  # <- every worker switches here
+        self.current = {"version": version, "path": path, "gen": gen, "since": time.time()}
+        self._lean = self._is_lean(path)
+        self.on_backup = st.backup
+        if not self.on_backup:
+            self.last_error = None
+        self.failed_versions.pop(version, None)
+        self._failed_at.pop(version, None)
+        self.metrics.model_ready.set(1)
+        self.metrics.model_version.set(_numeric(version))
+        took = {k: round(v, 3) for k, v in st.took.items()}
+        seconds = round(time.monotonic() - st.seen, 3)
+        if previous is not None:
+            self.metrics.swaps.inc()
+        logger.info(
+            "version %s: switched, %.2f s after it was seen (%s); service %s was serving %s",
+            version,
+            seconds,
+            ", ".join(f"{k} {v:.2f} s" for k, v in took.items()),
+            self.service.name,
+            previous,
         )
-        if self.workers:
-            self._stage(f"backup-{found_dict['version']}", found_dict["path"])
+        if st.backup:
+            logger.warning("service %s serves its backup model %s", self.service.name, st.uri)
+        self.history.append(
+            {
+                "at": time.time(),
+                "event": "serving",
+                "version": version,
+                "previous": previous,
+                "seconds": seconds,
+                "took": took,
+            }
+        )
+        for worker in self.workers.values():
+            worker.channel.send({"op": "reason", "reason": ""})
+
+    def _fail(self, reason: str, version: str | None) -> None:
+        self.last_error = reason
+        self.metrics.load_failures.inc()
+        if version:
+            self.failed_versions[version] = {"error": reason, "at": time.time()}
+            self._failed_at[version] = time.monotonic()
+        self.history.append(
+            {"at": time.time(), "event": "load_failed", "version": version, "error": reason}
+        )
+        if self.current is not None:
+            logger.error(
+                "keeping version %s of %s: %s", self.current["version"], self.service.name, reason
+            )
         else:
-            self._lean = self._is_lean(found_dict["path"])
-            self._commit(self._last_gen + 1, f"backup-{found_dict['version']}", found_dict["path"])
-        return True
+            logger.error("service %s not ready: %s", self.service.name, reason)
+            for worker in self.workers.values():
+                worker.channel.send({"op": "reason", "reason": reason})
 
     def _is_lean(self, path: str) -> bool:
         from scanflow.serving.lean import model_is_lean
@@ -321,227 +699,6 @@ class Supervisor:
 
     def _retry_interval(self) -> float:
         return max(self.service.poll_interval, 5.0)
-
-    def _resolver_cmd(self, uri: str) -> list[str]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "scanflow.serving.resolve",
-            uri,
-            "--cache-dir",
-            str(self.options.model_cache),
-        ]
-        if self.options.tracking_uri:
-            cmd += ["--tracking-uri", self.options.tracking_uri]
-        return cmd
-
-    def _cached(self, version: str | None) -> dict[str, Any] | None:
-        """A registry version already downloaded (no MLflow import needed to serve it)."""
-        if version is None or self.ref.kind not in ("alias", "version"):
-            return None
-        from scanflow.serving.resolve import cache_path
-
-        path = cache_path(self.options.model_cache, self.ref.name, version)
-        return {"version": version, "path": str(path)} if (path / "MLmodel").is_file() else None
-
-    def _resolve_blocking(self) -> dict[str, Any]:
-        version = self.ref.version
-        if self.ref.kind == "alias":
-            self._watcher_setup()
-            try:
-                version = self._watcher.version() if self._watcher is not None else None
-            except Exception:
-                version = None
-        cached = self._cached(version)
-        if cached is not None:
-            return cached
-        if self.ref.kind == "local":
-            from scanflow.serving.resolve import resolve
-
-            found = resolve(self.ref.uri, tracking_uri=None, cache_dir=self.options.model_cache)
-            return {"version": found.version, "path": found.path}
-        out = subprocess.run(
-            self._resolver_cmd(self.service.model), capture_output=True, text=True, timeout=600
-        )
-        return _resolver_reply(out.stdout, out.stderr)
-
-    def _watcher_setup(self) -> None:
-        if self.ref.kind != "alias" or self._watcher is not None:
-            return
-        from scanflow.serving.watch import watcher_for
-
-        tracking = self.options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
-        if not tracking:
-            return
-        self._watcher = watcher_for(
-            tracking,
-            self.ref.name,
-            self.ref.alias or "",
-            self.service.model,
-            str(self.options.model_cache),
-        )
-
-    def _poll(self) -> None:
-        """Is there a version to switch to? Starts the resolver when there is."""
-        now = time.monotonic()
-        interval = max(self.service.poll_interval, getattr(self._watcher, "min_interval", 0.0))
-        self._next_poll = now + interval
-        if self._resolver is not None or self.staging is not None:
-            return
-        if self.current is None or self.on_backup:  # resolve and load the model from scratch
-            self._next_poll = now + self._retry_interval()
-            self._start_resolver()
-            return
-        self._watcher_setup()
-        if self._watcher is None:
-            return
-        try:
-            version = self._watcher.version()
-        except Exception as exc:
-            logger.warning("cannot read alias %s of %s: %s", self.ref.alias, self.ref.name, exc)
-            return
-        if version is None or version == self.current["version"]:
-            return
-        failed_at = self.failed_versions.get(version)
-        if failed_at is not None and now - failed_at < RETRY_FAILED_AFTER:
-            return
-        logger.info(
-            "alias %s@%s moved to version %s (serving %s): loading it",
-            self.ref.name,
-            self.ref.alias,
-            version,
-            self.current["version"],
-        )
-        cached = self._cached(version)
-        if cached is not None:
-            self._resolved(cached)
-            return
-        self._start_resolver(f"models:/{self.ref.name}/{version}")
-
-    def _start_resolver(self, uri: str | None = None) -> None:
-        if self.ref.kind == "local":
-            try:
-                found = self._resolve_blocking()
-            except ModelLoadError as exc:
-                self._fail(str(exc), found=None)
-                return
-            self._resolved(found)
-            return
-        self._resolver = subprocess.Popen(
-            self._resolver_cmd(uri or self.service.model),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-        )
-        self._resolver_out = b""
-        assert self._resolver.stdout is not None
-        os.set_blocking(self._resolver.stdout.fileno(), False)
-        self._sel.register(self._resolver.stdout, selectors.EVENT_READ, self._on_resolver)
-
-    def _on_resolver(self, pipe: Any) -> None:
-        try:
-            chunk = os.read(pipe.fileno(), 65536)
-        except BlockingIOError:
-            return
-        if chunk:
-            self._resolver_out += chunk
-            return
-        self._sel.unregister(pipe)
-        proc, self._resolver = self._resolver, None
-        assert proc is not None
-        try:
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stderr = ""
-        try:
-            found = _resolver_reply(self._resolver_out.decode(errors="replace"), stderr)
-        except ModelLoadError as exc:
-            self._fail(str(exc), found=None)
-            return
-        self._resolved(found)
-
-    def _resolved(self, found: dict[str, Any]) -> None:
-        version = str(found["version"])
-        if self.current is not None and version == self.current["version"]:
-            return
-        if self.current is None:  # first model: workers are already up, stage it in them
-            self._watcher_setup()
-        self._stage(version, found["path"])
-
-    def _stage(self, version: str, path: str) -> None:
-        self._last_gen += 1
-        gen = self._last_gen
-        live = [w for w in self.workers.values() if not w.draining]
-        self.staging = Staging(gen, version, path, {w.pid for w in live}, time.monotonic())
-        for worker in live:
-            if not worker.channel.send(
-                {"op": "stage", "gen": gen, "path": path, "version": version}
-            ):
-                self.staging.waiting.discard(worker.pid)
-        logger.info("staging version %s (generation %d) in %d worker(s)", version, gen, len(live))
-        self._check_staging()
-
-    def _check_staging(self) -> None:
-        staging = self.staging
-        if staging is None:
-            return
-        if staging.errors or time.monotonic() - staging.started > self.options.stage_timeout:
-            reason = "; ".join(staging.errors) or (
-                f"workers did not load it within {self.options.stage_timeout:.0f} s"
-            )
-            self.staging = None
-            for worker in self.workers.values():
-                worker.channel.send({"op": "drop", "keep": self.generation.get()})
-            self._fail(
-                f"version {staging.version} was not switched in: {reason}",
-                found={"version": staging.version},
-            )
-            return
-        if staging.waiting:
-            return
-        self.staging = None
-        self._commit(staging.gen, staging.version, staging.path)
-        for worker in self.workers.values():
-            worker.channel.send({"op": "drop", "keep": staging.gen})
-
-    def _commit(self, gen: int, version: str, path: str) -> None:
-        previous = self.current["version"] if self.current else None
-        self._last_gen = max(self._last_gen, gen)
-        self.generation.set(gen)  # <- every worker switches here
-        self.current = {"version": version, "path": path, "gen": gen, "since": time.time()}
-        self.on_backup = version.startswith("backup-")
-        if not self.on_backup:
-            self.last_error = None
-        self.failed_versions.pop(version, None)
-        self.metrics.model_ready.set(1)
-        self.metrics.model_version.set(_numeric(version))
-        if previous is not None:
-            self.metrics.swaps.inc()
-            logger.info(
-                "service %s now serves version %s (was %s)", self.service.name, version, previous
-            )
-        self.history.append(
-            {"at": time.time(), "event": "serving", "version": version, "previous": previous}
-        )
-        for worker in self.workers.values():
-            worker.channel.send({"op": "reason", "reason": ""})
-
-    def _fail(self, reason: str, found: dict[str, Any] | None) -> None:
-        self.last_error = reason
-        self.metrics.load_failures.inc()
-        if found and found.get("version"):
-            self.failed_versions[str(found["version"])] = time.monotonic()
-        self.history.append({"at": time.time(), "event": "load_failed", "error": reason})
-        if self.current is not None:
-            logger.error(
-                "keeping version %s of %s: %s", self.current["version"], self.service.name, reason
-            )
-        else:
-            logger.error("service %s not ready: %s", self.service.name, reason)
-            for worker in self.workers.values():
-                worker.channel.send({"op": "reason", "reason": reason})
 
     # -- workers ----------------------------------------------------------------------
     def _maintain_pool(self) -> None:
@@ -606,16 +763,8 @@ class Supervisor:
         self._sel.register(
             parent_end, selectors.EVENT_READ, lambda _sock, w=worker: self._on_worker(w)
         )
-        if self.staging is not None:  # a worker born during a staging must stage too
-            self.staging.waiting.add(proc.pid)
-            channel.send(
-                {
-                    "op": "stage",
-                    "gen": self.staging.gen,
-                    "path": self.staging.path,
-                    "version": self.staging.version,
-                }
-            )
+        if self.staging is not None and self.staging.gen:  # born during a staging: stage too
+            self._send_stage(worker)
         self.metrics.workers.set(len([w for w in self.workers.values() if not w.draining]))
 
     def _on_worker(self, worker: Worker) -> None:
@@ -627,14 +776,18 @@ class Supervisor:
             op = msg.get("op")
             if op == "ready":
                 worker.ready = True
+                parts = ", ".join(f"{k} {v:.2f} s" for k, v in (msg.get("took") or {}).items())
+                logger.info(
+                    "worker %d ready %.2f s after it was started (%s)",
+                    worker.pid,
+                    time.monotonic() - worker.started,
+                    parts,
+                )
                 gen = self.current["gen"] if self.current else None
                 if msg.get("error") and gen is not None and msg.get("gen") is None:
                     self._worker_load_failed(msg["error"])
-            elif op == "staged" and self.staging and int(msg["gen"]) == self.staging.gen:
-                self.staging.waiting.discard(worker.pid)
-                if not msg.get("ok"):
-                    self.staging.errors.append(f"worker {worker.pid}: {msg.get('error')}")
-                self._check_staging()
+            elif op in ("staging", "staged"):
+                self._on_staging_message(worker, msg)
             elif op == "rpc":
                 self._rpc(worker, msg)
 
@@ -643,7 +796,7 @@ class Supervisor:
         version = self.current["version"] if self.current else None
         self.current = None
         self.metrics.model_ready.set(0)
-        self._fail(f"version {version} cannot be loaded: {error}", found={"version": version})
+        self._fail(f"version {version} cannot be loaded: {error}", version)
         self._next_poll = time.monotonic() + self._retry_interval()
         self._serve_backup(error)
 
@@ -724,8 +877,8 @@ class Supervisor:
     def _cleanup(self) -> None:
         if self.sock is not None:
             self.sock.close()
-        if self._resolver is not None:
-            self._resolver.kill()
+        if self._job is not None:
+            self._job.proc.kill()
         signal.set_wakeup_fd(-1)
 
 

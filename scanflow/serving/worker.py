@@ -4,8 +4,9 @@ Started by the supervisor as ``python -m scanflow.serving.worker`` with the list
 socket and its end of the control channel passed as file descriptors, and its settings
 in ``$SCANFLOW_WORKER``. It loads the model it is given before it accepts connections,
 runs uvicorn with :class:`~scanflow.serving.http.ServingProtocol` and obeys the channel:
-stage a new version, drop old ones, drain and exit. It imports neither MLflow (unless the
-model needs pyfunc) nor, for numpy models, pandas (:mod:`scanflow.serving.lean`).
+stage a new version (its imports and smoke prediction while predictions are held, see
+:mod:`scanflow.serving.imports`), drop old ones, drain and exit. It imports neither MLflow
+(unless the model needs pyfunc) nor, for numpy models, pandas (:mod:`scanflow.serving.lean`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,7 @@ class WorkerSetup:
 
 def main() -> int:
     """Entry point of ``python -m scanflow.serving.worker``."""
+    started = time.monotonic()
     setup = WorkerSetup(**json.loads(os.environ.pop(ENV_SETUP)))  # holds the token: not inherited
     if setup.lean:
         from scanflow.serving import lean
@@ -60,7 +63,7 @@ def main() -> int:
     _one_blas_thread()
     import uvloop
 
-    return uvloop.run(_serve(setup))
+    return uvloop.run(_serve(setup, started))
 
 
 def _one_blas_thread() -> None:
@@ -73,7 +76,7 @@ def _one_blas_thread() -> None:
         pass
 
 
-async def _serve(setup: WorkerSetup) -> int:
+async def _serve(setup: WorkerSetup, started: float) -> int:
     import asyncio
     import gc
     import logging
@@ -85,7 +88,8 @@ async def _serve(setup: WorkerSetup) -> int:
     from scanflow.serving.batcher import Batcher
     from scanflow.serving.control import WorkerEnd
     from scanflow.serving.http import ServingProtocol
-    from scanflow.serving.model import load_model
+    from scanflow.serving.imports import import_all, needed_modules
+    from scanflow.serving.model import load_model, smoke_test
     from scanflow.serving.predictions import PredictionLogWriter, WriterOptions
     from scanflow.serving.slots import ModelSlots, SharedGeneration
 
@@ -95,6 +99,7 @@ async def _serve(setup: WorkerSetup) -> int:
     slots = ModelSlots(SharedGeneration(setup.generation_file))
     state: dict[str, Any] = {"reason": setup.reason}
     loaded_gen, load_error = None, None
+    took = {"imports": time.monotonic() - started}
     if setup.model:
         try:
             model = load_model(
@@ -105,6 +110,7 @@ async def _serve(setup: WorkerSetup) -> int:
         except Exception as exc:
             load_error = state["reason"] = str(exc)
             logger.error("cannot load version %s: %s", setup.model["version"], exc)
+        took["load"] = time.monotonic() - started - took["imports"]
     metrics = metrics_mod.get()
     batching = service.get("batching") or {}
 
@@ -138,23 +144,41 @@ async def _serve(setup: WorkerSetup) -> int:
     control: WorkerEnd
 
     def stage(msg: dict[str, Any]) -> None:
-        async def load() -> None:
-            gen = int(msg["gen"])
-            try:
-                model = await loop.run_in_executor(
-                    None,
-                    lambda: load_model(
-                        msg["path"], name=name, version=str(msg["version"]), fast=fast
-                    ),
-                )
-            except Exception as exc:
-                control.notify("staged", gen=gen, ok=False, error=str(exc))
-                return
-            slots.put(gen, model)
-            gc.freeze()
-            control.notify("staged", gen=gen, ok=True)
+        loop.create_task(_stage(msg))
 
-        loop.create_task(load())
+    async def _stage(msg: dict[str, Any]) -> None:
+        """Load a version beside the serving one: imports (and the smoke prediction, where
+        first calls import lazily) while predictions are held, unpickling outside."""
+        gen, version = int(msg["gen"]), str(msg["version"])
+        took: dict[str, float] = {}
+        started = time.monotonic()
+        try:
+            needs = await loop.run_in_executor(None, needed_modules, msg["path"], fast)
+            mark = time.monotonic()
+            async with batcher.paused():
+                await loop.run_in_executor(None, import_all, needs.modules)
+                took["imports"] = time.monotonic() - mark
+                if not needs.complete:  # its code may import more: load it all held
+                    model = await loop.run_in_executor(None, _load, msg["path"], version)
+            if needs.complete:
+                mark = time.monotonic()
+                model = await loop.run_in_executor(None, _load, msg["path"], version)
+                took["load"] = time.monotonic() - mark
+            control.notify("staging", gen=gen, phase="smoke test")
+            mark = time.monotonic()
+            async with batcher.paused():
+                await loop.run_in_executor(None, smoke_test, model)
+            took["smoke test"] = time.monotonic() - mark
+        except Exception as exc:
+            control.notify("staged", gen=gen, ok=False, error=str(exc))
+            return
+        slots.put(gen, model)
+        gc.freeze()
+        took["total"] = time.monotonic() - started
+        control.notify("staged", gen=gen, ok=True, took={k: round(v, 3) for k, v in took.items()})
+
+    def _load(path: str, version: str) -> Any:
+        return load_model(path, name=name, version=version, fast=fast, smoke=False)
 
     def drop(msg: dict[str, Any]) -> None:
         slots.drop_except(int(msg["keep"]))
@@ -205,7 +229,9 @@ async def _serve(setup: WorkerSetup) -> int:
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     if server.started:
-        control.notify("ready", pid=os.getpid(), gen=loaded_gen, error=load_error)
+        took["total"] = time.monotonic() - started
+        took = {k: round(v, 3) for k, v in took.items()}
+        control.notify("ready", pid=os.getpid(), gen=loaded_gen, error=load_error, took=took)
     await serving
     depth.cancel()
     batcher.close()

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from conftest import start_service, wait_for
 
+from scanflow.serving.errors import Unreachable
 from scanflow.serving.predictions import OPEN_SUFFIX, PredictionLog
 from scanflow.serving.process import ServiceProcess
 from scanflow.spec import PredictionLogging, Service
@@ -131,5 +132,72 @@ def test_the_backup_model_serves_while_the_model_cannot_be_loaded(registry, tmp_
         r = httpx.post(f"{proc.url}/v2/models/digits/infer", json=oip_body(registry.X[:2]))
         assert r.status_code == 200 and r.headers["x-model-version"].startswith("backup-")
         assert r.json()["outputs"][0]["data"] == registry.y[:2].tolist()
+    finally:
+        proc.stop()
+
+
+def test_status_answers_while_the_backup_model_resolves_slowly(registry, tmp_path):
+    """A registry that never answers: the backup's resolution hangs, the service does not."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    try:
+        service = Service(
+            "digits", model=str(tmp_path / "no-such-model"), backup_model="models:/digits/1"
+        )
+        tracking = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        proc = start_service(service, tmp_path, tracking, auth=False)
+        try:
+            proc.wait_ready(120, model=False)
+            for _ in range(3):  # the loop keeps answering while the resolver waits
+                status = proc.client.status()
+                assert status["ready"] is False and "no-such-model" in status["last_error"]
+                staging = status["staging"]
+                assert staging["backup"] and staging["phase"] == "downloading"
+                assert staging["version"] is None
+            assert proc.client.scale(2, wait=True)["workers_ready"] == 2
+        finally:
+            proc.stop()
+    finally:
+        silent.close()
+
+
+def test_a_worker_killed_under_load_is_replaced_and_only_its_connections_fail(registry, tmp_path):
+    from .conftest import Load
+
+    service = Service("digits", model=str(registry.model_dir), workers=2)
+    proc = _start(service, registry, tmp_path)
+    try:
+        proc.wait_ready(120)
+        wait_for(lambda: proc.client.status()["workers_ready"] == 2, 120, "two workers")
+        victim, survivor = proc.client.status()["worker_pids"]
+        clients = 6
+        url = f"{proc.url}/v2/models/digits/infer"
+        with Load(url, oip_body(registry.X[:1]), clients=clients, max_seconds=300) as load:
+            wait_for(lambda: load.count() > 200, 60, "load on two workers")
+            os.kill(victim, signal.SIGKILL)
+            killed_at = time.monotonic()
+
+            def replaced_pool() -> dict | None:
+                try:  # this client's own connection may have been the victim's: reset once
+                    status = proc.client.status()
+                except Unreachable:
+                    return None
+                ready = status["workers_ready"] == 2 and victim not in status["worker_pids"]
+                return status if ready else None
+
+            replaced = wait_for(replaced_pool, 180, "a replacement worker")
+            ready_at = time.monotonic()
+            after = load.count()
+            wait_for(lambda: load.count() > after + 200, 60, "load on the new pool")
+        assert survivor in replaced["worker_pids"]
+        records = load.result.records
+        # the survivor kept answering while the replacement started
+        assert [r for r in records if killed_at < r[0] and r[1] < ready_at and r[2] == 200]
+        # only connections the killed worker held failed, each once, as a reset (no HTTP error)
+        failures = load.result.failures
+        assert len(failures) <= clients and {r[2] for r in failures} <= {-1}
+        log = (tmp_path / "server.log").read_text()
+        assert f"worker {victim} exited unexpectedly" in log
     finally:
         proc.stop()

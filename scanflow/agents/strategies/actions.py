@@ -213,25 +213,34 @@ def gate(ctx: ActionContext, config: DriftRetrainConfig) -> Outcome:
 
 # -- promote and roll back ---------------------------------------------------------------------
 def wait_served(ctx: ActionContext, service: str, version: str, timeout: float) -> str | None:
-    """None once ``service`` serves ``version``; else why not (its error, or a timeout)."""
+    """None once ``service`` serves ``version``; else why not: the load failure the service
+    lists for that version in ``failed_versions``, or a timeout (with the staging phase)."""
     control = ctx.toolkit.service(service)
+    version = str(version)
+    baseline = False  # refresh() forgets earlier failures: one listed from now on is new
     try:
         control.refresh()
     except Exception as exc:  # noqa: BLE001 - the service may still pick it up by polling
         log.info("refresh of %s failed: %s", service, exc)
+        baseline = True  # then a failure listed at the first answer predates this wait
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
+    stale: Any = None
     while time.monotonic() < deadline:
         last = control.status()
-        if str(last.get("model_version")) == str(version):
+        if str(last.get("model_version")) == version:
             return None
-        error = last.get("last_error")
-        if error and str(version) in str(error):
-            return f"the service could not load v{version}: {error}"
+        failure = (last.get("failed_versions") or {}).get(version)
+        if baseline and last.get("reachable", True):
+            stale, baseline = failure, False
+        elif failure and failure != stale:
+            return f"the service could not load v{version}: {failure.get('error')}"
         time.sleep(0.2)
+    staging = last.get("staging") or {}
+    doing = f"v{staging['version']} {staging['phase']}; " if staging.get("version") else ""
     return (
         f"the service still serves v{last.get('model_version')} after {timeout:g}s "
-        f"(last error: {last.get('last_error') or 'none'})"
+        f"({doing}last error: {last.get('last_error') or last.get('error') or 'none'})"
     )
 
 
