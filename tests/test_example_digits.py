@@ -36,7 +36,10 @@ def test_demo_registers_the_best_digits_model(tmp_path: Path) -> None:
     from sklearn.datasets import load_digits
 
     mlflow.set_tracking_uri(embedded_tracking_uri(app))
-    model = mlflow.pyfunc.load_model("models:/digits@champion")
+    try:
+        model = mlflow.pyfunc.load_model("models:/digits@champion")
+    finally:
+        mlflow.set_tracking_uri(None)  # process-wide: later tests must not inherit it
     X, y = load_digits(return_X_y=True)
     accuracy = float(np.mean(model.predict(X[:200] / 16.0) == y[:200]))
     assert accuracy > 0.9
