@@ -96,17 +96,17 @@ def local_version(path: Path) -> str:
 
 
 def local_folder(location: str | None) -> Path | None:
-    """``location`` (a path or ``file://`` URI) when it is a model folder on this machine."""
-    if not location or ("://" in location and not location.startswith("file://")):
+    """``location`` (an absolute path or ``file://`` URI) when it is a folder on this machine."""
+    if not location:
         return None
     if location.startswith("file://"):
         location = urllib.parse.unquote(urllib.parse.urlparse(location).path)
     path = Path(location)
-    return path if (path / "MLmodel").is_file() else None
+    return path if path.is_absolute() and path.is_dir() else None
 
 
 def _fetch(artifact_uri: str, tmp: Path) -> Path:
-    """Copy a local model folder, or download the artifacts with MLflow."""
+    """Copy a local artifact folder, or download the artifacts with MLflow."""
     folder = local_folder(artifact_uri)
     if folder is not None:
         return Path(shutil.copytree(folder, tmp / "model"))

@@ -150,32 +150,32 @@ async def _serve(setup: WorkerSetup, started: float) -> int:
         """Load a version beside the serving one: imports (and the smoke prediction, where
         first calls import lazily) while predictions are held, unpickling outside."""
         gen, version = int(msg["gen"]), str(msg["version"])
-        took: dict[str, float] = {}
-        started = time.monotonic()
+        spent: dict[str, float] = {}
+        begun = time.monotonic()
         try:
             needs = await loop.run_in_executor(None, needed_modules, msg["path"], fast)
             mark = time.monotonic()
             async with batcher.paused():
                 await loop.run_in_executor(None, import_all, needs.modules)
-                took["imports"] = time.monotonic() - mark
+                spent["imports"] = time.monotonic() - mark
                 if not needs.complete:  # its code may import more: load it all held
                     model = await loop.run_in_executor(None, _load, msg["path"], version)
             if needs.complete:
                 mark = time.monotonic()
                 model = await loop.run_in_executor(None, _load, msg["path"], version)
-                took["load"] = time.monotonic() - mark
+                spent["load"] = time.monotonic() - mark
             control.notify("staging", gen=gen, phase="smoke test")
             mark = time.monotonic()
             async with batcher.paused():
                 await loop.run_in_executor(None, smoke_test, model)
-            took["smoke test"] = time.monotonic() - mark
+            spent["smoke test"] = time.monotonic() - mark
         except Exception as exc:
             control.notify("staged", gen=gen, ok=False, error=str(exc))
             return
         slots.put(gen, model)
         gc.freeze()
-        took["total"] = time.monotonic() - started
-        control.notify("staged", gen=gen, ok=True, took={k: round(v, 3) for k, v in took.items()})
+        spent["total"] = time.monotonic() - begun
+        control.notify("staged", gen=gen, ok=True, took={k: round(v, 3) for k, v in spent.items()})
 
     def _load(path: str, version: str) -> Any:
         return load_model(path, name=name, version=version, fast=fast, smoke=False)

@@ -46,3 +46,20 @@ def test_an_alias_that_is_not_set_reads_as_none(registry):
     watcher = watcher_for(registry.tracking_uri, "digits", "no-such-alias")
     assert watcher is not None and watcher.version() is None
     assert watcher.location("999") is None
+
+
+def test_a_local_artifact_folder_without_a_model_fails_at_once_without_mlflow(tmp_path):
+    empty = tmp_path / "artifacts"
+    (empty / "data").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_MLFLOW, "models:/digits/7", "--cache-dir", str(tmp_path)]
+        + ["--location", empty.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    reply, imported = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
+    assert done.returncode == 1 and not reply["ok"]
+    assert reply["error"] == f"{empty} has no MLmodel file; is it an MLflow model?"
+    assert imported == {"mlflow_imported": False}
+    assert not cache_path(tmp_path, "digits", "7").exists()
