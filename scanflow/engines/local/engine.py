@@ -306,11 +306,12 @@ class LocalEngine:
             self._run_dag(record, app, execution, max_parallel, use_cache)
         except Exception as exc:  # noqa: BLE001 - recorded on the run, never lost on a thread
             log.exception("run %s failed inside the engine", record.id)
-            error = f"engine error: {exc}"
-            self.store.update_run(
-                record.id, status="failed", finished_at=now(), error=error, engine_pid=None
-            )
-            self._emit(execution, StepEvent(record.id, "", "failed", message=error))
+            if self.store.get_run(record.id).status not in TERMINAL:  # else it has ended
+                error = f"engine error: {exc}"
+                self.store.update_run(
+                    record.id, status="failed", finished_at=now(), error=error, engine_pid=None
+                )
+                self._emit(execution, StepEvent(record.id, "", "failed", message=error))
         finally:
             execution.finish()
 
