@@ -42,8 +42,7 @@ model.fit(X_train, y_train, sample_weight=weights)
 holdout = float(model.score(X_holdout, y_holdout))
 tracking.log_metrics({"holdout_accuracy": holdout, "recent_rows": recent_rows,
                       "train_rows": len(y_train)})
-tracking.log_model(model, name="model", input_example=X_holdout[:2],
-                   skops_trusted_types=["sklearn.tree._tree.Tree"])
+tracking.log_model(model, name="model", input_example=X_holdout[:2])
 version = tracking.register_model(args.model_name, alias=args.alias)
 report = {"version": version, "alias": args.alias, "holdout_accuracy": holdout,
           "recent_rows": recent_rows}

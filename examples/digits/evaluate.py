@@ -31,13 +31,11 @@ tracking.log_params({"best_model": best})
 from mlflow.models import infer_signature  # noqa: E402 - only needed here
 
 signature = infer_signature(data["X_holdout"][:5], models[best].predict(data["X_holdout"][:5]))
-# The forest's tree storage is a type skops asks us to trust explicitly: we trained it here.
 tracking.log_model(
     models[best],
     name="model",
     signature=signature,
     input_example=data["X_holdout"][:2],
-    skops_trusted_types=["sklearn.tree._tree.Tree"],
 )
 version = tracking.register_model(args.model_name, alias=args.alias)
 report = {
