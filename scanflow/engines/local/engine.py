@@ -222,8 +222,8 @@ class LocalEngine:
         """Stop ``run_id`` (every run of this engine when None): SIGTERM, then SIGKILL, to
         its running steps; the run ends ``cancelled``. A finished run is left as it is."""
         if run_id is None:
-            for execution in list(self._executions.values()):
-                execution.cancel()
+            for each in list(self._executions.values()):
+                each.cancel()
             return
         run = self.store.get_run(run_id)
         execution = self._executions.get(run.id)

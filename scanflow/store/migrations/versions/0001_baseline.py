@@ -207,10 +207,10 @@ def upgrade() -> None:
                     for column in missing:
                         batch.add_column(column)
         indexes = {i["name"] for i in existing.get_indexes(name)} if had else set()
-        for column in indexed:
-            index = op.f(f"ix_{name}_{column}")
+        for indexed_column in indexed:
+            index = op.f(f"ix_{name}_{indexed_column}")
             if index not in indexes:
-                op.create_index(index, name, [column])
+                op.create_index(index, name, [indexed_column])
 
 
 def downgrade() -> None:
