@@ -117,6 +117,28 @@ def test_init_validate_run_show_logs(hello: Path) -> None:
     assert code == 0 and "==> shout attempt 1 <==" in out and "HELLO, TEAM" in out
 
 
+def test_target_chooses_the_engine_and_an_unknown_one_is_named(hello: Path) -> None:
+    code, _, err = cli("--app", str(hello), "run", "greet", "--target", "nomad")
+    assert code == 1 and "unknown engine 'nomad'; known engines: local" in err
+    assert "Traceback" not in err
+    code, out, _ = cli("--app", str(hello), "run", "greet", "--target", "local", "--no-tracking")
+    assert code == 0 and "succeeded" in out
+    [listed] = json.loads(cli("--app", str(hello), "runs", "--target", "local", "-o", "json")[1])
+    assert listed["status"] == "succeeded"
+    code, _, err = cli("--app", str(hello), "runs", "--target", "nomad")
+    assert code == 1 and "unknown engine 'nomad'" in err
+    shown = json.loads(
+        cli("--app", str(hello), "show", listed["id"], "-t", "local", "-o", "json")[1]
+    )
+    assert shown["id"] == listed["id"] and shown["status"] == "succeeded"
+    code, out, _ = cli("--app", str(hello), "logs", listed["id"], "shout", "--target", "local")
+    assert code == 0 and "HELLO, WORLD" in out.upper()
+    spec = hello / "scanflow.yaml"
+    spec.write_text(spec.read_text().replace("name: hello", "name: hello\ntarget: nomad", 1))
+    code, _, err = cli("--app", str(hello), "run", "greet")
+    assert code == 2 and "target: unknown engine 'nomad'" in err
+
+
 def test_init_refuses_to_overwrite(hello: Path) -> None:
     code, _, err = cli("init", str(hello))
     assert code == 1 and "already exists" in err and "--force" in err

@@ -299,7 +299,7 @@ def test_unreachable_tracking_server_fails_run_without_losing_it(make_project) -
     assert "is unreachable after 3 tries" in run.error and "--resume" in run.error
     assert eng.store.get_run(run.id).status == "failed"
     # once tracking is off (or back), the same run resumes and completes
-    resumed = LocalEngine(project, tracking=False).resume(run.id)
+    resumed = LocalEngine(project, tracking=False).resume_run(run.id)
     assert resumed.status == "succeeded" and resumed.id == run.id
 
 

@@ -12,46 +12,38 @@ import signal
 from typing import Any
 
 from scanflow.agents.audit import MlflowAudit
-from scanflow.agents.clients import HttpServiceControl, JsonlFeed, MlflowRegistry
+from scanflow.agents.clients import JsonlFeed, MlflowRegistry
 from scanflow.agents.delivery import LocalBus, RetryPolicy
+from scanflow.agents.interfaces import ServiceControl
 from scanflow.agents.runtime import AgentRuntime, AgentSetup
 from scanflow.agents.toolkit import Toolkit
 from scanflow.auth import app_token
-from scanflow.errors import ScanflowError
+from scanflow.engines.base import Engine, ServiceBackend
 from scanflow.spec.loader import Project
 from scanflow.store import Store
 
 log = logging.getLogger(__name__)
 
 
-def toolkit_for(project: Project) -> Toolkit:
-    """The local toolkit of ``project``: its engine, registry, services and feeds."""
+def toolkit_for(project: Project, target: str | None = None) -> Toolkit:
+    """The toolkit of ``project`` on engine ``target`` (default: the application's
+    ``target:``): its workflow engine and services, the registry and the feeds."""
+    from scanflow.engines.registry import get_engine, target_of
     from scanflow.serving.predictions import log_dir as prediction_log_dir
     from scanflow.tracking.config import tracking_uri
 
     uri = tracking_uri(project.app, project.base_dir)
     services = {s.name: s for s in project.app.services}
+    name = target_of(project, target)
+    backend: list[ServiceBackend] = []
 
-    def engine(on_event: Any = None) -> Any:
-        from scanflow.engines.local import LocalEngine
+    def engine(on_event: Any = None) -> Engine:
+        return get_engine(project, name, on_event=on_event)
 
-        return LocalEngine(project, on_event=on_event)
-
-    def service(name: str) -> HttpServiceControl:
-        spec = services.get(name)
-        if spec is None:
-            raise ScanflowError(
-                f"no service {name!r} in application {project.app.name!r} "
-                f"(known: {', '.join(services) or 'none'})"
-            )
-        if spec.port is None:
-            raise ScanflowError(
-                f"service {name!r} has no 'port' in scanflow.yaml; agents reach services at "
-                "their declared port: add one"
-            )
-        return HttpServiceControl(
-            f"http://127.0.0.1:{spec.port}", token=app_token(project.state_dir)
-        )
+    def service(service_name: str) -> ServiceControl:
+        if not backend:
+            backend.append(engine().services())
+        return backend[0].control(service_name)
 
     return Toolkit(
         app=project.app.name,
@@ -80,14 +72,16 @@ async def run_agents(
     stop: asyncio.Event | None = None,
     toolkit: Toolkit | None = None,
     retry: RetryPolicy | None = None,
+    target: str | None = None,
 ) -> None:
-    """Run ``setups`` in this process until SIGTERM/SIGINT (or ``stop``); their HTTP APIs
-    require the application's token, which they also send to each other."""
+    """Run ``setups`` in this process until SIGTERM/SIGINT (or ``stop``), acting on engine
+    ``target`` (default: the application's); their HTTP APIs require the application's
+    token, which they also send to each other."""
     from scanflow.tracking.config import tracking_uri
 
     store = Store.for_state_dir(project.state_dir)
     token = app_token(project.state_dir)
-    toolkit = toolkit or toolkit_for(project)
+    toolkit = toolkit or toolkit_for(project, target)
     recorder = (
         MlflowAudit(tracking_uri(project.app, project.base_dir), project.app.name, project.base_dir)
         if audit

@@ -33,6 +33,9 @@ def register(app: typer.Typer) -> None:
         no_audit: bool = typer.Option(
             False, "--no-audit", help="Do not mirror decisions to MLflow."
         ),
+        target: str = typer.Option(
+            None, "--target", "-t", help="Engine the agents act on (default: the app's 'target')."
+        ),
     ) -> None:
         """Run agents in this process until Ctrl-C (state in .scanflow, resumes on restart)."""
         import asyncio
@@ -41,12 +44,16 @@ def register(app: typer.Typer) -> None:
         from scanflow.agents.service import run_agents
 
         proj = context.project(ctx)
+        if target:
+            from scanflow.engines.registry import check_name
+
+            check_name(target)
         setups = load_agents(proj, names or None)
         if not setups:
             console.print("no agents declared in scanflow.yaml")
             raise typer.Exit(0)
         console.print(f"running agent(s) {', '.join(s.name for s in setups)}; Ctrl-C stops")
-        asyncio.run(run_agents(proj, setups, port=port, audit=not no_audit))
+        asyncio.run(run_agents(proj, setups, port=port, audit=not no_audit, target=target))
 
     @group.command("check")
     def check(ctx: typer.Context) -> None:

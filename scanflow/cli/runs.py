@@ -81,13 +81,17 @@ def run_workflow(
     resume: str | None = None,
     tracking: bool = True,
     tracking_uri: str | None = None,
+    target: str | None = None,
 ) -> int:
-    """Run (or resume) a workflow with live progress; returns the exit code."""
-    from scanflow.engines.local import LocalEngine
+    """Run (or resume) a workflow with live progress; returns the exit code.
 
-    engine = LocalEngine(
-        project, tracking=tracking, tracking_uri=tracking_uri, on_event=ProgressPrinter()
-    )
+    The engine is ``target`` (default: the application's ``target:``); a resumed run goes
+    back to the engine that ran it. Ctrl-C or SIGTERM cancels the run.
+    """
+    from scanflow.engines.base import follow
+    from scanflow.engines.registry import get_engine
+
+    options = {"tracking": tracking, "tracking_uri": tracking_uri}
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -95,12 +99,15 @@ def run_workflow(
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         if resume:
-            record = engine.resume(resume, max_parallel=max_parallel, use_cache=use_cache)
+            engine = get_engine(project, target or _recorded_engine(project, resume), **options)
+            run_id = engine.resume(resume, max_parallel=max_parallel, use_cache=use_cache)
         else:
             if workflow is None:
                 names = ", ".join(w.name for w in project.app.workflows) or "none"
                 raise ScanflowError(f"name the workflow to run (workflows: {names})")
-            record = engine.run(workflow, params, max_parallel=max_parallel, use_cache=use_cache)
+            engine = get_engine(project, target, **options)
+            run_id = engine.submit(workflow, params, max_parallel=max_parallel, use_cache=use_cache)
+        record = follow(engine, run_id, ProgressPrinter())
     finally:
         signal.signal(signal.SIGTERM, previous)
     if record.status == "succeeded" and record.error:
@@ -114,10 +121,37 @@ def run_workflow(
     return EXIT_CODES.get(record.status, 1)
 
 
+def _recorded_engine(project: Project, run_id: str) -> str:
+    from scanflow.store import Store
+
+    return Store.for_state_dir(project.state_dir).get_run(run_id).engine
+
+
+def engine_of_run(ctx: typer.Context, run_id: str, target: str | None) -> tuple[Any, Any]:
+    """The engine that answers for ``run_id`` and the run's record: ``--target`` when given
+    (with this folder's application), else the engine recorded on the run (with the
+    application as the run recorded it, so a since-broken scanflow.yaml does not matter)."""
+    from scanflow.engines.registry import get_engine
+    from scanflow.spec.loader import Project as ProjectType
+    from scanflow.spec.model import Application
+
+    if target:
+        engine = get_engine(context.project(ctx, check_files=False), target, tracking=False)
+        return engine, engine.get_run(run_id)
+    run = context.store(ctx).get_run(run_id)
+    base = Path(run.base_dir)
+    recorded = ProjectType(
+        app=Application.from_yaml(run.spec, check_files=False),
+        base_dir=base,
+        spec_path=base / "scanflow.yaml",
+    )
+    return get_engine(recorded, run.engine, tracking=False), run
+
+
 def _interrupted(run: Any) -> bool:
     from scanflow.engines.local.recovery import interrupted
 
-    return interrupted(run)
+    return getattr(run, "engine", "local") == "local" and interrupted(run)
 
 
 def shown_status(run: Any) -> str:
@@ -201,6 +235,13 @@ def _fmt_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
 
+TARGET_HELP = "Engine to use (default: the application's 'target', else local)."
+
+
+def _target_option() -> Any:
+    return typer.Option(None, "--target", "-t", help=TARGET_HELP)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``run``, ``runs``, ``show`` and ``logs``."""
 
@@ -218,8 +259,10 @@ def register(app: typer.Typer) -> None:
         tracking_uri: str = typer.Option(
             None, "--tracking-uri", help="MLflow tracking URI (see docs/tracking.md for the rule)."
         ),
+        target: str = _target_option(),
     ) -> None:
-        """Run a workflow locally, each step in its own process, with live progress."""
+        """Run a workflow on an engine (locally: each step in its own process), with live
+        progress; Ctrl-C cancels the run."""
         if resume and workflow:
             raise ScanflowError("give either WORKFLOW or --resume RUN, not both")
         proj = context.project(ctx, check_files=not resume)
@@ -232,6 +275,7 @@ def register(app: typer.Typer) -> None:
             resume,
             not no_tracking,
             tracking_uri,
+            target,
         )
         raise typer.Exit(code)
 
@@ -241,10 +285,14 @@ def register(app: typer.Typer) -> None:
         workflow: str = typer.Option(None, "--workflow", "-w", help="Only runs of this workflow."),
         limit: int = typer.Option(20, "--limit", "-n", min=1),
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+        target: str = typer.Option(None, "--target", "-t", help="Only runs of this engine."),
     ) -> None:
         """List the newest workflow runs."""
+        if target:
+            from scanflow.engines.registry import check_name
 
-        records = context.store(ctx).list_runs(workflow, limit)
+            check_name(target)
+        records = context.store(ctx).list_runs(workflow, limit, engine=target)
         rows = [
             {
                 "id": r.id,
@@ -284,12 +332,13 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         run_id: str = typer.Argument(..., metavar="RUN"),
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+        target: str = _target_option(),
     ) -> None:
         """Show a run's DAG with step states, durations and attempts."""
         from rich.table import Table
 
         store = context.store(ctx)
-        record = store.get_run(run_id)
+        _, record = engine_of_run(ctx, run_id, target)
         summary = run_summary(store, record)
         if output is OutputFormat.json:
             print_json(summary)
@@ -325,50 +374,16 @@ def register(app: typer.Typer) -> None:
         follow: bool = typer.Option(
             False, "--follow", "-f", help="Keep printing until the run ends."
         ),
+        target: str = _target_option(),
     ) -> None:
         """Print the logs of a run's steps (every attempt), optionally following them."""
-        store = context.store(ctx)
-        run = store.get_run(run_id)
-        names = [s.name for s in store.steps(run.id)]
-        if step is not None and step not in names:
-            raise ScanflowError(f"run {run.id} has no step {step!r} (steps: {', '.join(names)})")
-        offsets: dict[str, int] = {}
-        while True:
-            printed = _print_new_logs(store, run.id, step, offsets)
-            if not follow:
-                if not offsets:
-                    console.print("no logs yet")
-                return
-            current = store.get_run(run.id)
-            ended = current.status not in ("running", "pending") or _interrupted(current)
-            if ended and not printed:
-                return
-            time.sleep(0.2)
+        import sys
 
-
-def _print_new_logs(store: Any, run_id: str, only: str | None, offsets: dict[str, int]) -> bool:
-    import sys
-
-    steps = {s.id: s.name for s in store.steps(run_id)}
-    printed = False
-    for step_id, attempts in store.attempts(run_id).items():
-        name = steps[step_id]
-        if only is not None and name != only:
-            continue
-        for attempt in attempts:
-            path = Path(attempt.log_path)
-            if not path.exists():
-                continue
-            offset = offsets.get(attempt.log_path)
-            if offset is None:
-                sys.stdout.write(f"==> {name} attempt {attempt.number} <==\n")
-                offset = 0
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-            if chunk:
-                sys.stdout.write(chunk.decode("utf-8", "replace"))
-                printed = True
-            offsets[attempt.log_path] = offset + len(chunk)
-    sys.stdout.flush()
-    return printed
+        engine, run = engine_of_run(ctx, run_id, target)
+        printed = False
+        for chunk in engine.logs(run.id, step, follow=follow):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+            printed = True
+        if not printed and not follow:
+            console.print("no logs yet")

@@ -56,11 +56,23 @@ def _duplicates(names: list[str], loc: Loc, kind: str) -> list[Problem]:
     ]
 
 
+def _target_problems(app: Application) -> list[Problem]:
+    """The ``target`` must name a known engine (built in or installed as a plug-in)."""
+    from scanflow.engines.registry import engine_names
+
+    known = engine_names()
+    if app.target in known:
+        return []
+    hint = did_you_mean(app.target, known) or f"; known engines: {', '.join(known)}"
+    return [Problem(("target",), f"unknown engine {app.target!r}{hint}")]
+
+
 def find_problems(app: Application, base_dir: Path | None = None) -> list[Problem]:
     """Every rule ``app`` breaks; file checks run only when ``base_dir`` is given."""
     problems = _duplicates([w.name for w in app.workflows], ("workflows",), "workflow")
     problems += _duplicates([s.name for s in app.services], ("services",), "service")
     problems += _duplicates([a.name for a in app.agents], ("agents",), "agent")
+    problems += _target_problems(app)
     for wi, workflow in enumerate(app.workflows):
         wloc: Loc = ("workflows", wi)
         names = [e.name for e in workflow.executors]

@@ -292,6 +292,11 @@ class Application(_Model):
     agents: list[Agent] = Field(default_factory=list)
     tracker: Tracker | None = None
     trackers: list[Tracker] = Field(default_factory=list)
+    target: Name = Field(
+        "local",
+        description="The engine that runs it unless a command names one with --target "
+        "('local', or one registered under the entry point group 'scanflow.engines').",
+    )
 
     @field_validator("trackers")
     @classmethod

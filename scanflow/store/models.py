@@ -28,6 +28,9 @@ class RunRecord(Base):
     run_dir: Mapped[str] = mapped_column(Text)
     tracking_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the engine that runs it (its name in scanflow.engines.registry); the two fields after
+    # it are the local engine's process, by which a run whose engine died is recognised
+    engine: Mapped[str] = mapped_column(String(63), default="local", server_default="local")
     engine_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     engine_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

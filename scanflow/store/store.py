@@ -13,13 +13,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, select, text
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from scanflow.errors import StoreError
-from scanflow.store import agent_models  # noqa: F401 - registers the agents' tables
-from scanflow.store.models import AttemptRecord, Base, CacheEntry, RunRecord, StepRecord
+from scanflow.store.models import AttemptRecord, CacheEntry, RunRecord, StepRecord
+from scanflow.store.schema import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Store:
-    """Runs, steps, attempts and cache entries."""
+    """Runs, steps, attempts and cache entries; opening one upgrades its schema to the
+    newest migration (:mod:`scanflow.store.schema`)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -47,8 +48,7 @@ class Store:
         self._lock = threading.Lock()
         try:
             with sqlite_creation_lock(url):
-                Base.metadata.create_all(self._engine)
-                add_missing_columns(self._engine)
+                upgrade(self._engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open the state store {url}: {exc.orig}") from None
 
@@ -98,12 +98,16 @@ class Store:
                 )
             return run
 
-    def list_runs(self, workflow: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """The newest runs first."""
+    def list_runs(
+        self, workflow: str | None = None, limit: int = 20, *, engine: str | None = None
+    ) -> list[RunRecord]:
+        """The newest runs first (only those of ``workflow`` or of ``engine`` when given)."""
         with self._session() as s:
             query = select(RunRecord).order_by(RunRecord.created_at.desc()).limit(limit)
             if workflow:
                 query = query.where(RunRecord.workflow == workflow)
+            if engine:
+                query = query.where(RunRecord.engine == engine)
             return list(s.scalars(query))
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -176,32 +180,6 @@ class Store:
         """Remember a successful step's outputs under its cache key."""
         with self._session() as s:
             s.merge(entry)
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Upgrade a store made by an older Scanflow: add the nullable columns it lacks.
-
-    New columns are only ever added, and nullable, so older rows stay valid and older
-    Scanflow versions can still read the store. Returns ``table.column`` for each one added.
-    """
-    existing = inspect(engine)
-    added = []
-    with engine.begin() as connection:
-        for table in Base.metadata.sorted_tables:
-            if not existing.has_table(table.name):
-                continue
-            present = {c["name"] for c in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in present or not column.nullable:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                connection.execute(
-                    text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
-                )
-                added.append(f"{table.name}.{column.name}")
-    if added:
-        log.info("upgraded the state store %s: added %s", engine.url, ", ".join(added))
-    return added
 
 
 @contextmanager

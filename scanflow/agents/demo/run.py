@@ -151,7 +151,8 @@ def run_demo(
     directory: Path, example_root: Path, say: Say, phases: Phases | None = None
 ) -> DemoResult:
     """Run the closed loop in ``directory`` (created afresh); returns what it measured."""
-    from scanflow.engines.local import LocalEngine
+    from scanflow.engines.base import run_to_end
+    from scanflow.engines.registry import get_engine
     from scanflow.serving import ServiceProcess
     from scanflow.tracking.config import tracking_uri
 
@@ -163,7 +164,7 @@ def run_demo(
     uri = tracking_uri(project.app, project.base_dir)
     service_spec = project.app.services[0]
     say(f"[1/6] training the champion (workflow 'train') in {directory}")
-    record = LocalEngine(project).run_workflow("train")
+    record = run_to_end(get_engine(project), "train")
     if record.status != "succeeded":
         raise ScanflowError(f"the first training run {record.id} {record.status}: {record.error}")
     say(f"[2/6] serving models:/digits@champion on port {service_spec.port}")

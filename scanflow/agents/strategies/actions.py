@@ -117,22 +117,21 @@ def retrain(ctx: ActionContext, config: DriftRetrainConfig, since: float | None)
         }
         ctx.save(progress)
 
-    def on_event(event: Any) -> None:
-        if "run_id" not in progress and getattr(event, "run_id", None):
-            progress["run_id"] = event.run_id
-            ctx.save(progress)
+    from scanflow.engines.base import follow
 
-    engine = ctx.toolkit.engine_for(on_event)
+    engine = ctx.toolkit.engine_for()
     if "run_id" in progress:
         record = engine.get_run(progress["run_id"])
         if record.status != "succeeded":
             log.info("resuming training run %s", progress["run_id"])
-            record = engine.resume_run(progress["run_id"])
+            record = follow(engine, engine.resume(progress["run_id"]))
     else:
         params = {**config.workflow_parameters, config.data_parameter: progress["data"]["train"]}
         if config.alias_parameter:
             params[config.alias_parameter] = config.candidate_alias
-        record = engine.run_workflow(config.workflow, params)
+        progress["run_id"] = engine.submit(config.workflow, params)
+        ctx.save(progress)  # a crash from here on resumes this run
+        record = follow(engine, progress["run_id"])
     result = {"run_id": record.id, "run_status": record.status, **progress["data"]}
     if record.status != "succeeded":
         return Outcome(

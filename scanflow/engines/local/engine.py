@@ -1,7 +1,8 @@
 """The local engine: runs a workflow DAG on this machine, every step in its own process.
 
-The engine keeps all state in the store, so a run that was interrupted (even by SIGKILL
-of the engine) resumes where it stopped: ``LocalEngine(project).resume(run_id)``.
+``submit`` starts a run on a thread of this process and returns its id; ``watch`` follows
+its events. The engine keeps all state in the store, so a run that was interrupted (even
+by SIGKILL of the engine) resumes where it stopped: ``LocalEngine(project).resume(run_id)``.
 """
 
 from __future__ import annotations
@@ -12,44 +13,90 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from scanflow.engines.base import ServiceBackend, follow
+from scanflow.engines.events import EventHandler, StepEvent
 from scanflow.engines.local.process import StepProcess
 from scanflow.errors import EngineError, ScanflowError
 from scanflow.spec.graph import InputSource, resolve_input, topological_order, upstreams
 from scanflow.spec.loader import Project
 from scanflow.spec.model import Application, Executor, Workflow
-from scanflow.store import DONE_OK, AttemptRecord, CacheEntry, RunRecord, StepRecord, Store
+from scanflow.store import (
+    DONE_OK,
+    TERMINAL,
+    AttemptRecord,
+    CacheEntry,
+    RunRecord,
+    StepRecord,
+    Store,
+)
 from scanflow.store.store import now
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class StepEvent:
-    """Something that happened to a step (or to the run, when ``step`` is empty)."""
+__all__ = ["LocalEngine", "StepEvent"]  # StepEvent lives in scanflow.engines.events
 
-    run_id: str
-    step: str
-    status: str
-    attempt: int = 0
-    duration: float | None = None
-    message: str = ""
-
-
-EventHandler = Callable[[StepEvent], None]
 TRACKING_FLUSH_SECONDS = 120.0
 RUN_ID_FILE = "mlflow-run-id.json"  # where a step finds its MLflow run once it exists
+
+
+class _Execution:
+    """One run going on in this process: its cancel flag, step processes and events."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.running: dict[str, StepProcess] = {}
+        self.lock = threading.Lock()
+        self.events: list[StepEvent] = []
+        self.changed = threading.Condition()
+        self.done = False
+        self.thread: threading.Thread | None = None
+
+    def cancel(self) -> None:
+        """Stop every running step (SIGTERM, then SIGKILL); pending steps will not start."""
+        self.cancelled.set()
+        with self.lock:
+            running = list(self.running.values())
+        for process in running:
+            threading.Thread(target=process.terminate, daemon=True).start()
+
+    def add(self, event: StepEvent) -> None:
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+
+    def _news(self, seen: int) -> bool:
+        return self.done or len(self.events) > seen
+
+    def finish(self) -> None:
+        with self.changed:
+            self.done = True
+            self.changed.notify_all()
+
+    def replay(self) -> Iterator[StepEvent]:
+        """Every event so far, then each new one, until the run's thread is over."""
+        seen = 0
+        while True:
+            with self.changed:
+                self.changed.wait_for(partial(self._news, seen))
+                new, done = self.events[seen:], self.done
+            seen += len(new)
+            yield from new
+            if done and seen == len(self.events):
+                return
 
 
 @dataclass
 class _RunContext:
     run: RunRecord
+    execution: _Execution
     app: Application
     workflow: Workflow
     base_dir: Path
@@ -79,6 +126,8 @@ def new_run_id(workflow: str) -> str:
 class LocalEngine:
     """Runs workflows of one project; state in ``<project>/.scanflow``."""
 
+    name = "local"
+
     def __init__(
         self,
         project: Project,
@@ -89,8 +138,9 @@ class LocalEngine:
         on_event: EventHandler | None = None,
         tracking_flush_timeout: float = TRACKING_FLUSH_SECONDS,
     ) -> None:
-        """``tracking_flush_timeout``: how long a finished run waits for MLflow to take
-        what is still queued for it (the run's status is recorded before that)."""
+        """``on_event`` sees every event of every run as it happens (``watch`` too);
+        ``tracking_flush_timeout``: how long a finished run waits for MLflow to take what
+        is still queued for it (the run's status is recorded before that)."""
         from scanflow.tracking.config import tracking_uri as resolve_uri
 
         self.project = project
@@ -99,20 +149,19 @@ class LocalEngine:
         self.tracking_uri = resolve_uri(project.app, project.base_dir, tracking_uri)
         self.on_event = on_event or (lambda event: None)
         self.tracking_flush_timeout = tracking_flush_timeout
-        self._cancel = threading.Event()
-        self._running: dict[str, StepProcess] = {}
-        self._lock = threading.Lock()
+        self._executions: dict[str, _Execution] = {}
+        self._services: ServiceBackend | None = None
 
-    # -- public API -------------------------------------------------------------------
-    def run(
+    # -- the engine protocol ----------------------------------------------------------
+    def submit(
         self,
         workflow: str,
         parameters: dict[str, Any] | None = None,
         *,
         max_parallel: int | None = None,
         use_cache: bool = True,
-    ) -> RunRecord:
-        """Run ``workflow`` to the end; returns the finished run record."""
+    ) -> str:
+        """Record a run of ``workflow`` and start it on a thread; returns its id."""
         app = self.project.app
         app.check(self.project.base_dir)
         wf = app.workflow(workflow)
@@ -132,6 +181,7 @@ class LocalEngine:
             base_dir=str(self.project.base_dir),
             run_dir=str(run_dir),
             tracking_uri=self.tracking_uri if self.tracking_enabled else None,
+            engine=self.name,
             engine_pid=os.getpid(),
             engine_started_at=_create_time(os.getpid()),
             created_at=now(),
@@ -141,41 +191,142 @@ class LocalEngine:
             for name in order
         ]
         self.store.add_run(record, steps)
-        return self._execute(record, app, max_parallel, use_cache)
+        return self._start(record, app, max_parallel, use_cache)
 
     def resume(
         self, run_id: str, *, max_parallel: int | None = None, use_cache: bool = True
-    ) -> RunRecord:
-        """Run again the steps of ``run_id`` that did not succeed; the others keep their outputs."""
+    ) -> str:
+        """Start again the steps of ``run_id`` that did not succeed (the others keep their
+        outputs); returns the run's id."""
         from scanflow.engines.local.recovery import prepare_resume
 
+        execution = self._executions.get(self.store.get_run(run_id).id)
+        if execution is not None and not execution.done:
+            raise EngineError(f"run {run_id} is still running in this process")
         record = prepare_resume(self.store, run_id)
         app = Application.from_yaml(record.spec, check_files=False)
-        return self._execute(record, app, max_parallel, use_cache)
+        return self._start(record, app, max_parallel, use_cache)
 
-    # The :class:`~scanflow.engines.base.Engine` API names the same two calls.
-    run_workflow = run
-    resume_run = resume
+    def watch(self, run_id: str) -> Iterator[StepEvent]:
+        """The events of ``run_id`` until it is over (tracking flushed too). A run of this
+        process replays from its start; another process's run is followed in the store."""
+        run = self.store.get_run(run_id)
+        execution = self._executions.get(run.id)
+        if execution is not None:
+            return execution.replay()
+        from scanflow.engines.local.recovery import poll_events
+
+        return poll_events(self.store, run.id)
+
+    def cancel(self, run_id: str | None = None) -> None:
+        """Stop ``run_id`` (every run of this engine when None): SIGTERM, then SIGKILL, to
+        its running steps; the run ends ``cancelled``. A finished run is left as it is."""
+        if run_id is None:
+            for each in list(self._executions.values()):
+                each.cancel()
+            return
+        run = self.store.get_run(run_id)
+        execution = self._executions.get(run.id)
+        if execution is not None and not execution.done:
+            execution.cancel()
+            return
+        if run.status in TERMINAL:
+            return
+        from scanflow.engines.local.recovery import cancel_orphaned
+
+        cancel_orphaned(self.store, run)
+
+    def logs(self, run_id: str, step: str | None = None, *, follow: bool = False) -> Iterator[str]:
+        """The step logs of ``run_id`` attempt by attempt, each under a ``==> step attempt
+        N <==`` line; with ``follow``, until the run is over."""
+        from scanflow.engines.local.logs import read_logs
+
+        run = self.store.get_run(run_id)
+        names = [s.name for s in self.store.steps(run.id)]
+        if step is not None and step not in names:
+            raise EngineError(f"run {run.id} has no step {step!r} (steps: {', '.join(names)})")
+        return read_logs(self.store, run.id, step, follow)
 
     def get_run(self, run_id: str) -> RunRecord:
         """The current record of ``run_id``."""
         return self.store.get_run(run_id)
 
-    def cancel(self) -> None:
-        """Stop every running step (SIGTERM, then SIGKILL) and mark the run cancelled."""
-        self._cancel.set()
-        with self._lock:
-            running = list(self._running.values())
-        for process in running:
-            threading.Thread(target=process.terminate, daemon=True).start()
+    def services(self) -> ServiceBackend:
+        """This application's services as processes on this machine."""
+        if self._services is None:
+            from scanflow.engines.local.services import LocalServices
+
+            self._services = LocalServices(self.project, tracking_uri=self.tracking_uri)
+        return self._services
+
+    # -- blocking conveniences --------------------------------------------------------
+    def run(
+        self,
+        workflow: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        max_parallel: int | None = None,
+        use_cache: bool = True,
+    ) -> RunRecord:
+        """:meth:`submit` then :meth:`watch` to the end; returns the finished run record."""
+        run_id = self.submit(workflow, parameters, max_parallel=max_parallel, use_cache=use_cache)
+        return follow(self, run_id)
+
+    def resume_run(
+        self, run_id: str, *, max_parallel: int | None = None, use_cache: bool = True
+    ) -> RunRecord:
+        """:meth:`resume` then :meth:`watch` to the end; returns the finished run record."""
+        return follow(self, self.resume(run_id, max_parallel=max_parallel, use_cache=use_cache))
+
+    run_workflow = run
 
     # -- the run loop -----------------------------------------------------------------
-    def _execute(
+    def _start(
         self, record: RunRecord, app: Application, max_parallel: int | None, use_cache: bool
-    ) -> RunRecord:
+    ) -> str:
+        execution = _Execution()
+        self._executions[record.id] = execution
+        execution.thread = threading.Thread(
+            target=self._execute,
+            args=(record, app, execution, max_parallel, use_cache),
+            name=f"run-{record.id}",
+        )
+        execution.thread.start()
+        return record.id
+
+    def _execute(
+        self,
+        record: RunRecord,
+        app: Application,
+        execution: _Execution,
+        max_parallel: int | None,
+        use_cache: bool,
+    ) -> None:
+        try:
+            self._run_dag(record, app, execution, max_parallel, use_cache)
+        except Exception as exc:  # noqa: BLE001 - recorded on the run, never lost on a thread
+            log.exception("run %s failed inside the engine", record.id)
+            if self.store.get_run(record.id).status not in TERMINAL:  # else it has ended
+                error = f"engine error: {exc}"
+                self.store.update_run(
+                    record.id, status="failed", finished_at=now(), error=error, engine_pid=None
+                )
+                self._emit(execution, StepEvent(record.id, "", "failed", message=error))
+        finally:
+            execution.finish()
+
+    def _run_dag(
+        self,
+        record: RunRecord,
+        app: Application,
+        execution: _Execution,
+        max_parallel: int | None,
+        use_cache: bool,
+    ) -> None:
         wf = app.workflow(record.workflow)
         ctx = _RunContext(
             run=record,
+            execution=execution,
             app=app,
             workflow=wf,
             base_dir=Path(record.base_dir),
@@ -191,18 +342,18 @@ class LocalEngine:
             engine_started_at=_create_time(os.getpid()),
             error=None,
         )
-        self._emit(StepEvent(record.id, "", "running", message=f"run {record.id} started"))
+        self._emit(
+            execution, StepEvent(record.id, "", "running", message=f"run {record.id} started")
+        )
         try:
             self._start_tracking(ctx)
             status = self._schedule(ctx, max_parallel or os.cpu_count() or 1)
             error = None
-        except KeyboardInterrupt:
-            self.cancel()
-            status, error = "cancelled", "interrupted"
         except ScanflowError as exc:
             status, error = "failed", str(exc)
+        if status == "cancelled" and error is None:
+            error = "cancelled"
         self._finish(ctx, status, error)
-        return self.store.get_run(record.id)
 
     def _schedule(self, ctx: _RunContext, max_parallel: int) -> str:
         pending = [n for n, s in ctx.steps.items() if s.status not in DONE_OK]
@@ -220,15 +371,16 @@ class LocalEngine:
                                 s not in DONE_OK and s not in ("pending", "running")
                                 for s in upstream
                             )
-                            or self._cancel.is_set()
+                            or ctx.execution.cancelled.is_set()
                         ):
                             pending.remove(name)
-                            why = (
-                                "cancelled" if self._cancel.is_set() else "an upstream step failed"
-                            )
-                            status = "cancelled" if self._cancel.is_set() else "skipped"
+                            cancelled = ctx.execution.cancelled.is_set()
+                            why = "cancelled" if cancelled else "an upstream step failed"
+                            status = "cancelled" if cancelled else "skipped"
                             self._set_step(ctx, name, status=status, error=why)
-                            self._emit(StepEvent(ctx.run.id, name, status, message=why))
+                            self._emit(
+                                ctx.execution, StepEvent(ctx.run.id, name, status, message=why)
+                            )
                         elif all(s in DONE_OK for s in upstream) and len(running) < max_parallel:
                             pending.remove(name)
                             self._set_step(ctx, name, status="running", started_at=now())
@@ -240,11 +392,11 @@ class LocalEngine:
                         name = running.pop(future)
                         ctx.steps[name].status = future.result()
             except BaseException:
-                self.cancel()
+                ctx.execution.cancel()
                 wait(list(running))
                 raise
         statuses = {s.status for s in ctx.steps.values()}
-        if "cancelled" in statuses or self._cancel.is_set():
+        if "cancelled" in statuses or ctx.execution.cancelled.is_set():
             return "cancelled"
         return "succeeded" if statuses <= DONE_OK else "failed"
 
@@ -293,7 +445,7 @@ class LocalEngine:
         attempts = self.store.attempts(ctx.run.id).get(step.id, [])
         first = len(attempts) + 1
         for number in range(first, first + executor.retries + 1):
-            if self._cancel.is_set():
+            if ctx.execution.cancelled.is_set():
                 return self._end_step(ctx, name, "cancelled", "cancelled")
             error = self._attempt(
                 ctx, executor, step, number, step_dir, python, params, inputs, outputs
@@ -321,20 +473,21 @@ class LocalEngine:
                             )
                         )
                     return self._end_step(ctx, name, "succeeded", "")
-            if self._cancel.is_set():
+            if ctx.execution.cancelled.is_set():
                 return self._end_step(ctx, name, "cancelled", error or "cancelled")
             if number < first + executor.retries:
                 delay = executor.retry_backoff * 2 ** (number - first)
                 self._emit(
+                    ctx.execution,
                     StepEvent(
                         ctx.run.id,
                         name,
                         "retrying",
                         number,
                         message=f"{error}; retrying in {delay:g}s",
-                    )
+                    ),
                 )
-                if self._cancel.wait(delay):
+                if ctx.execution.cancelled.wait(delay):
                     return self._end_step(ctx, name, "cancelled", "cancelled")
         return self._end_step(ctx, name, "failed", error or "failed")
 
@@ -363,20 +516,20 @@ class LocalEngine:
             failure = f"could not start {argv[0]}: {exc}"
             self.store.update_attempt(attempt_id, error=failure, finished_at=now())
             return failure
-        with self._lock:
-            self._running[step.name] = process
-        if self._cancel.is_set():
+        with ctx.execution.lock:
+            ctx.execution.running[step.name] = process
+        if ctx.execution.cancelled.is_set():
             process.terminate()
         self.store.update_attempt(attempt_id, pid=process.pid)
         self._set_step(ctx, step.name, pid=process.pid, pid_started_at=_create_time(process.pid))
-        self._emit(StepEvent(ctx.run.id, step.name, "running", number))
+        self._emit(ctx.execution, StepEvent(ctx.run.id, step.name, "running", number))
         outcome = process.wait()
-        with self._lock:
-            self._running.pop(step.name, None)
+        with ctx.execution.lock:
+            ctx.execution.running.pop(step.name, None)
         error = None
         if outcome.timed_out:
             error = f"timed out after {executor.timeout:g}s (process group killed)"
-        elif self._cancel.is_set() and outcome.exit_code != 0:
+        elif ctx.execution.cancelled.is_set() and outcome.exit_code != 0:
             error = "cancelled"
         elif outcome.exit_code != 0:
             error = f"exited with code {outcome.exit_code}; see {log_path}"
@@ -399,7 +552,9 @@ class LocalEngine:
             outputs = Path(step.output_dir) if status == "succeeded" and step.output_dir else None
             ctx.tracking.finish_run(ctx.mlflow_steps[name], status, outputs)
         duration = finished - step.started_at if step.started_at else None
-        self._emit(StepEvent(ctx.run.id, name, status, duration=duration, message=message))
+        self._emit(
+            ctx.execution, StepEvent(ctx.run.id, name, status, duration=duration, message=message)
+        )
         return status
 
     # -- helpers ----------------------------------------------------------------------
@@ -518,7 +673,7 @@ class LocalEngine:
         }
         # the run is over as soon as its steps are: tracking catches up afterwards
         self.store.update_run(ctx.run.id, **fields)
-        self._emit(StepEvent(ctx.run.id, "", status, message=error or ""))
+        self._emit(ctx.execution, StepEvent(ctx.run.id, "", status, message=error or ""))
         if ctx.tracking is not None:
             self._flush_tracking(ctx, status, error)
 
@@ -558,7 +713,8 @@ class LocalEngine:
             setattr(step, key, value)
         self.store.update_step(step.id, **fields)
 
-    def _emit(self, event: StepEvent) -> None:
+    def _emit(self, execution: _Execution, event: StepEvent) -> None:
+        execution.add(event)
         try:
             self.on_event(event)
         except Exception:  # noqa: BLE001 - a broken display must not break a run

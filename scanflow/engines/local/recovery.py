@@ -1,13 +1,20 @@
-"""Resuming a run: refuse a live one, stop orphaned step processes, reset unfinished steps."""
+"""Runs of other processes: resume one (refuse a live one, stop orphaned step processes,
+reset unfinished steps), cancel one whose engine is gone, follow one through the store."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import time
+from collections.abc import Iterator
 
+from scanflow.engines.events import StepEvent
 from scanflow.engines.local.process import kill_group
 from scanflow.errors import EngineError
-from scanflow.store import DONE_OK, RunRecord, Store
+from scanflow.store import DONE_OK, TERMINAL, RunRecord, Store
+from scanflow.store.store import now
+
+POLL_SECONDS = 0.2
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,49 @@ def prepare_resume(store: Store, run_id: str) -> RunRecord:
             kill_group(step.pid, signal.SIGKILL)  # type: ignore[arg-type]
         store.update_step(step.id, status="pending", error=None, pid=None, finished_at=None)
     return run
+
+
+def cancel_orphaned(store: Store, run: RunRecord) -> None:
+    """Cancel ``run`` of another process: refused while that engine lives; else its
+    orphaned step processes are killed and its unfinished steps and itself end cancelled."""
+    if engine_alive(run):
+        raise EngineError(
+            f"run {run.id} is running under engine process {run.engine_pid}; "
+            "cancel it there (Ctrl-C or SIGTERM to that process)"
+        )
+    for step in store.steps(run.id):
+        if step.status in TERMINAL:
+            continue
+        if step.status == "running" and process_alive(step.pid, step.pid_started_at):
+            kill_group(step.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        store.update_step(step.id, status="cancelled", error="cancelled", finished_at=now())
+    store.update_run(
+        run.id, status="cancelled", error="cancelled", finished_at=now(), engine_pid=None
+    )
+
+
+def poll_events(store: Store, run_id: str) -> Iterator[StepEvent]:
+    """Events of a run driven by another process, read from the store until it is over
+    (``interrupted`` when its engine died)."""
+    seen: dict[str, str] = {}
+    while True:
+        run = store.get_run(run_id)
+        for step in store.steps(run_id):
+            if seen.get(step.name, "pending") != step.status:
+                seen[step.name] = step.status
+                duration = (
+                    step.finished_at - step.started_at
+                    if step.finished_at and step.started_at
+                    else None
+                )
+                yield StepEvent(run_id, step.name, step.status, 0, duration, step.error or "")
+        if run.status in TERMINAL:
+            yield StepEvent(run_id, "", run.status, message=run.error or "")
+            return
+        if interrupted(run):
+            yield StepEvent(run_id, "", "interrupted", message="its engine process is gone")
+            return
+        time.sleep(POLL_SECONDS)
 
 
 def engine_alive(run: RunRecord) -> bool:
