@@ -18,11 +18,13 @@ demo: $(STAMP)
 test: $(STAMP) k8s-sim
 	$(VENV)/bin/ruff check scanflow tests bench scripts
 	$(VENV)/bin/ruff format --check scanflow tests bench scripts
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scanflow tests bench scripts
 	$(VENV)/bin/ruff format --check scanflow tests bench scripts
+	$(VENV)/bin/mypy
 
 # Kubernetes control plane binaries for tests/k8s (cached outside the repo; seconds when built).
 k8s-sim:

@@ -91,6 +91,7 @@ def _pickle_modules(file: Path) -> list[str]:
     strings: list[str | None] = []  # what the last pushes were, strings or not
     memo: dict[int, str | None] = {}
     importer = False
+    arg: Any
     with file.open("rb") as f:
         for op, arg, _ in pickletools.genops(f):
             name = op.name

@@ -44,7 +44,7 @@ def concat_inputs(parts: list[ModelInput]) -> ModelInput:
         return parts[0]
     first = parts[0]
     if isinstance(first, dict):
-        return {k: np.concatenate([p[k] for p in parts]) for k in first}  # type: ignore[index]
+        return {k: np.concatenate([p[k] for p in parts]) for k in first}
     return np.concatenate(parts)  # type: ignore[arg-type]
 
 

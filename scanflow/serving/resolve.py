@@ -152,10 +152,12 @@ def resolve(
     ref = parse_uri(uri)
     cache = Path(cache_dir)
     if ref.kind == "local":
-        path = Path(ref.uri)
-        if not (path / "MLmodel").is_file():
-            raise ModelLoadError(f"no MLflow model at {path} (no MLmodel file); check the path")
-        return Resolved(uri, ref.name, local_version(path), str(path))
+        folder_path = Path(ref.uri)
+        if not (folder_path / "MLmodel").is_file():
+            raise ModelLoadError(
+                f"no MLflow model at {folder_path} (no MLmodel file); check the path"
+            )
+        return Resolved(uri, ref.name, local_version(folder_path), str(folder_path))
     if ref.kind == "version" and download:
         dest = cache_path(cache, ref.name, str(ref.version))
         folder = local_folder(location)
@@ -170,9 +172,9 @@ def resolve(
     client = MlflowClient()
     try:
         if ref.kind == "alias":
-            version = client.get_model_version_by_alias(ref.name, ref.alias).version
+            version = client.get_model_version_by_alias(ref.name, ref.alias or "").version
         elif ref.kind == "version":
-            version = client.get_model_version(ref.name, ref.version).version
+            version = client.get_model_version(ref.name, ref.version or "").version
         else:
             version = ref.version or "0"
     except Exception as exc:

@@ -576,11 +576,12 @@ class Supervisor:
             if version is not None:
                 self._confirmed(st, version)
         elif self._job is None:
-            self._resolve(
-                self.service.model,
-                lambda found, error: found and self._confirmed(st, str(found["version"])),
-                download=False,
-            )
+
+            def confirm(found: dict[str, Any] | None, error: str | None) -> None:
+                if found:
+                    self._confirmed(st, str(found["version"]))
+
+            self._resolve(self.service.model, confirm, download=False)
 
     def _confirmed(self, st: Staging, version: str) -> None:
         if self.staging is not st or st.waiting:

@@ -52,11 +52,10 @@ def _closed_loop(tmp_path: Path, *, detection_s: float, live_s: float) -> None:
     assert any(line.startswith("[6/6]") for line in lines)
 
 
-def test_closed_loop(tmp_path: Path) -> None:
-    _closed_loop(tmp_path, detection_s=60, live_s=240)
-
-
-def test_closed_loop_on_a_busy_machine(tmp_path: Path, cpu_hogs: list[int]) -> None:
-    """The loop with two CPU-bound processes beside it; the goals of a busy machine (drift
-    detected within 30 s, the new model serving within 120 s) with room for a slow CI box."""
+def test_closed_loop(tmp_path: Path, cpu_hogs: list[int]) -> None:
+    """The whole loop with two CPU-bound processes beside it (a machine busy with other
+    work): drift detected, a better model trained, gated and served with no failed request,
+    the pool grown under load and back at its minimum after it. The busy-machine goals
+    (30 s / 120 s) are measured by bench/closed_loop; the bounds here leave room for a slow
+    CI box."""
     _closed_loop(tmp_path, detection_s=60, live_s=240)
