@@ -14,7 +14,6 @@ The layout is computed once per signature (:func:`layout_of`) and reused by ever
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -104,9 +103,18 @@ def _short(names: tuple[str, ...], keep: int = 8) -> str:
     return ", ".join(names[: keep - 1]) + f", ... {names[-1]}"
 
 
-@lru_cache(maxsize=64)
 def layout_of(signature: Signature) -> ColumnLayout | None:
-    """The column layout of a column signature (``None`` for tensor or no signature)."""
+    """The column layout of a column signature (``None`` for tensor or no signature),
+    computed once and kept on the signature (hashing a signature per request costs more)."""
+    try:
+        return signature.__dict__["_layout"]
+    except KeyError:
+        layout = _layout(signature)
+        object.__setattr__(signature, "_layout", layout)  # a frozen dataclass: its cache
+        return layout
+
+
+def _layout(signature: Signature) -> ColumnLayout | None:
     if not signature.is_columns:
         return None
     specs = [s for s in signature.inputs if isinstance(s, ColumnSpec)]

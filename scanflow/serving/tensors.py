@@ -95,10 +95,11 @@ def match_names(
         raise RequestError(
             f"unexpected input {extra[0]!r}; the model's inputs are: {', '.join(by_name) or 'none'}"
         )
+    sent = set(given)
     missing = [
         s.name
         for s in specs
-        if s.name not in given and not (isinstance(s, ColumnSpec) and not s.required)
+        if s.name not in sent and not (isinstance(s, ColumnSpec) and not s.required)
     ]
     if missing:
         raise RequestError(
