@@ -137,3 +137,38 @@ def test_a_mixed_type_model_keeps_columns_and_refuses_one_numeric_tensor(mixed, 
     np.testing.assert_array_equal(mixed.predict(req.data), column_models.mixed_y[:5])
     with pytest.raises(RequestError, match=r"different types \(x: FP64, y: FP64, color: BYTES\)"):
         oip.decode_infer(one_tensor(np.zeros((2, 3))), mixed.signature)
+
+
+LEAN_CHECK = """
+import sys
+from scanflow.serving import lean
+from scanflow.serving.model import load_model
+from scanflow.serving.resolve import read_mlmodel
+path = sys.argv[1]
+assert lean.model_is_lean(read_mlmodel(path)), "a dense column model is lean"
+lean.keep_out()
+model = load_model(path, name="d", version="1")
+import numpy as np
+rows = np.asarray(eval(sys.argv[2]))
+print(model.on_array, model.predict(rows).tolist(), "pandas" in sys.modules)
+"""
+
+
+def test_a_dense_column_model_is_served_without_pandas(column_models, registry):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LEAN_CHECK,
+            str(column_models.digits_dir),
+            repr(registry.X[:3].tolist()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == f"True {registry.y[:3].tolist()} False"
