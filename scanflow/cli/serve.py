@@ -231,13 +231,13 @@ def scale(
     import httpx
 
     from scanflow.serving.client import ServingClient
-    from scanflow.serving.errors import Unauthorized
+    from scanflow.serving.errors import Unauthorized, Unreachable
 
     token, source = _admin_token(ctx, token)
     try:
         with ServingClient(url, token=token) as client:
             status = client.scale(workers, wait=wait)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, Unreachable) as exc:
         raise ScanflowError(
             f"cannot reach the service at {url}: {exc}; is it running "
             "(scanflow serve / scanflow up) and is the URL right?"
