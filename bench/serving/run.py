@@ -42,31 +42,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# -- the model ----------------------------------------------------------------------------
-def make_model(work: Path) -> dict:
-    """Train the digits classifier once, log and register it with MLflow, dump a joblib."""
-    code = f"""
-import json, joblib, mlflow
+# -- the models ---------------------------------------------------------------------------
+KINDS = ("numpy", "dataframe", "mixed")
+MODEL_CODE = """
+import json, joblib, mlflow, numpy as np, pandas as pd
 from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
-work = {str(work)!r}
+work, kind = {work!r}, {kind!r}
 uri = f"sqlite:///{{work}}/mlflow.db"
 mlflow.set_tracking_uri(uri)
 exp = mlflow.create_experiment("bench", artifact_location="file://" + work + "/art")
 X, y = load_digits(return_X_y=True)
+columns = [f"p{{i}}" for i in range(64)]
+if kind == "numpy":
+    data = X
+    model = LogisticRegression(max_iter=500, random_state=0)
+elif kind == "dataframe":
+    data = pd.DataFrame(X, columns=columns)
+    model = LogisticRegression(max_iter=500, random_state=0)
+else:  # the pixels and a string column, one-hot encoded
+    data = pd.DataFrame(X, columns=columns)
+    data["device"] = np.random.default_rng(0).choice(["scanner", "phone", "tablet"], len(X))
+    columns = [*columns, "device"]
+    prep = ColumnTransformer([("px", "passthrough", columns[:64]),
+                              ("dev", OneHotEncoder(handle_unknown="ignore"), ["device"])])
+    model = make_pipeline(prep, LogisticRegression(max_iter=500, random_state=0))
 with threadpool_limits(1):
-    model = LogisticRegression(max_iter=500, random_state=0).fit(X, y)
+    model.fit(data, y)
+head = data[:2]
 with mlflow.start_run(experiment_id=exp):
-    info = mlflow.sklearn.log_model(model, name="model", registered_model_name="digits",
-                                    signature=infer_signature(X[:2], model.predict(X[:2])))
+    mlflow.sklearn.log_model(model, name="model", registered_model_name="digits",
+                             signature=infer_signature(head, model.predict(head)))
 mlflow.MlflowClient().set_registered_model_alias("digits", "champion", "1")
 joblib.dump(model, work + "/model.joblib")
-print(json.dumps({{"tracking_uri": uri, "rows": X[:32].tolist()}}))
+rows = data[:32]
+rows = rows.tolist() if kind == "numpy" else rows.values.tolist()
+print(json.dumps({{"tracking_uri": uri, "rows": rows, "columns": columns}}))
 """
+
+
+def make_model(work: Path, kind: str) -> dict:
+    """Train the digits classifier of one kind, log and register it, dump a joblib."""
+    work.mkdir(parents=True, exist_ok=True)
     out = subprocess.run(
-        [str(VENV / "python"), "-c", code],
+        [str(VENV / "python"), "-c", MODEL_CODE.format(work=str(work), kind=kind)],
         capture_output=True,
         text=True,
         env={**os.environ, **ENV},
@@ -75,29 +99,62 @@ print(json.dumps({{"tracking_uri": uri, "rows": X[:32].tolist()}}))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_bodies(work: Path, rows: list[list[float]]) -> dict[str, dict[int, Path]]:
+def _oip_columns(columns: list[str], data: list[list], pandas: bool = False) -> dict:
+    """One OIP input per column (``pandas``: with MLServer's content types)."""
+    inputs = []
+    for i, name in enumerate(columns):
+        values = [row[i] for row in data]
+        text = isinstance(values[0], str)
+        entry = {
+            "name": name,
+            "shape": [len(data)],
+            "datatype": "BYTES" if text else "FP64",
+            "data": values,
+        }
+        if pandas and text:
+            entry["parameters"] = {"content_type": "str"}
+        inputs.append(entry)
+    body: dict = {"inputs": inputs}
+    if pandas:
+        body["parameters"] = {"content_type": "pd"}
+    return body
+
+
+def write_bodies(work: Path, model: dict, kind: str) -> dict[str, dict[int, Path]]:
     """Request bodies per protocol and row count (the same rows for everyone)."""
-    bodies: dict[str, dict[int, Path]] = {"oip": {}, "mlflow": {}, "bento": {}}
+    rows, columns = model["rows"], model["columns"]
+    bodies: dict[str, dict[int, Path]] = {}
     for n in (1, 32):
         data = rows[:n]
-        payloads = {
-            "oip": {
-                "inputs": [
-                    {
-                        "name": "input-0",
-                        "shape": [n, 64],
-                        "datatype": "FP64",
-                        "data": [v for row in data for v in row],
-                    }
-                ]
-            },
-            "mlflow": {"inputs": data},
-            "bento": {"input": data},
+        tensor = {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [n, len(data[0])],
+                    "datatype": "FP64",
+                    "data": [v for row in data for v in row],
+                }
+            ]
         }
+        split = {"dataframe_split": {"columns": columns, "data": data}}
+        payloads = {
+            "numpy": {"oip": tensor, "mlflow": {"inputs": data}, "bento": {"input": data}},
+            "dataframe": {
+                "oip": tensor,
+                "oip-cols": _oip_columns(columns, data),
+                "mlflow": split,
+                "bento": {"input": data},
+            },
+            "mixed": {
+                "oip-cols": _oip_columns(columns, data),
+                "oip-pd": _oip_columns(columns, data, pandas=True),
+                "mlflow": split,
+            },
+        }[kind]
         for proto, payload in payloads.items():
             path = work / f"{proto}-{n}.json"
             path.write_text(json.dumps(payload))
-            bodies[proto][n] = path
+            bodies.setdefault(proto, {})[n] = path
     return bodies
 
 
@@ -105,7 +162,7 @@ def write_bodies(work: Path, rows: list[list[float]]) -> dict[str, dict[int, Pat
 @dataclass
 class Server:
     name: str
-    protocol: str  # oip | mlflow | bento
+    protocol: str  # the request body: oip | oip-cols | oip-pd | mlflow | bento
     path: str  # prediction path
     health: str
     argv: list[str]
@@ -113,7 +170,24 @@ class Server:
     cwd: Path | None = None
 
 
-def servers(work: Path, model: dict, port: int) -> dict[str, Server]:
+OIP_PATH = "/v2/models/digits/infer"
+# the servers of each model kind, in summary order (scanflow defaults first)
+LINEUP = {
+    "numpy": ["scanflow", "scanflow-1w", "mlserver", "bentoml", "mlflow-2w", "constant"],
+    "dataframe": [
+        "scanflow-cols",
+        "scanflow-tensor",
+        "scanflow-inv",
+        "scanflow-1w-cols",
+        "mlserver",
+        "bentoml",
+        "mlflow-2w",
+    ],
+    "mixed": ["scanflow-cols", "scanflow-inv", "scanflow-1w-cols", "mlserver", "mlflow-2w"],
+}
+
+
+def servers(work: Path, model: dict, port: int, kind: str) -> dict[str, Server]:
     uri = model["tracking_uri"]
     mlserver_dir = work / "mlserver"
     mlserver_dir.mkdir(exist_ok=True)
@@ -151,6 +225,7 @@ def servers(work: Path, model: dict, port: int) -> dict[str, Server]:
         "--log-level",
         "warning",
     ]
+    one = [*scanflow, "--workers", "1"]
     mlflow = [
         str(VENV / "mlflow"),
         "models",
@@ -164,23 +239,14 @@ def servers(work: Path, model: dict, port: int) -> dict[str, Server]:
         "-p",
         str(port),
     ]
-    return {
-        "scanflow-1w": Server(
-            "scanflow-1w",
-            "oip",
-            "/v2/models/digits/infer",
-            "/v2/health/ready",
-            [*scanflow, "--workers", "1"],
-            {},
-        ),
-        "scanflow-2w": Server(
-            "scanflow-2w",
-            "oip",
-            "/v2/models/digits/infer",
-            "/v2/health/ready",
-            [*scanflow, "--workers", "2"],
-            {},
-        ),
+    ready = "/v2/health/ready"
+    table = {
+        "scanflow": Server("scanflow", "oip", OIP_PATH, ready, scanflow, {}),
+        "scanflow-1w": Server("scanflow-1w", "oip", OIP_PATH, ready, one, {}),
+        "scanflow-cols": Server("scanflow-cols", "oip-cols", OIP_PATH, ready, scanflow, {}),
+        "scanflow-tensor": Server("scanflow-tensor", "oip", OIP_PATH, ready, scanflow, {}),
+        "scanflow-inv": Server("scanflow-inv", "mlflow", "/invocations", ready, scanflow, {}),
+        "scanflow-1w-cols": Server("scanflow-1w-cols", "oip-cols", OIP_PATH, ready, one, {}),
         "mlflow-1w": Server(
             "mlflow-1w",
             "mlflow",
@@ -199,8 +265,8 @@ def servers(work: Path, model: dict, port: int) -> dict[str, Server]:
         ),
         "mlserver": Server(
             "mlserver",
-            "oip",
-            "/v2/models/digits/infer",
+            "oip-pd" if kind == "mixed" else "oip",
+            OIP_PATH,
             "/v2/models/digits/ready",
             [str(PEERS / "mlserver" / "bin" / "mlserver"), "start", str(mlserver_dir)],
             {},
@@ -254,6 +320,7 @@ def servers(work: Path, model: dict, port: int) -> dict[str, Server]:
             cwd=HERE,
         ),
     }
+    return {name: table[name] for name in LINEUP[kind]}
 
 
 def available(name: str) -> bool:
@@ -327,7 +394,14 @@ def wrk(url: str, body: Path, conns: int, seconds: float) -> dict:
     }
 
 
-def run_server(server: Server, bodies: dict, port: int, duration: float, log: Path) -> list[dict]:
+def run_server(
+    server: Server,
+    bodies: dict,
+    port: int,
+    duration: float,
+    log: Path,
+    cases: list[tuple[int, int]],
+) -> list[dict]:
     env = {
         **os.environ,
         **ENV,
@@ -354,12 +428,12 @@ def run_server(server: Server, bodies: dict, port: int, duration: float, log: Pa
         startup = time.monotonic() - started
         url = base + server.path
         wrk(url, bodies[server.protocol][1], 64, 2.0)  # warm-up
-        for rows, conns in CASES:
+        for rows, conns in cases:
             r = wrk(url, bodies[server.protocol][rows], conns, duration)
             r.update(server=server.name, rows=rows, conns=conns, rows_per_s=r["rps"] * rows)
             results.append(r)
             print(
-                f"  {server.name:12s} rows={rows:2d} c={conns:2d} {r['rps']:9.0f} req/s "
+                f"  {server.name:16s} rows={rows:2d} c={conns:2d} {r['rps']:9.0f} req/s "
                 f"p50 {r['p50_ms']:7.2f} ms p99 {r['p99_ms']:8.2f} ms err {r['errors']}",
                 flush=True,
             )
@@ -367,7 +441,7 @@ def run_server(server: Server, bodies: dict, port: int, duration: float, log: Pa
         for r in results:
             r.update(rss_mb=rss, pss_mb=pss, startup_s=startup)
         print(
-            f"  {server.name:12s} memory rss {rss:.0f} MB pss {pss:.0f} MB, "
+            f"  {server.name:16s} memory rss {rss:.0f} MB pss {pss:.0f} MB, "
             f"ready in {startup:.1f} s",
             flush=True,
         )
@@ -411,6 +485,7 @@ def wait_port_free(port: int, timeout: float = 30.0) -> None:
 
 # -- in-process limits ------------------------------------------------------------------
 def in_process(work: Path) -> dict:
+    """Calls/s of Scanflow's loaded model and of MLflow's pyfunc on 1 and 32 rows."""
     code = f"""
 import json, time, numpy as np, pandas as pd, mlflow
 from scanflow.serving.model import load_model
@@ -419,17 +494,21 @@ mlflow.set_registry_uri("sqlite:///{work}/mlflow.db")
 path = mlflow.artifacts.download_artifacts("models:/digits/1", dst_path="{work}/inproc")
 direct = load_model(path, name="digits", version="1")
 pyfunc = mlflow.pyfunc.load_model(path)
-from sklearn.datasets import load_digits
-X = load_digits().data
+rows = json.load(open("{work}/rows.json"))
+cols = rows["columns"]
+frame = pd.DataFrame(rows["rows"], columns=cols)
+X = frame.to_numpy(dtype=float) if frame.dtypes.nunique() == 1 else None
 def rate(fn, arg, seconds=2.0):
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         fn(arg); n += 1
     return n / (time.perf_counter() - t0)
+arg1 = X[:1] if X is not None else {{c: frame[c].to_numpy()[:1] for c in cols}}
+arg32 = X[:32] if X is not None else {{c: frame[c].to_numpy()[:32] for c in cols}}
 print(json.dumps({{
-    "predict_1row_calls_s": rate(direct.predict, X[:1]),
-    "predict_32rows_calls_s": rate(direct.predict, X[:32]),
-    "pyfunc_1row_dataframe_calls_s": rate(pyfunc.predict, pd.DataFrame(X[:1])),
+    "predict_1row_calls_s": rate(direct.predict, arg1),
+    "predict_32rows_calls_s": rate(direct.predict, arg32),
+    "pyfunc_1row_dataframe_calls_s": rate(pyfunc.predict, frame[:1]),
 }}))
 """
     out = subprocess.run(
@@ -443,7 +522,14 @@ print(json.dumps({{
 
 
 # -- summary ------------------------------------------------------------------------------
-def summarize(results: list[dict], inproc: dict, rounds: int, duration: float) -> str:
+def summarize(
+    results: list[dict],
+    inproc: dict,
+    kind: str,
+    cases: list[tuple[int, int]],
+) -> str:
+    """One model kind's tables: every server and case, memory, and Scanflow / fastest peer."""
+
     def agg(server: str, rows: int, conns: int, key: str) -> tuple[float, float, float]:
         vals = [
             r[key]
@@ -452,26 +538,12 @@ def summarize(results: list[dict], inproc: dict, rounds: int, duration: float) -
         ]
         return (statistics.median(vals), min(vals), max(vals)) if vals else (0, 0, 0)
 
-    names = sorted(
-        {r["server"] for r in results},
-        key=lambda n: [
-            "scanflow-2w",
-            "scanflow-1w",
-            "mlserver",
-            "bentoml",
-            "mlflow-2w",
-            "mlflow-1w",
-            "constant",
-        ].index(n),
-    )
-    lines = [
-        f"Rounds: {rounds} (interleaved), {duration:g} s per case, wrk 1 thread, "
-        "closed loop on 127.0.0.1. Median (min-max).",
-        "",
-    ]
+    present = {r["server"] for r in results}
+    names = [n for n in LINEUP[kind] if n in present]
+    lines = [f"### Model fitted on {KIND_TITLE[kind]}", ""]
     lines.append("| server | rows | conns | req/s | rows/s | p50 ms | p99 ms | errors |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for rows, conns in CASES:
+    for rows, conns in cases:
         for n in names:
             rps, lo, hi = agg(n, rows, conns, "rps")
             p50 = agg(n, rows, conns, "p50_ms")[0]
@@ -498,57 +570,58 @@ def summarize(results: list[dict], inproc: dict, rounds: int, duration: float) -
             f"{statistics.median(r['startup_s'] for r in vals):.1f} |"
         )
     peers = [n for n in names if n.startswith(("mlserver", "bentoml", "mlflow"))]
-    lines += [
-        "",
-        "Scanflow / fastest peer of each case (ratios of median req/s; p99 in ms):",
-        "",
-        "| case | fastest peer (req/s) | scanflow-1w | scanflow-2w | "
-        "p99 1w / 2w / peer | p50 1w / 2w / peer |",
-        "|---|---|---:|---:|---|---|",
-    ]
-    for rows, conns in CASES:
-        if not peers:
-            break
-        best = max(peers, key=lambda n: agg(n, rows, conns, "rps")[0])
-        peer = agg(best, rows, conns, "rps")[0] or 1
-        cells = []
-        for key in ("p99_ms", "p50_ms"):
-            cells.append(
-                " / ".join(
-                    f"{agg(n, rows, conns, key)[0]:.2f}"
-                    for n in ("scanflow-1w", "scanflow-2w", best)
-                )
+    ours = [n for n in names if n.startswith("scanflow")]
+    if peers and ours:
+        lines += [
+            "",
+            "Scanflow / fastest peer of each case (ratio of median req/s; p50 and p99 in ms):",
+            "",
+            "| case | fastest peer: req/s, p50, p99 | "
+            + " | ".join(f"{n}: ratio, p50, p99" for n in ours)
+            + " |",
+            "|---|---|" + "---|" * len(ours),
+        ]
+        for rows, conns in cases:
+            best = max(peers, key=lambda n: agg(n, rows, conns, "rps")[0])
+            peer = agg(best, rows, conns, "rps")[0] or 1
+            cells = [
+                f"{agg(n, rows, conns, 'rps')[0] / peer:.2f}x, "
+                f"{agg(n, rows, conns, 'p50_ms')[0]:.2f}, {agg(n, rows, conns, 'p99_ms')[0]:.1f}"
+                for n in ours
+            ]
+            lines.append(
+                f"| {rows} row(s), {conns} conn | {best}: {peer:,.0f}, "
+                f"{agg(best, rows, conns, 'p50_ms')[0]:.2f}, "
+                f"{agg(best, rows, conns, 'p99_ms')[0]:.1f} | " + " | ".join(cells) + " |"
             )
-        lines.append(
-            f"| {rows} row(s), {conns} conn | {best} ({peer:,.0f}) | "
-            f"{agg('scanflow-1w', rows, conns, 'rps')[0] / peer:.2f}x | "
-            f"{agg('scanflow-2w', rows, conns, 'rps')[0] / peer:.2f}x | {cells[0]} | "
-            f"{cells[1]} |"
-        )
     if inproc and "error" not in inproc:
         lines += [
             "",
-            "In-process limits (one process, no HTTP): "
-            f"`predict` 1 row {inproc['predict_1row_calls_s']:,.0f} calls/s, "
-            f"32 rows {inproc['predict_32rows_calls_s']:,.0f} calls/s "
-            f"({inproc['predict_32rows_calls_s'] * 32:,.0f} rows/s); "
-            f"pyfunc on a 1-row DataFrame {inproc['pyfunc_1row_dataframe_calls_s']:,.0f}"
-            " calls/s.",
+            "In-process limits (one process, no HTTP): Scanflow's loaded model "
+            f"{inproc['predict_1row_calls_s']:,.0f} calls/s on 1 row, "
+            f"{inproc['predict_32rows_calls_s']:,.0f} calls/s on 32 rows "
+            f"({inproc['predict_32rows_calls_s'] * 32:,.0f} rows/s); MLflow's pyfunc on a "
+            f"1-row DataFrame {inproc['pyfunc_1row_dataframe_calls_s']:,.0f} calls/s.",
         ]
-        s = agg("scanflow-2w", 1, 64, "rps")[0]
-        lines.append(
-            f"Scanflow (2 workers) at 1 row / 64 connections reaches "
-            f"{s / inproc['predict_1row_calls_s']:.2f}x the in-process 1-row "
-            f"`predict` rate."
-        )
     return "\n".join(lines) + "\n"
+
+
+KIND_TITLE = {
+    "numpy": "a numpy array (tensor signature `[-1, 64]`)",
+    "dataframe": "a 64-column DataFrame (column signature `p0`..`p63`, double)",
+    "mixed": "a DataFrame of 64 pixel columns and a string column (`device`, one-hot encoded)",
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--only", default="")
+    parser.add_argument("--only", default="", help="servers to run, comma-separated")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="model kinds, comma-separated")
+    parser.add_argument(
+        "--cases", default="", help="rows x connections to run, e.g. 1x1,1x64,32x64 (all)"
+    )
     args = parser.parse_args()
 
     def stop(signum: int, frame: object) -> None:
@@ -558,33 +631,57 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
+    cases = CASES
+    if args.cases:
+        cases = [tuple(int(x) for x in c.split("x")) for c in args.cases.split(",")]  # type: ignore[misc]
+    kinds = [k for k in args.kinds.split(",") if k]
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    work = Path(tempfile.mkdtemp(prefix="scanflow-bench-serving-"))
+    root = Path(tempfile.mkdtemp(prefix="scanflow-bench-serving-"))
     log = RESULTS / f"serving-{stamp}.log"
-    print(f"work dir {work}; server logs in {log}", flush=True)
-    model = make_model(work)
-    bodies = write_bodies(work, model["rows"])
+    print(f"work dir {root}; server logs in {log}", flush=True)
+    load = [os.getloadavg()]
     port = free_port()
-    table = servers(work, model, port)
-    order = [n for n in table if available(n) and (not args.only or n in args.only.split(","))]
+    plan = []
+    for kind in kinds:
+        work = root / kind
+        model = make_model(work, kind)
+        (work / "rows.json").write_text(json.dumps(model))
+        bodies = write_bodies(work, model, kind)
+        table = servers(work, model, port, kind)
+        order = [n for n in table if available(n) and (not args.only or n in args.only.split(","))]
+        plan.append((kind, bodies, table, order))
     results: list[dict] = []
     for rnd in range(args.rounds):
-        rotated = order[rnd % len(order) :] + order[: rnd % len(order)]
-        print(f"round {rnd + 1}: {', '.join(rotated)}", flush=True)
-        for name in rotated:
-            try:
-                for r in run_server(table[name], bodies, port, args.duration, log):
-                    results.append({**r, "round": rnd + 1})
-            except Exception as exc:
-                print(f"  {name}: FAILED {exc}", flush=True)
-    inproc = in_process(work)
+        for kind, bodies, table, order in plan:
+            rotated = order[rnd % len(order) :] + order[: rnd % len(order)]
+            print(f"round {rnd + 1}, {kind}: {', '.join(rotated)}", flush=True)
+            for name in rotated:
+                try:
+                    for r in run_server(table[name], bodies, port, args.duration, log, cases):
+                        results.append({**r, "round": rnd + 1, "kind": kind})
+                except Exception as exc:
+                    print(f"  {name}: FAILED {exc}", flush=True)
+                load.append(os.getloadavg())
+    inproc = {kind: in_process(root / kind) for kind in kinds}
     out = RESULTS / f"serving-{stamp}.json"
-    out.write_text(json.dumps({"results": results, "in_process": inproc}, indent=1))
-    summary = summarize(results, inproc, args.rounds, args.duration)
+    out.write_text(
+        json.dumps({"results": results, "in_process": inproc, "loadavg": load}, indent=1)
+    )
+    one_min = [x[0] for x in load]
+    parts = [
+        f"Rounds: {args.rounds} (interleaved), {args.duration:g} s per case, wrk 1 thread, "
+        "closed loop on 127.0.0.1. Median (min-max). Load average (1 min) during the run: "
+        f"{min(one_min):.1f}-{max(one_min):.1f}.",
+        "",
+    ]
+    for kind in kinds:
+        mine = [r for r in results if r["kind"] == kind]
+        parts.append(summarize(mine, inproc[kind], kind, cases))
+    summary = "\n".join(parts)
     (RESULTS / f"serving-{stamp}.md").write_text(summary)
     print(summary)
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

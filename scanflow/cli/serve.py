@@ -8,7 +8,7 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,7 +59,9 @@ def serve(
     name: Annotated[str | None, typer.Option(help="Service (and OIP model) name")] = None,
     port: Annotated[int, typer.Option(help="TCP port (0 picks a free one)")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option(help="Worker processes at start")] = 1,
+    workers: Annotated[
+        str, typer.Option(help="Worker processes at start: a number, or auto (one per core)")
+    ] = "auto",
     min_workers: Annotated[int, typer.Option(help="Lowest worker count scaling may set")] = 1,
     max_workers: Annotated[int, typer.Option(help="Highest worker count scaling may set")] = 4,
     batching: Annotated[bool, typer.Option(help="Coalesce concurrent requests")] = True,
@@ -97,12 +99,14 @@ def serve(
         service = Service.model_validate_json(spec_json)
     else:
         try:
+            start: Any = int(workers) if workers.strip().isdigit() else workers.strip()
+            fixed = start if isinstance(start, int) else None
             service = Service(
                 name=name or _service_name(model_uri),
                 model=model_uri,
-                workers=workers,
-                min_workers=min(min_workers, workers),
-                max_workers=max(max_workers, workers),
+                workers=start,
+                min_workers=min(min_workers, fixed or min_workers),
+                max_workers=max(max_workers, fixed or max_workers),
                 batching=Batching(
                     enabled=batching, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms
                 ),

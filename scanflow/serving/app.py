@@ -29,6 +29,7 @@ import orjson
 from scanflow.auth import UNAUTHORIZED, authorized
 from scanflow.serving import invocations, oip
 from scanflow.serving.batcher import Batcher, Result
+from scanflow.serving.columns import layout_of
 from scanflow.serving.errors import RequestError
 from scanflow.serving.metrics import Metrics, render
 from scanflow.serving.model import LoadedModel, rows_of
@@ -373,18 +374,17 @@ class ServingApp:
             if model is None:
                 await _json(send, 503, {"error": f"model not ready: {self.not_ready_reason()}"})
                 return
-            await _json(
-                send,
-                200,
-                {
-                    "name": self.name,
-                    "versions": [model.version],
-                    "platform": "mlflow",
-                    "inputs": model.signature.to_oip("inputs"),
-                    "outputs": model.signature.to_oip("outputs"),
-                },
-                model.version,
-            )
+            meta: dict[str, Any] = {
+                "name": self.name,
+                "versions": [model.version],
+                "platform": "mlflow",
+                "inputs": model.signature.to_oip("inputs"),
+                "outputs": model.signature.to_oip("outputs"),
+            }
+            layout = layout_of(model.signature)
+            if layout is not None:
+                meta["parameters"] = layout.metadata()
+            await _json(send, 200, meta, model.version)
 
     async def _metrics(self, scope: dict[str, Any], send: Send) -> None:
         self.metrics.queue_depth.set(self.batcher.depth)

@@ -1,6 +1,7 @@
 """Keeping libraries a model does not need out of a worker's memory.
 
-A scikit-learn model on tensors is served on numpy alone, yet scikit-learn imports
+A scikit-learn model on tensors (or on columns of one numeric type, which travel as one
+array) is served on numpy alone, yet scikit-learn imports
 pandas (and pandas imports pyarrow) when they are installed: ~90 MB per worker. Both are
 optional imports for them, so a worker serving such a model declines to import them;
 :func:`let_in` lifts that as soon as a model that needs them is loaded.
@@ -42,7 +43,9 @@ def active() -> bool:
 
 
 def model_is_lean(mlmodel: dict[str, Any], fast_path: bool = True) -> bool:
-    """True when the model will be called directly on numpy (scikit-learn, tensor inputs)."""
+    """True when the model will be called directly on numpy (scikit-learn; tensor inputs or
+    columns of one numeric type). :func:`~scanflow.serving.model.load_model` lets pandas in
+    after all when such an estimator turns out to need a DataFrame."""
     flavors = mlmodel.get("flavors") or {}
     sk = flavors.get("sklearn")
     pyfunc = flavors.get("python_function") or {}
@@ -50,5 +53,11 @@ def model_is_lean(mlmodel: dict[str, Any], fast_path: bool = True) -> bool:
         return False
     if sk.get("serialization_format") != "skops":
         return False  # pickle formats go through MLflow's loader, which needs pandas
-    inputs = str((mlmodel.get("signature") or {}).get("inputs") or "")
-    return not inputs or '"type": "tensor"' in inputs
+    from scanflow.serving.columns import layout_of
+    from scanflow.serving.signature import parse_signature
+
+    signature = parse_signature(mlmodel)
+    if not signature.is_columns:
+        return True
+    layout = layout_of(signature)  # columns of one numeric type travel as one array
+    return layout is not None and layout.dense is not None

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scanflow.serving.columns import layout_of
 from scanflow.serving.errors import ModelLoadError
 from scanflow.serving.resolve import read_mlmodel
 from scanflow.serving.signature import ColumnSpec, Signature, TensorSpec, parse_signature
@@ -102,26 +104,71 @@ class LoadedModel:
 
 
 def _as_frame(data: ModelInput, signature: Signature) -> Any:
-    import pandas as pd
-
+    """A batch as one DataFrame for a column model (other inputs are returned as they are)."""
+    layout = layout_of(signature)
+    if layout is not None and (isinstance(data, dict) or data.ndim == 2):
+        return layout.frame(data)
     if isinstance(data, dict):
+        import pandas as pd
+
         return pd.DataFrame(data)
-    if signature.is_columns and data.ndim == 2:
-        return pd.DataFrame(data, columns=[s.name for s in signature.inputs])
     return data
 
 
 @dataclass
 class EstimatorModel(LoadedModel):
-    """A scikit-learn estimator called directly (``predict_fn`` of the flavor, on numpy)."""
+    """A scikit-learn estimator called directly (``predict_fn`` of the flavor, on numpy).
+
+    ``on_array``: the estimator was fitted on a DataFrame with exactly the signature's
+    columns, in order, all of one numeric type; it is then called on the batch's 2-D array
+    (columns in that order, names checked when the request was decoded) with no DataFrame.
+    """
 
     estimator: Any = None
     predict_fn: str = "predict"
+    on_array: bool = False
 
     def predict(self, data: ModelInput) -> Any:
+        fn = getattr(self.estimator, self.predict_fn)
+        if self.on_array and isinstance(data, np.ndarray):
+            with warnings.catch_warnings():  # "X does not have valid feature names"
+                warnings.simplefilter("ignore", UserWarning)
+                return normalise_output(fn(data))
         if isinstance(data, dict) or hasattr(self.estimator, "feature_names_in_"):
             data = _as_frame(data, self.signature)
-        return normalise_output(getattr(self.estimator, self.predict_fn)(data))
+        return normalise_output(fn(data))
+
+
+def array_path_agrees(model: EstimatorModel) -> bool:
+    """Whether ``model`` may take its column batches as a bare 2-D array: its estimator
+    learnt exactly the signature's columns in order, the columns share one numeric dtype,
+    and on smoke rows the array and the DataFrame give the same output."""
+    layout = layout_of(model.signature)
+    names = getattr(model.estimator, "feature_names_in_", None)
+    if layout is None or layout.dense is None or names is None:
+        return False
+    if [str(n) for n in names] != list(layout.names):
+        return False
+    from scanflow.serving import lean
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 3, size=(4, layout.width)).astype(layout.dense)
+    fn = getattr(model.estimator, model.predict_fn)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            got = np.asarray(normalise_output(fn(rows)))
+        if lean.active():  # pandas is kept out of this worker: the array must do
+            return True
+        expected = np.asarray(normalise_output(fn(layout.frame(rows))))
+    except Exception as exc:
+        logger.info("model %s: estimator not called on arrays (%s)", model.name, exc)
+        return False
+    if got.shape != expected.shape:
+        return False
+    if got.dtype.kind in "fc" and expected.dtype.kind in "fc":
+        return bool(np.allclose(got, expected))
+    return bool(np.array_equal(got, expected))
 
 
 @dataclass
@@ -168,7 +215,7 @@ def load_model(
         if fast and sk and not sk.get("code") and not pyfunc_conf.get("code"):
             estimator = _load_estimator(path, sk)
             predict_fn = pyfunc_conf.get("predict_fn") or "predict"
-            model: LoadedModel = EstimatorModel(
+            direct = EstimatorModel(
                 name=name,
                 version=version,
                 path=path,
@@ -178,6 +225,10 @@ def load_model(
                 estimator=estimator,
                 predict_fn=predict_fn,
             )
+            direct.on_array = array_path_agrees(direct)
+            if not direct.on_array and signature.is_columns and lean.active():
+                lean.let_in()  # this estimator takes DataFrames after all
+            model: LoadedModel = direct
         else:
             if not pyfunc_conf:
                 raise ModelLoadError(
@@ -206,7 +257,9 @@ def load_model(
         "loaded model %s version %s (%s path) from %s",
         name,
         version,
-        "direct" if model.inline else "pyfunc",
+        ("direct on arrays" if getattr(model, "on_array", False) else "direct")
+        if model.inline
+        else "pyfunc",
         path,
     )
     return model
@@ -227,6 +280,9 @@ def smoke_input(signature: Signature) -> ModelInput | None:
         spec = signature.inputs[0]
         assert isinstance(spec, TensorSpec)
         return zeros(spec.dtype, spec.shape)
+    layout = layout_of(signature)
+    if layout is not None and layout.dense is not None:  # as requests arrive: one array
+        return np.zeros((1, layout.width), dtype=layout.dense)
     out: dict[str, np.ndarray] = {}
     for spec in signature.inputs:
         if isinstance(spec, ColumnSpec) and not spec.required:

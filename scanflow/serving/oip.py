@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from scanflow.serving.columns import ColumnLayout, first_non_finite, layout_of
 from scanflow.serving.errors import RequestError
 from scanflow.serving.model import ModelInput
 from scanflow.serving.signature import OIP_TO_NUMPY, Signature, TensorSpec, oip_datatype
@@ -277,44 +278,102 @@ def decode_infer(
         arrays = {n: _to_array(n, dt, sh, d) for n, dt, sh, d, _ in tensors}
         data: ModelInput = arrays[names[0]] if len(arrays) == 1 else arrays
     else:
-        by_name = {t[0]: t for t in tensors}
-        out: dict[str, np.ndarray] = {}
-        for given, spec in match_names(names, signature, strict=True):
-            name, datatype, shape, values, _ = by_name[given]
-            if datatype != spec.datatype:
-                raise RequestError(
-                    f"input {name!r} has datatype {datatype} but the model expects {spec.datatype}"
-                )
-            if isinstance(spec, TensorSpec):
-                check_shape(name, tuple(shape), spec)
-            elif not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-                raise RequestError(
-                    f"input {name!r} is a column: shape must be [rows] or [rows, 1], got {shape}"
-                )
-            arr = _to_array(name, datatype, shape, values)
-            if not isinstance(spec, TensorSpec) and arr.ndim == 2:
-                arr = arr[:, 0]
-            out[spec.name] = arr
-        data = (
-            out[signature.inputs[0].name]
-            if (signature.is_tensor and len(signature.inputs) == 1)
-            else out
-        )
-    named = list(data.items()) if isinstance(data, dict) else [(names[0], data)]
-    rows = {(a.shape[0] if a.ndim else 1) for _, a in named}
-    if len(rows) != 1:
-        raise RequestError(f"inputs have different numbers of rows: {sorted(rows)}")
+        data = _model_input(tensors, signature)
+    if isinstance(data, np.ndarray) and signature.is_columns:  # a column model's dense rows
+        rows_seen = {data.shape[0]}
+        named: list[tuple[str, np.ndarray]] = []
+        layout = layout_of(signature)
+        bad = None if allow_non_finite or layout is None else first_non_finite(layout, data)
+        if bad is not None:
+            check_finite(bad, data[:, layout.index[bad]])  # type: ignore[union-attr,index]
+    else:
+        named = list(data.items()) if isinstance(data, dict) else [(names[0], data)]
+        rows_seen = {(a.shape[0] if a.ndim else 1) for _, a in named}
+    if len(rows_seen) != 1:
+        raise RequestError(f"inputs have different numbers of rows: {sorted(rows_seen)}")
     check_rows(data)
     if not allow_non_finite:
         for name, arr in named:
             check_finite(name, arr)
     return InferRequest(
         data=data,
-        rows=rows.pop(),
+        rows=rows_seen.pop(),
         id=rid if isinstance(rid, str) else None,
         outputs=outputs,
         binary_output=binary_output,
     )
+
+
+Tensor = tuple[str, str, list[int], Any, int | None]
+
+
+def _model_input(tensors: list[Tensor], signature: Signature) -> ModelInput:
+    """The request's inputs, checked against the signature, as the model's input."""
+    layout = layout_of(signature)
+    if layout is not None and len(tensors) == 1 and tensors[0][0] not in layout.index:
+        return _matrix(tensors[0], layout)  # one [rows, columns] tensor for a column model
+    by_name = {t[0]: t for t in tensors}
+    checked: list[tuple[Any, Tensor]] = []
+    for given, spec in match_names([t[0] for t in tensors], signature, strict=True):
+        name, datatype, shape, values, _ = tensor = by_name[given]
+        if datatype != spec.datatype:
+            raise RequestError(
+                f"input {name!r} has datatype {datatype} but the model expects {spec.datatype}"
+            )
+        if isinstance(spec, TensorSpec):
+            check_shape(name, tuple(shape), spec)
+        elif not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise RequestError(
+                f"input {name!r} is a column: shape must be [rows] or [rows, 1], got {shape}"
+            )
+        checked.append((spec, tensor))
+    if layout is not None and layout.dense is not None:
+        fast = _dense_json(checked, layout)
+        if fast is not None:
+            return fast
+    out: dict[str, np.ndarray] = {}
+    for spec, (name, datatype, shape, values, _) in checked:
+        arr = _to_array(name, datatype, shape, values)
+        if not isinstance(spec, TensorSpec) and arr.ndim == 2:
+            arr = arr[:, 0]
+        out[spec.name] = arr
+    if signature.is_tensor and len(signature.inputs) == 1:
+        return out[signature.inputs[0].name]
+    if layout is None:
+        return out
+    lengths = {len(a) for a in out.values()}
+    if len(lengths) != 1:
+        raise RequestError(f"inputs have different numbers of rows: {sorted(lengths)}")
+    return layout.pack(out)
+
+
+def _dense_json(checked: list[tuple[Any, Tensor]], layout: ColumnLayout) -> np.ndarray | None:
+    """Per-column JSON data read in one conversion into the dense ``[rows, columns]``
+    array; ``None`` when a column needs the per-column path (which names it in errors)."""
+    rows = checked[0][1][2][0]
+    ordered: list[Any] = [None] * layout.width
+    for spec, (_, _, shape, values, _) in checked:
+        if shape[0] != rows or type(values) is not list or len(values) != rows:
+            return None
+        ordered[layout.index[spec.name]] = values
+    try:
+        arr = np.array(ordered, dtype=layout.dense)
+    except (ValueError, TypeError):
+        return None
+    return arr.T if arr.ndim == 2 else None
+
+
+def _matrix(tensor: Tensor, layout: ColumnLayout) -> np.ndarray:
+    """A single ``[rows, columns]`` tensor sent to a column model (columns in signature
+    order, as MLServer's clients send a DataFrame's values)."""
+    name, datatype, shape, values, _ = tensor
+    layout.check_matrix(name, shape)
+    if datatype != layout.datatype:
+        raise RequestError(
+            f"input {name!r} has datatype {datatype} but the model's columns are "
+            f"{layout.datatype}; send {layout.datatype} values"
+        )
+    return _to_array(name, datatype, shape, values)
 
 
 def _outputs(output: Any, signature: Signature) -> list[tuple[str, np.ndarray]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,3 +86,26 @@ class ServeOptions:
     @property
     def max_request_bytes(self) -> int:
         return int(self.service.max_request_mb * 2**20)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity API on this platform
+        return os.cpu_count() or 1
+
+
+def start_workers(service: Service | ServiceView, cores: int | None = None) -> tuple[int, str]:
+    """How many workers a service starts with, and why (for the start-up log).
+
+    ``workers: auto`` (the default) is one per available core, kept within
+    ``min_workers``..``max_workers``; a number is taken as it is."""
+    if service.workers != "auto":
+        return int(service.workers), "set by the service's 'workers'"
+    cores = available_cores() if cores is None else cores
+    n = max(service.min_workers, min(cores, service.max_workers))
+    return n, (
+        f"workers: auto, {cores} core(s) available, within min_workers={service.min_workers} "
+        f"and max_workers={service.max_workers}"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ class TensorSpec:
     shape: tuple[int, ...]
     named: bool = True  # False when MLflow recorded no name (any single input name is accepted)
 
-    @property
+    @cached_property
     def datatype(self) -> str:
         return oip_datatype(np.dtype(self.dtype))
 
@@ -69,7 +70,7 @@ class ColumnSpec:
     dtype: str
     required: bool = True
 
-    @property
+    @cached_property
     def datatype(self) -> str:
         return oip_datatype(np.dtype(self.dtype))
 

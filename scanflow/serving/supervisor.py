@@ -40,7 +40,7 @@ from scanflow.errors import ScanflowError
 from scanflow.serving import metrics as metrics_mod
 from scanflow.serving.control import SupervisorEnd
 from scanflow.serving.errors import ModelLoadError, ServingError
-from scanflow.serving.options import ServeOptions
+from scanflow.serving.options import ServeOptions, start_workers
 from scanflow.serving.resolve import parse_uri, read_mlmodel
 from scanflow.serving.slots import SharedGeneration
 
@@ -138,7 +138,8 @@ class Supervisor:
         self.options = options
         self.service = options.service
         self.ref = parse_uri(self.service.model)
-        self.target = self.service.workers
+        self.target, why = start_workers(self.service)
+        logger.info("service %s starts %d worker(s) (%s)", self.service.name, self.target, why)
         self.workers: dict[int, Worker] = {}
         self.generation = SharedGeneration(options.service_dir / "generation", create=True)
         self.current: dict[str, Any] | None = None  # version, path, gen, since

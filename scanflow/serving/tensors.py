@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from scanflow.serving.columns import first_non_finite, layout_of
 from scanflow.serving.errors import RequestError
 from scanflow.serving.model import ModelInput
 from scanflow.serving.signature import ColumnSpec, Signature, TensorSpec
@@ -94,10 +95,11 @@ def match_names(
         raise RequestError(
             f"unexpected input {extra[0]!r}; the model's inputs are: {', '.join(by_name) or 'none'}"
         )
+    sent = set(given)
     missing = [
         s.name
         for s in specs
-        if s.name not in given and not (isinstance(s, ColumnSpec) and not s.required)
+        if s.name not in sent and not (isinstance(s, ColumnSpec) and not s.required)
     ]
     if missing:
         raise RequestError(
@@ -122,6 +124,9 @@ def table_to_input(
         if not allow_non_finite:
             check_finite(spec.name, arr)
         return arr
+    dense = _dense_table(columns, rows, signature, allow_non_finite)
+    if dense is not None:
+        return dense
     arr = as_array("data", rows, None)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1) if columns and len(columns) == arr.shape[0] else arr
@@ -172,7 +177,39 @@ def columns_to_input(
         out[spec.name] = arr
     if signature.is_tensor and len(signature.inputs) == 1:
         return next(iter(out.values()))
-    return _same_rows(out)
+    out = _same_rows(out)
+    layout = layout_of(signature)
+    return out if layout is None else layout.pack(out)
+
+
+def _dense_table(
+    columns: list[str] | None, rows: Any, signature: Signature, allow_non_finite: bool
+) -> np.ndarray | None:
+    """Table rows read straight into a column model's dense array (signature order);
+    ``None`` when the model has no dense layout or the rows need the per-column checks
+    (which then name the offending column)."""
+    layout = layout_of(signature)
+    if layout is None or layout.dense is None:
+        return None
+    if columns is not None:
+        if not isinstance(columns, list) or list(columns) != list(layout.names):
+            if not isinstance(columns, list) or sorted(map(str, columns)) != sorted(layout.names):
+                return None  # missing, extra or repeated names: refused with the name below
+    try:
+        arr = np.asarray(rows, dtype=layout.dense)
+    except (ValueError, TypeError):
+        return None
+    if arr.ndim == 1 and arr.shape[0] == layout.width:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != layout.width:
+        return None
+    if columns is not None and list(columns) != list(layout.names):
+        arr = arr[:, [columns.index(n) for n in layout.names]]
+    if not allow_non_finite:
+        bad = first_non_finite(layout, arr)
+        if bad is not None:
+            check_finite(bad, arr[:, layout.index[bad]])
+    return arr
 
 
 def _same_rows(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -111,7 +111,9 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
                 )
             )
     for si, service in enumerate(app.services):
-        if not service.min_workers <= service.workers <= service.max_workers:
+        if service.workers != "auto" and not (
+            service.min_workers <= service.workers <= service.max_workers
+        ):
             problems.append(
                 Problem(
                     ("services", si, "workers"),

@@ -210,7 +210,8 @@ class Service(_Model):
 
     name: Name
     model: str
-    workers: int = Field(default=1, ge=1)
+    # "auto": one worker per core this process may run on, within min/max_workers
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     min_workers: int = Field(default=1, ge=1)
     max_workers: int = Field(default=4, ge=1)
     batching: Batching = Field(default_factory=Batching)

@@ -75,10 +75,22 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     X, y = load_digits(return_X_y=True)
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    try:
+    with mlflow_store(uri):
         return _build_registry(mlflow, root, uri, X, y)
-    finally:  # MLflow's globals (and the env vars it sets) must not leak into other tests
+
+
+@contextmanager
+def mlflow_store(uri: str) -> Iterator[None]:
+    """MLflow's globals pointed at ``uri`` for the block, and restored after it (with the
+    environment variables MLflow sets), so they do not leak into other tests."""
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
         mlflow.set_tracking_uri(None)
         mlflow.set_registry_uri(None)
         for key, value in saved.items():
@@ -237,3 +249,70 @@ def small_disk(folder: Path, size: str = "256k", fill: bool = False) -> Iterator
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@dataclass
+class ColumnModels:
+    """Column-signature models registered beside ``digits``: ``digits_df`` (64 float
+    columns ``p0``..``p63``) and ``mixed`` (``x``, ``y`` float and ``color`` string)."""
+
+    columns: list[str]
+    mixed: object  # the mixed-type training DataFrame
+    mixed_y: np.ndarray
+    digits_dir: Path
+    mixed_dir: Path
+
+
+@pytest.fixture(scope="session")
+def column_models(registry: Registry) -> ColumnModels:
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from threadpoolctl import threadpool_limits
+
+    columns = [f"p{i}" for i in range(64)]
+    frame = pd.DataFrame(registry.X, columns=columns)
+    rng = np.random.default_rng(0)
+    mixed = pd.DataFrame(
+        {
+            "x": rng.normal(size=300),
+            "y": rng.normal(size=300),
+            "color": rng.choice(["red", "green", "blue"], size=300),
+        }
+    )
+    mixed_y = ((mixed["x"] + (mixed["color"] == "red")) > 0.5).astype(int).to_numpy()
+    with threadpool_limits(1):
+        digits = LogisticRegression(max_iter=500, random_state=0).fit(frame, registry.y)
+        prep = ColumnTransformer(
+            [
+                ("num", "passthrough", ["x", "y"]),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), ["color"]),
+            ]
+        )
+        pipe = make_pipeline(prep, LogisticRegression(random_state=0)).fit(mixed, mixed_y)
+    with mlflow_store(registry.tracking_uri):
+        with mlflow.start_run(
+            experiment_id=mlflow.get_experiment_by_name("serving-tests").experiment_id
+        ):
+            d = mlflow.sklearn.log_model(
+                digits,
+                name="digits_df",
+                signature=infer_signature(frame.head(2), digits.predict(frame.head(2))),
+                registered_model_name="digits_df",
+            )
+            m = mlflow.sklearn.log_model(
+                pipe,
+                name="mixed",
+                signature=infer_signature(mixed.head(2), pipe.predict(mixed.head(2))),
+                registered_model_name="mixed",
+            )
+        root = registry.root / "columns"
+        digits_dir = Path(
+            mlflow.artifacts.download_artifacts(d.model_uri, dst_path=str(root / "d"))
+        )
+        mixed_dir = Path(mlflow.artifacts.download_artifacts(m.model_uri, dst_path=str(root / "m")))
+    return ColumnModels(columns, mixed, mixed_y, digits_dir, mixed_dir)

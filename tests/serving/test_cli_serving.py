@@ -96,6 +96,8 @@ def test_serve_a_run_model_then_scale_and_sample_its_log(registry, tmp_path, cap
                 "digits",
                 "--port",
                 str(port),
+                "--workers",
+                "1",
                 "--max-workers",
                 "2",
                 "--sample-rate",

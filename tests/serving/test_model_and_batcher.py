@@ -95,3 +95,20 @@ def test_slow_models_batch_in_a_thread(registry):
     results = _run(batcher, inputs)
     assert [int(r.output[0]) for r in results] == list(pyfunc.predict(registry.X[:12]))
     assert sum(n for n, _ in calls) == 12 and len(calls) < 12
+
+
+def test_a_lone_request_is_not_held_for_the_batch_window(registry, direct):
+    async def main():
+        batcher = Batcher(lambda: direct, max_wait_ms=600_000)  # a 10-minute window
+        lone = await asyncio.wait_for(batcher.predict(registry.X[:1]), 60)  # nothing queued
+        batcher.arriving = 1  # another request is still being read: the next one waits
+        held = batcher.predict(registry.X[1:2])
+        for _ in range(50):
+            await asyncio.sleep(0)
+        waited = not held.done()
+        batcher.arriving = 0  # it arrived (or went away): the batch closes
+        return lone, waited, await asyncio.wait_for(held, 60)
+
+    lone, waited, held = asyncio.run(main())
+    assert waited
+    assert lone.output.tolist() == [registry.y[0]] and held.output.tolist() == [registry.y[1]]
