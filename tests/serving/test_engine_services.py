@@ -21,6 +21,7 @@ def test_deploy_scale_status_delete_a_service(registry, tmp_path) -> None:
         "  - name: digits\n"
         f"    model: {registry.model_dir}\n"
         f"    port: {port}\n"
+        "    workers: 1\n"
         "    log_predictions: {enabled: false}\n"
     )
     project = load_project(tmp_path)

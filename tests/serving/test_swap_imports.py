@@ -15,10 +15,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mixed(registry) -> str:
-    """Model 'mixed': v1 the lean digits classifier, v2 a pyfunc model (needs pandas)."""
+    """Model 'lean-then-pyfunc' (a name of its own in the session's registry): v1 the lean
+    digits classifier, v2 a pyfunc model (needs pandas)."""
     import mlflow
 
-    name = "mixed"
+    name = "lean-then-pyfunc"
     mlflow.set_tracking_uri(registry.tracking_uri)  # MLflow resolves logged models through it
     try:
         for source in ("models:/digits/1", registry.flaky_uri):
@@ -36,7 +37,7 @@ def test_lean_sklearn_to_pyfunc_under_load_fails_no_request(mixed, registry, tmp
         proc.wait_ready(120)
         wait_for(lambda: proc.client.status()["workers_ready"] == 2, 120, "two workers")
         body = oip_body(registry.X[:1])
-        url = f"{proc.url}/v2/models/mixed/infer"
+        url = f"{proc.url}/v2/models/{service.name}/infer"
         with Load(url, body, clients=6, max_seconds=300) as load:
             wait_for(lambda: load.count() > 200, 60, "load on version 1")
             registry.client().set_registered_model_alias(mixed, "champion", "2")
