@@ -283,6 +283,33 @@ class Tracker(_Model):
         return self
 
 
+class Build(_Model):
+    """How images are built (``scanflow build``): where they go and what they start from."""
+
+    registry: str | None = Field(
+        None,
+        description="Repository prefix images are pushed to, e.g. 'registry.example:5000/team'; "
+        "none: images are built and kept locally, never pushed.",
+    )
+    base_image: str = "python:3.11-slim"
+    builder: Literal["auto", "buildah", "docker", "kaniko"] = "auto"
+    tls_verify: bool = True
+
+
+class Kubernetes(_Model):
+    """Where and how the application runs on a cluster (``--target kubernetes``)."""
+
+    context: str | None = None  # kubeconfig context; default: the current one (or in-cluster)
+    namespace: Name | None = None  # default: '<team>-<application>', shortened with a hash
+    workflow_engine: Literal["argo", "jobs"] = "argo"
+    serving_node_label: str | None = Field(
+        None,
+        description="Node label 'key=value' of the nodes that serve online traffic; batch "
+        "pods keep off them (anti-affinity). None: no placement rule.",
+    )
+    image_pull_secrets: list[str] = Field(default_factory=list)
+
+
 class Application(_Model):
     """What a team declares once: workflows, services, agents and a tracker."""
 
@@ -293,6 +320,8 @@ class Application(_Model):
     agents: list[Agent] = Field(default_factory=list)
     tracker: Tracker | None = None
     trackers: list[Tracker] = Field(default_factory=list)
+    build: Build = Field(default_factory=Build)
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     target: Name = Field(
         "local",
         description="The engine that runs it unless a command names one with --target "
