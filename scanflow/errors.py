@@ -37,3 +37,11 @@ class BuildError(ScanflowError):
 
 class EngineError(ScanflowError):
     """A workflow could not be run as asked."""
+
+
+class KubeError(ScanflowError):
+    """A Kubernetes cluster cannot be reached, or refused or failed a request."""
+
+
+class KubeConflict(KubeError):
+    """A server-side apply touched fields another field manager owns."""

@@ -287,7 +287,7 @@ class Build(_Model):
     """How images are built (``scanflow build``): where they go and what they start from."""
 
     registry: str | None = Field(
-        None,
+        default=None,
         description="Repository prefix images are pushed to, e.g. 'registry.example:5000/team'; "
         "none: images are built and kept locally, never pushed.",
     )
@@ -303,7 +303,7 @@ class Kubernetes(_Model):
     namespace: Name | None = None  # default: '<team>-<application>', shortened with a hash
     workflow_engine: Literal["argo", "jobs"] = "argo"
     serving_node_label: str | None = Field(
-        None,
+        default=None,
         description="Node label 'key=value' of the nodes that serve online traffic; batch "
         "pods keep off them (anti-affinity). None: no placement rule.",
     )
