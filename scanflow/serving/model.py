@@ -291,9 +291,45 @@ def smoke_input(signature: Signature) -> ModelInput | None:
     return out
 
 
+def example_input(path: Path, signature: Signature) -> ModelInput | None:
+    """The first row of the input example logged with the model, shaped as requests are
+    (None when there is none, or it does not fit the signature)."""
+    import json
+
+    info = read_mlmodel(path).get("saved_input_example_info") or {}
+    try:
+        example = json.loads((path / info["artifact_path"]).read_text())
+    except (KeyError, OSError, ValueError):
+        return None
+    try:
+        if info.get("type") == "ndarray" and signature.is_tensor and len(signature.inputs) == 1:
+            spec = signature.inputs[0]
+            assert isinstance(spec, TensorSpec)
+            return np.asarray(example, dtype=spec.dtype)[:1]
+        layout = layout_of(signature)
+        if info.get("type") != "dataframe" or layout is None or not example.get("data"):
+            return None
+        row = dict(zip(example["columns"], example["data"][0], strict=True))
+        columns = {
+            name: np.asarray([row[name]], dtype=dtype)
+            for name, dtype in zip(layout.names, layout.dtypes, strict=True)
+            if name in row
+        }
+        if layout.dense is not None and len(columns) < layout.width:
+            return None
+        return layout.pack(columns)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        logger.debug("input example of %s does not fit its signature", path, exc_info=True)
+        return None
+
+
 def smoke_test(model: LoadedModel) -> None:
-    """Predict once on :func:`smoke_input`; raise :class:`ModelLoadError` if that fails."""
-    data = smoke_input(model.signature)
+    """Predict once on the model's logged input example (its first row), else on
+    :func:`smoke_input`; raise :class:`ModelLoadError` if that fails."""
+    data = example_input(model.path, model.signature)
+    what = "its logged input example"
+    if data is None:
+        data, what = smoke_input(model.signature), "one row of zeros"
     if data is None:
         logger.warning(
             "model %s version %s has no signature: smoke prediction skipped",
@@ -304,7 +340,8 @@ def smoke_test(model: LoadedModel) -> None:
     try:
         model.predict(data)
     except Exception as exc:
+        hint = "" if what != "one row of zeros" else " (log an input example with the model)"
         raise ModelLoadError(
-            f"model {model.name} version {model.version} failed its smoke prediction on one "
-            f"row of zeros: {type(exc).__name__}: {exc}"
+            f"model {model.name} version {model.version} failed its smoke prediction on "
+            f"{what}: {type(exc).__name__}: {exc}{hint}"
         ) from exc

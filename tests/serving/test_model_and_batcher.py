@@ -112,3 +112,35 @@ def test_a_lone_request_is_not_held_for_the_batch_window(registry, direct):
     lone, waited, held = asyncio.run(main())
     assert waited
     assert lone.output.tolist() == [registry.y[0]] and held.output.tolist() == [registry.y[1]]
+
+
+def _strict_mixed_model(path, *, with_example: bool):
+    """A pipeline whose one-hot encoder refuses unknown categories (empty strings too)."""
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = pd.DataFrame({"colour": ["red", "blue", "red", "green"], "size": [1.0, 2.0, 3.0, 4.0]})
+    encode = ColumnTransformer(
+        [("onehot", OneHotEncoder(handle_unknown="error"), ["colour"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(X, [0, 1, 0, 1])
+    signature = mlflow.models.infer_signature(X, model.predict(X))
+    example = X.head(2) if with_example else None
+    mlflow.sklearn.save_model(model, path, signature=signature, input_example=example)
+    return path
+
+
+def test_the_smoke_prediction_uses_the_logged_input_example(tmp_path):
+    path = _strict_mixed_model(tmp_path / "with-example", with_example=True)
+    model = load_model(path, name="shapes", version="1")
+    assert model.predict({"colour": np.array(["green"]), "size": np.array([2.0])}).shape == (1,)
+
+
+def test_without_an_example_a_strict_model_says_to_log_one(tmp_path):
+    path = _strict_mixed_model(tmp_path / "no-example", with_example=False)
+    with pytest.raises(ModelLoadError, match="one row of zeros.*log an input example"):
+        load_model(path, name="shapes", version="1")
