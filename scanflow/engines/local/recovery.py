@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from scanflow.engines.events import StepEvent
 from scanflow.engines.local.process import kill_group
 from scanflow.errors import EngineError
-from scanflow.store import DONE_OK, TERMINAL, RunRecord, Store
+from scanflow.store import DONE_OK, TERMINAL, RunRecord, StepRecord, Store
 from scanflow.store.store import now
 
 POLL_SECONDS = 0.2
@@ -34,6 +34,13 @@ def process_alive(pid: int | None, started_at: float | None = None) -> bool:
         return False
 
 
+def stop_orphan(step: StepRecord) -> None:
+    """Kill the process group of ``step`` if it is recorded running and still alive."""
+    if step.status == "running" and step.pid and process_alive(step.pid, step.pid_started_at):
+        log.warning("stopping orphaned process group %d of step %s", step.pid, step.name)
+        kill_group(step.pid, signal.SIGKILL)
+
+
 def prepare_resume(store: Store, run_id: str) -> RunRecord:
     """Make ``run_id`` ready to run again; returns its record."""
     run = store.get_run(run_id)
@@ -47,9 +54,7 @@ def prepare_resume(store: Store, run_id: str) -> RunRecord:
     for step in store.steps(run.id):
         if step.status in DONE_OK:
             continue
-        if step.status == "running" and process_alive(step.pid, step.pid_started_at):
-            log.warning("stopping orphaned process group %d of step %s", step.pid, step.name)
-            kill_group(step.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        stop_orphan(step)
         store.update_step(step.id, status="pending", error=None, pid=None, finished_at=None)
     return run
 
@@ -65,8 +70,7 @@ def cancel_orphaned(store: Store, run: RunRecord) -> None:
     for step in store.steps(run.id):
         if step.status in TERMINAL:
             continue
-        if step.status == "running" and process_alive(step.pid, step.pid_started_at):
-            kill_group(step.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        stop_orphan(step)
         store.update_step(step.id, status="cancelled", error="cancelled", finished_at=now())
     store.update_run(
         run.id, status="cancelled", error="cancelled", finished_at=now(), engine_pid=None
