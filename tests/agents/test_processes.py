@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import wait_for
 
 from scanflow.agents.delivery import LocalBus, Postman, RetryPolicy
 from scanflow.agents.messages import Message
@@ -95,16 +95,6 @@ def _decisions(app_dir: Path, agent: str) -> list:
         store.close()
 
 
-def _wait(condition, timeout: float = 60.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp_path: Path):
     planner = AgentProcess(app_dir, "planner", tmp_path / "planner.log", "--no-audit")
@@ -127,7 +117,7 @@ def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp
         assert answer.status_code == 202 and answer.json() == {"id": relay.id, "duplicate": False}
         again = httpx.post(f"{monitor_url}/inbox", json=body, headers=auth)
         assert again.status_code == 200 and again.json()["duplicate"] is True
-        _wait(lambda: "start" in _read(app_dir / "slow.log"), what="the slow step to start")
+        wait_for(lambda: "start" in _read(app_dir / "slow.log"), what="the slow step to start")
         # the duplicate was acted on once: one relay decision, one plan in the planner
         assert len(_decisions(app_dir, "monitor")) == 1
         assert len(_decisions(app_dir, "planner")) == 1
@@ -136,7 +126,7 @@ def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp
         (app_dir / "release").write_text("go")
         planner = AgentProcess(app_dir, "planner", tmp_path / "planner2.log", "--no-audit")
         planner.wait_ready()
-        done = _wait(
+        done = wait_for(
             lambda: [d for d in _decisions(app_dir, "planner") if d.status == "succeeded"],
             what="the plan to finish after the restart",
         )
@@ -148,7 +138,7 @@ def test_http_messages_between_processes_and_a_crash_mid_plan(app_dir: Path, tmp
         assert [s["status"] for s in done[0].steps] == ["done", "done"]
         assert done[0].outcome == "released"
         # the HTTP API shows status and decisions
-        url = _wait(lambda: _url(app_dir, "planner", planner.pid), what="the new address")
+        url = wait_for(lambda: _url(app_dir, "planner", planner.pid), what="the new address")
         assert httpx.get(f"{url}/decisions").status_code == 401
         status = httpx.get(f"{url}/status", headers=auth).json()
         assert status["agent"] == "planner" and status["open_decisions"] == []
