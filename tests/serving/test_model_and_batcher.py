@@ -144,3 +144,17 @@ def test_without_an_example_a_strict_model_says_to_log_one(tmp_path):
     path = _strict_mixed_model(tmp_path / "no-example", with_example=False)
     with pytest.raises(ModelLoadError, match="one row of zeros.*log an input example"):
         load_model(path, name="shapes", version="1")
+
+
+@pytest.mark.parametrize(("seconds_per_call", "inline"), [(0.0001, True), (0.005, False)])
+def test_a_slow_model_predicts_off_the_event_loop(registry, monkeypatch, seconds_per_call, inline):
+    import itertools
+
+    import scanflow.serving.model as model_module
+
+    model = load_model(registry.model_dir, name="digits", version="1", smoke=False)
+    assert model.inline
+    ticks = itertools.count()  # a clock on which every call lasts seconds_per_call
+    monkeypatch.setattr(model_module, "_clock", lambda: (next(ticks) + 1) // 2 * seconds_per_call)
+    model_module.smoke_test(model)
+    assert model.inline is inline
