@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from scanflow.errors import EngineError, KubeError
 from scanflow.kube.cluster import call
-from scanflow.kube.names import KIND, namespace_of
+from scanflow.kube.names import AGENT_MANAGER, KIND, namespace_of
 from scanflow.kube.render import services as rendered
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class KubeServiceControl:
         name = self.names["primary"]
         call(
             lambda: self._apps.patch_namespaced_deployment_scale(
-                name, self.namespace, {"spec": {"replicas": workers}}
+                name, self.namespace, {"spec": {"replicas": workers}}, field_manager=AGENT_MANAGER
             ),
             "patch",
             self._where("deployments/scale", name),
@@ -135,7 +135,10 @@ class KubeServiceControl:
         name = self.names["primary"]
         call(
             lambda: self._core.patch_namespaced_service(
-                name, self.namespace, {"spec": {"selector": {KIND: kind}}}, field_manager="scanflow"
+                name,
+                self.namespace,
+                {"spec": {"selector": {KIND: kind}}},
+                field_manager=AGENT_MANAGER,
             ),
             "patch",
             self._where("services", name),
