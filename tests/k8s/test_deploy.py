@@ -352,3 +352,21 @@ def test_delete_removes_what_scanflow_created_and_nothing_else(
         "get", "namespace", namespace, "-o", "jsonpath={.status.phase}", check=False
     )
     assert phase.returncode != 0 or phase.stdout == "Terminating"
+
+
+def test_an_application_with_every_part_deploys_and_passes_the_dry_run(
+    k8s_cluster, tmp_path, capsys
+) -> None:
+    """Tracker stack (StatefulSet, PVC, Secrets), three agents, serving-node placement."""
+    shop = load_project(write_shop(tmp_path / "shop", name=f"shop-{uuid.uuid4().hex[:6]}"))
+    assert cli(k8s_cluster, shop, "deploy", "--image", IMAGE) == 0
+    assert "31 objects (31 created)" in capsys.readouterr().out
+    secret = live(k8s_cluster, shop, "secret")["Secret/tracker-db"]["data"]["password"]
+    assert cli(k8s_cluster, shop, "deploy", "--dry-run", "--image", IMAGE) == 0
+    captured = capsys.readouterr()
+    assert "31 of 31 objects accepted" in captured.err and secret not in captured.out
+    assert cli(k8s_cluster, shop, "deploy", "--image", IMAGE) == 0
+    assert "31 objects (31 unchanged)" in capsys.readouterr().out
+    assert live(k8s_cluster, shop, "secret")["Secret/tracker-db"]["data"]["password"] == secret
+    assert cli(k8s_cluster, shop, "delete") == 0
+    assert live(k8s_cluster, shop) == {}
