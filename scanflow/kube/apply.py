@@ -9,12 +9,13 @@ object changes nothing, and fields another manager owns are a
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from scanflow.errors import KubeConflict, KubeError
 from scanflow.kube.cluster import call
-from scanflow.kube.names import APPLICATION, MANAGED_BY, MANAGER
+from scanflow.kube.names import AGENT_MANAGER, APPLICATION, MANAGED_BY, MANAGER
 
 if TYPE_CHECKING:
     from scanflow.kube.cluster import Cluster
@@ -83,14 +84,23 @@ def apply(cluster: Cluster, obj: Any, *, force: bool = False, dry_run: bool = Fa
     options: dict[str, Any] = {"field_manager": MANAGER, "force_conflicts": force}
     if dry_run:
         options["dry_run"] = "All"
+    send = lambda: call(  # noqa: E731
+        lambda: cluster.dynamic.server_side_apply(
+            resource, body=body, namespace=namespace, **options
+        ),
+        "apply",
+        what,
+    )
     try:
-        result = call(
-            lambda: cluster.dynamic.server_side_apply(
-                resource, body=body, namespace=namespace, **options
-            ),
-            "apply",
-            what,
-        )
+        try:
+            result = send()
+        except KubeConflict as exc:
+            if not only_agents(str(exc)):
+                raise
+            # an agent's live change (replicas, route): the declared state takes it back
+            log.info("%s: taking back fields an agent changed", what)
+            options["force_conflicts"] = True
+            result = send()
     except KubeConflict as exc:
         raise KubeConflict(
             f"{exc}; another field manager owns these fields: nothing was changed "
@@ -106,6 +116,12 @@ def apply(cluster: Cluster, obj: Any, *, force: bool = False, dry_run: bool = Fa
     )
     log.info("%s %s", what, action)
     return Applied(body["kind"], name, namespace, action, after["metadata"].get("resourceVersion"))
+
+
+def only_agents(conflict: str) -> bool:
+    """Whether every manager named in a conflict message is Scanflow's agents'."""
+    managers = set(re.findall(r'conflicts? with "([^"]+)"', conflict))
+    return bool(managers) and managers <= {AGENT_MANAGER}
 
 
 def owned_by(obj: Any, application: str) -> bool:

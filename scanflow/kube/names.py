@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from scanflow.spec.model import Application
 
 MANAGER = "scanflow"  # the field manager of every apply, and the managed-by label's value
+AGENT_MANAGER = "scanflow-agent"  # the field manager of agents' live changes (scale, route)
 MANAGED_BY = "app.kubernetes.io/managed-by"
 APPLICATION = "scanflow.io/application"
 TEAM = "scanflow.io/team"
