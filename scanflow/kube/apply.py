@@ -62,13 +62,21 @@ def _current(cluster: Cluster, resource: Any, name: str, namespace: str | None) 
 
 
 def _content(obj: dict[str, Any]) -> dict[str, Any]:
-    """``obj`` without what every write changes (versions, timestamps of managed fields)."""
-    meta = {
-        k: v
-        for k, v in obj.get("metadata", {}).items()
-        if k not in ("resourceVersion", "managedFields", "generation")
-    }
-    return {**obj, "metadata": meta}
+    """What an apply may change in ``obj``: everything but its status and the metadata
+    others write (versions, managed fields, annotations controllers add); labels kept."""
+    meta = obj.get("metadata", {})
+    rest = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+    return {**rest, "labels": meta.get("labels"), "owners": meta.get("ownerReferences")}
+
+
+def _action(before: dict[str, Any] | None, after: dict[str, Any], dry_run: bool) -> Action:
+    if before is None:
+        return "created"
+    version = lambda o: o["metadata"].get("resourceVersion")  # noqa: E731
+    if not dry_run and version(after) == version(before):
+        return "unchanged"  # the API server wrote nothing
+    # written, by this apply or by a controller in between (status): judge the content
+    return "unchanged" if _content(after) == _content(before) else "configured"
 
 
 def apply(cluster: Cluster, obj: Any, *, force: bool = False, dry_run: bool = False) -> Applied:
@@ -107,13 +115,7 @@ def apply(cluster: Cluster, obj: Any, *, force: bool = False, dry_run: bool = Fa
             "(re-run with --force-conflicts to take them over)"
         ) from None
     after = result.to_dict()
-    action: Action = (
-        "created"
-        if before is None
-        else "unchanged"
-        if _content(after) == _content(before)
-        else "configured"
-    )
+    action = _action(before, after, dry_run)
     log.info("%s %s", what, action)
     return Applied(body["kind"], name, namespace, action, after["metadata"].get("resourceVersion"))
 

@@ -178,9 +178,10 @@ class KubernetesServices:
         from scanflow.kube.deploy import deploy
         from scanflow.kube.render import render
 
+        rendered: list[Any] = list(render(self.project, self.images))
         objects = [
             o
-            for o in render(self.project, self.images)
+            for o in rendered
             if o.kind in ("Namespace",)
             or (o.kind == "Secret" and o.metadata.name == "scanflow-token")
             or (o.metadata.labels or {}).get("scanflow.io/component") == _component(service)

@@ -46,7 +46,8 @@ def _database(ctx: Context) -> list[object]:
         non_root=False,  # the postgres image drops to its own user itself
         mount="/var/lib/postgresql/data",
     )
-    db.security_context.capabilities = None  # its entrypoint changes owners, then user
+    if db.security_context is not None:  # its entrypoint changes owners, then user
+        db.security_context.capabilities = None
     pod = V1PodSpec(
         containers=[db],
         automount_service_account_token=False,
