@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Path_ = Literal["cached", "append", "full", "rendered", "planned"]
 Progress = Callable[[str], None]
 BUILD_DIR = "build"  # contexts live in <project>/.scanflow/build/<image>/
+MAX_APPENDS = 10  # code layers stacked on one full build before the next full build
 _PROGRESS = re.compile(r"^(STEP \d+/\d+|#\d+ \[|Step \d+/\d+|Writing manifest)")
 
 
@@ -50,6 +51,7 @@ class ImageBuild:
     reference: str
     path: Path_ = "planned"
     digest: str | None = None
+    appends: int = 0  # code layers appended since the last full build
     seconds: float = 0.0
     files: list[str] = field(default_factory=list)
 
@@ -67,6 +69,7 @@ class ImageBuild:
             "digest": self.digest,
             "path": self.path,
             "seconds": round(self.seconds, 3),
+            "appends": self.appends,
             "context": str(self.context),
             "components": [c.key for c in self.plan.components],
         }
@@ -149,6 +152,9 @@ def build_images(
         request = BuildRequest(build.context, build.reference, settings.tls_verify)
         if _already_built(build, builder, push, settings.tls_verify):
             build.path = "cached"
+            last = previous.get(build.plan.name) or {}
+            if last.get("reference") == build.reference:
+                build.appends = last.get("appends", 0)
             say(f"{build.plan.name}: {build.reference} is up to date; nothing to build")
         elif push and builder.local and _append(project, build, previous, settings.tls_verify, say):
             build.path = "append"
@@ -193,6 +199,9 @@ def _append(
     base = last.get("reference")
     if last.get("deps") != build.deps_digest or not base or base == build.reference:
         return False
+    if last.get("appends", 0) >= MAX_APPENDS:
+        say(f"{build.plan.name}: {MAX_APPENDS} code layers appended already: full build")
+        return False
     if not registry.can_append():
         say(f"{build.plan.name}: only the code changed, but crane is missing: full build")
         return False
@@ -203,6 +212,7 @@ def _append(
     with tempfile.TemporaryDirectory() as folder:
         layer = content.code_layer(project.base_dir, Path(folder) / "code.tar.gz", USER_ID)
         build.digest = registry.append_layer(base, layer, build.reference, tls_verify)
+    build.appends = last.get("appends", 0) + 1
     return True
 
 
@@ -221,6 +231,7 @@ def _record(project: Project, build: ImageBuild, builder: Builder) -> None:
         "deps": build.deps_digest,
         "code": build.code_digest,
         "path": build.path,
+        "appends": build.appends,
         "builder": builder.name,
         "built_at": time.time(),
     }

@@ -28,9 +28,10 @@ def tools_dir() -> Path:
     return Path(os.environ.get(TOOLS_DIR) or Path.home() / ".cache" / "scanflow" / "bin")
 
 
-def find_tool(name: str) -> str | None:
-    """The path of program ``name`` on ``PATH`` or in :func:`tools_dir`, else None."""
-    return shutil.which(name) or shutil.which(name, path=str(tools_dir()))
+def find_tool(name: str, *folders: str) -> str | None:
+    """The path of program ``name`` on ``PATH``, in :func:`tools_dir` or in ``folders``."""
+    path = os.pathsep.join([str(tools_dir()), *folders])
+    return shutil.which(name) or shutil.which(name, path=path)
 
 
 def require_tool(name: str, why: str, install: str) -> str:

@@ -54,7 +54,8 @@ def build(
             )
             return
         for item in builds:
-            console.rule(f"{item.plan.name}  {item.reference}")
+            console.rule(item.plan.name)
+            console.print(f"reference: {item.reference}", highlight=False)
             console.print(f"components: {', '.join(c.key for c in item.plan.components)}")
             console.print(f"context: {item.context} ({len(item.files)} files)")
             for name in item.files:

@@ -13,7 +13,7 @@ from scanflow.build.tools import find_tool
 from scanflow.spec import Project
 from tests.conftest import free_port, wait_for
 
-from .support import Registry, push_base
+from .support import CACHE, SUITE, Registry, push_base
 
 SPEC = """
 name: shop
@@ -62,9 +62,10 @@ def shop(make_project: Callable[..., Project]) -> Callable[..., Project]:
 
 def _require_real_tools() -> None:
     """The real tier needs root, buildah, skopeo, crane and docker-registry: fail, not skip."""
-    missing = [
-        name for name in ("buildah", "skopeo", "crane", "docker-registry") if not find_tool(name)
-    ]
+    needed = ["buildah", "skopeo", "crane", "docker-registry"]
+    if not (CACHE / f"rootfs-{SUITE}").exists():
+        needed.append("debootstrap")  # the base image is made from Debian packages
+    missing = [name for name in needed if not find_tool(name, "/usr/sbin")]
     if os.geteuid() != 0:
         pytest.fail("real image builds need root (buildah with vfs storage)", pytrace=False)
     if missing:

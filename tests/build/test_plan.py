@@ -169,3 +169,23 @@ def test_components_select_their_images(shop):
     assert [i.name for i in select(images, ["report"])] == ["shop-steps"]
     with pytest.raises(BuildError, match=r"no component or image 'nope'.*service/predictor"):
         select(images, ["nope"])
+
+
+def test_the_fast_path_needs_the_same_deps_and_stops_after_max_appends(shop):
+    from scanflow.build.images import MAX_APPENDS, _append
+
+    project = shop()
+    build = next(b for b in plan_builds(project) if b.plan.name == "shop-steps")
+    said: list[str] = []
+    assert not _append(project, build, {}, True, said.append)  # nothing built before
+    other = {"shop-steps": {"deps": "0" * 64, "reference": "shop-steps:old-old"}}
+    assert not _append(project, build, other, True, said.append)  # requirements or base changed
+    stacked = {
+        "shop-steps": {
+            "deps": build.deps_digest,
+            "reference": "shop-steps:old-old",
+            "appends": MAX_APPENDS,
+        }
+    }
+    assert not _append(project, build, stacked, True, said.append)
+    assert said == [f"shop-steps: {MAX_APPENDS} code layers appended already: full build"]

@@ -3,6 +3,7 @@ inside a container or VM without overlay mounts or user namespaces."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,9 +11,12 @@ from pathlib import Path
 from scanflow.build.builders.base import Builder, BuildRequest
 from scanflow.build.tools import LineCallback, find_tool, run_tool
 
+log = logging.getLogger(__name__)
+
 
 class BuildahBuilder(Builder):
-    """``buildah --storage-driver vfs bud --isolation chroot``, then ``buildah push``."""
+    """``buildah --storage-driver vfs bud --isolation chroot``, then ``buildah push`` (after
+    which the local copy is removed: vfs stores every image whole)."""
 
     name = "buildah"
     program = "buildah"
@@ -53,4 +57,10 @@ class BuildahBuilder(Builder):
                 f"docker://{request.reference}",
             ]
             run_tool(command, f"push {request.reference}", request.log_path, on_line)
-            return digest_file.read_text().strip() or None
+            digest = digest_file.read_text().strip() or None
+        # vfs keeps a full copy of every image: once pushed, the local one is not needed
+        # (the base image stays, for the next build)
+        forget = [*self._base(), "rmi", request.reference]
+        if subprocess.run(forget, capture_output=True).returncode != 0:
+            log.warning("could not remove %s from buildah's store", request.reference)
+        return digest
