@@ -35,7 +35,11 @@ def remote_digest(reference: str, tls_verify: bool = True) -> str | None:
     except BuildError as exc:
         if _MISSING.search(str(exc)):
             return None
-        raise
+        registry = reference.split("/", 1)[0]
+        raise BuildError(
+            f"{exc}\ncheck 'build.registry' in scanflow.yaml and that {registry} answers "
+            "(for a registry over plain HTTP, set 'build.tls_verify: false')"
+        ) from None
     return output.strip().splitlines()[-1].strip() or None
 
 

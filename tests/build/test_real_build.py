@@ -39,6 +39,10 @@ build:
   tls_verify: false
 """
 
+TRAIN_V2 = (
+    "import os, pathlib, scanflow\n"
+    "print('train v2', f'uid={os.getuid()}', pathlib.Path(scanflow.__file__).parent)\n"
+)
 FILES = {
     "load_data.py": "print('load v1')\n",
     "train.py": "print('train v1')\n",
@@ -71,6 +75,28 @@ def layer_files(reference: str, layer: str) -> dict[str, tarfile.TarInfo | bytes
             handle = tar.extractfile(member) if member.isfile() else None
             found[name] = handle.read() if handle else member
     return found
+
+
+def run_in_image(reference: str, argv: list[str]) -> str:
+    """Run ``argv`` in a container of ``reference`` (buildah, chroot isolation); its stdout."""
+    buildah = [find_tool("buildah") or "buildah", "--storage-driver", "vfs"]
+    created = subprocess.run(
+        [*buildah, "from", "--tls-verify=false", f"docker://{reference}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    container = created.stdout.split()[-1]
+    try:
+        done = subprocess.run(
+            [*buildah, "run", "--isolation", "chroot", container, "--", *argv],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+    finally:
+        subprocess.run([*buildah, "rm", container], capture_output=True)
 
 
 def build(project, *extra: str) -> tuple[list[dict], str]:
@@ -129,7 +155,7 @@ def test_build_push_keep_and_append(make_project, local_registry, base_image):
     assert log.stat().st_size == log_size  # the builder did not run
 
     # 3. a code-only change (an edit and a deleted file): one layer appended with crane
-    (project.base_dir / "train.py").write_text("print('train v2')\n")
+    (project.base_dir / "train.py").write_text(TRAIN_V2)
     (project.base_dir / "notes.txt").unlink()
     (third,), progress = build(project)
     assert third["path"] == "append", progress
@@ -141,10 +167,13 @@ def test_build_push_keep_and_append(make_project, local_registry, base_image):
     assert appended["Digest"] == third["digest"]
     assert appended["Layers"][:-1] == inspected["Layers"]  # one more layer, the rest reused
     code_layer = layer_files(third["reference"], appended["Layers"][-1])
-    assert code_layer["app/train.py"] == b"print('train v2')\n"
+    assert code_layer["app/train.py"] == TRAIN_V2.encode()
     assert "app/.wh..wh..opq" in code_layer and "app/notes.txt" not in code_layer
     assert image_for(project, "executor/train/load-data").reference == third["reference"]
     assert log.stat().st_size == log_size  # still no full build
+    # the appended image runs the step as the image's user, with Scanflow from the wheel
+    ran = run_in_image(third["reference"], record.command + record.args)
+    assert ran == "train v2 uid=10001 /opt/scanflow/lib/python3.11/site-packages/scanflow"
 
     # 4. back to the first code: that tag is in the registry, nothing to do
     (project.base_dir / "train.py").write_text("print('train v1')\n")
@@ -160,4 +189,14 @@ def test_a_failing_build_reports_the_builders_output(make_project, local_registr
     assert code == 1
     assert "could not build" in err and "buildah exited with" in err
     assert "127.0.0.1:1/missing/base" in err  # the builder's own words, from its output
+    assert "Traceback" not in err
+
+
+def test_an_unreachable_registry_is_a_clear_error(make_project, local_registry):
+    spec = SPEC.format(registry="127.0.0.1:1", base="127.0.0.1:1/base:1")
+    project = make_project(spec, FILES, name="nowhere")
+    code, _, err = cli("--app", str(project.base_dir), "build")
+    assert code == 1
+    assert "could not look up 127.0.0.1:1/ml/digits-steps-" in err
+    assert "connection refused" in err and "check 'build.registry' in scanflow.yaml" in err
     assert "Traceback" not in err
