@@ -32,7 +32,7 @@ from scanflow.spec.loader import Project
 
 log = logging.getLogger(__name__)
 
-Path_ = Literal["cached", "append", "full", "rendered", "planned"]
+BuildPath = Literal["cached", "append", "full", "rendered", "planned"]
 Progress = Callable[[str], None]
 BUILD_DIR = "build"  # contexts live in <project>/.scanflow/build/<image>/
 MAX_APPENDS = 10  # code layers stacked on one full build before the next full build
@@ -49,7 +49,7 @@ class ImageBuild:
     deps_digest: str
     code_digest: str
     reference: str
-    path: Path_ = "planned"
+    path: BuildPath = "planned"
     digest: str | None = None
     appends: int = 0  # code layers appended since the last full build
     seconds: float = 0.0
@@ -146,38 +146,46 @@ def build_images(
     say = progress or (lambda line: log.info("%s", line))
     builds = plan_builds(project, names)
     previous = load_records(project)["images"]
-    wheel: Path | None = None
+    tls_verify = settings.tls_verify
     for build in builds:
         started = time.monotonic()
-        request = BuildRequest(build.context, build.reference, settings.tls_verify)
-        if _already_built(build, builder, push, settings.tls_verify):
+        last = previous.get(build.plan.name) or {}
+        if _already_built(build, builder, push, tls_verify):
             build.path = "cached"
-            last = previous.get(build.plan.name) or {}
             if last.get("reference") == build.reference:
                 build.appends = last.get("appends", 0)
             say(f"{build.plan.name}: {build.reference} is up to date; nothing to build")
-        elif push and builder.local and _append(project, build, previous, settings.tls_verify, say):
+        elif push and builder.local and _append(project, build, previous, tls_verify, say):
             build.path = "append"
         else:
-            if wheel is None:
-                say("building Scanflow's wheel")
-                wheel = content.scanflow_wheel()
-            write_context(project, build, wheel)
-            request = BuildRequest(
-                build.context, build.reference, settings.tls_verify, build.context / "build.log"
-            )
-            say(f"{build.plan.name}: full build of {build.reference} with {builder.name}")
-            builder.build(request, _progress_filter(say, build.plan.name))
-            build.path = "full" if builder.local else "rendered"
-            if push and builder.local:
-                say(f"{build.plan.name}: pushing {build.reference}")
-                build.digest = builder.push(request, _progress_filter(say, build.plan.name))
+            _full_build(project, build, builder, push, tls_verify, say)
         if push and builder.local and build.digest is None:
-            build.digest = registry.remote_digest(build.reference, settings.tls_verify)
+            build.digest = registry.remote_digest(build.reference, tls_verify)
         build.seconds = time.monotonic() - started
         say(f"{build.plan.name}: {build.path} in {build.seconds:.2f} s")
         _record(project, build, builder)
     return builds
+
+
+def _full_build(
+    project: Project,
+    build: ImageBuild,
+    builder: Builder,
+    push: bool,
+    tls_verify: bool,
+    say: Progress,
+) -> None:
+    """Write the context, build it with ``builder`` and push it (when asked)."""
+    write_context(project, build, content.scanflow_wheel())
+    log_path = build.context / "build.log"
+    request = BuildRequest(build.context, build.reference, tls_verify, log_path)
+    on_line = _progress_filter(say, build.plan.name)
+    say(f"{build.plan.name}: full build of {build.reference} with {builder.name}")
+    builder.build(request, on_line)
+    build.path = "full" if builder.local else "rendered"
+    if push and builder.local:
+        say(f"{build.plan.name}: pushing {build.reference}")
+        build.digest = builder.push(request, on_line)
 
 
 def _already_built(build: ImageBuild, builder: Builder, push: bool, tls_verify: bool) -> bool:

@@ -137,3 +137,19 @@ def test_code_layer_replaces_app_and_keeps_the_state_folder(shop, tmp_path):
     assert members["app/.scanflow"].isdir() and members["app/.scanflow"].uid == 10001
     assert members["app/steps"].isdir()
     assert all(m.uid == 0 for n, m in members.items() if n != "app/.scanflow")
+
+
+def test_docker_without_an_engine_says_so(shop, tmp_path, monkeypatch):
+    # a docker program that cannot reach an engine, as on a machine without the daemon
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text(
+        "#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\n"
+        "exit 1\n"
+    )
+    (fake / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    monkeypatch.setenv("SCANFLOW_TOOLS_DIR", str(fake))
+    with pytest.raises(BuildError, match=r"'docker info' gets no answer.*--builder buildah"):
+        builders.get_builder(shop(), "docker")
+    assert builders.resolve_name("auto") == "buildah"
