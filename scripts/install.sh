@@ -9,3 +9,7 @@ VENV=${VENV:-.venv}
 # PostgreSQL server programs for 'scanflow tracker up' (a failure here is reported, and
 # only the tracker stack needs them).
 bash "$(dirname "$0")/install_postgres.sh" || echo "warning: PostgreSQL is missing; 'scanflow tracker up' will not work" >&2
+# Image builds ('scanflow build', tests/build): buildah, skopeo, Debian's docker-registry and
+# debootstrap from apt, crane from the Go module proxy into ~/.cache/scanflow/bin. Skipped
+# when present; a failure is reported, and only image builds need them.
+bash "$(dirname "$0")/install_image_tools.sh" || echo "warning: image build tools are missing; 'scanflow build' with buildah will not work" >&2

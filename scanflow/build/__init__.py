@@ -1,1 +1,2 @@
-"""Environments for executors: virtualenvs locally (OCI images for clusters later)."""
+"""Environments for executors: virtualenvs locally (:mod:`.envs`), container images for
+clusters (:mod:`.images`, ``scanflow build``; results read with :func:`.records.image_for`)."""

@@ -1,26 +1,25 @@
 """Which image each component of an application runs: one function, :func:`image_for`.
 
-Images come, first found, from ``--image NAME=REF`` (the ``overrides``), from
-``.scanflow/images.json`` written by ``scanflow build`` (``{"component": "ref"}``), and for
-third-party parts of the tracker stack (``postgres``, ``s3``) from pinned public images.
+Images come, first found, from ``--image NAME=REF`` (the ``overrides``, by plain name or
+``KIND/NAME``), from what ``scanflow build`` recorded (:mod:`scanflow.build.records`,
+pinned by digest when the registry gave one), and for third-party parts of the tracker
+stack (``postgres``, ``s3``) from images named by the spec's defaults below.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from scanflow.errors import KubeError
+from scanflow.errors import BuildError, KubeError
 
 if TYPE_CHECKING:
     from scanflow.spec.loader import Project
 
-IMAGES_FILE = "images.json"  # in the project's state directory
 APP_DIR = "/app"  # where an image built by ``scanflow build`` holds the application folder
-THIRD_PARTY = {
-    "postgres": "docker.io/library/postgres:16.4",
-    "s3": "docker.io/chrislusf/seaweedfs:3.80",
+THIRD_PARTY = {  # short names: the cluster's container runtime resolves (or mirrors) them
+    "postgres": "postgres:16.4",
+    "s3": "chrislusf/seaweedfs:3.80",
 }
 
 
@@ -35,33 +34,31 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def built_images(project: Project) -> dict[str, str]:
-    """What ``scanflow build`` recorded, or nothing."""
-    path = project.state_dir / IMAGES_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise KubeError(f"{path} is not valid JSON ({exc}); run scanflow build again") from None
-    if not isinstance(data, dict):
-        raise KubeError(f"{path} must map component names to image references")
-    images = data.get("images", data)
-    return {str(k): v if isinstance(v, str) else str(v.get("ref", "")) for k, v in images.items()}
+def image_for(
+    project: Project,
+    component: str,
+    overrides: Mapping[str, str] | None = None,
+    kind: str | None = None,
+) -> str:
+    """The image of ``component`` of ``kind`` (``service``, ``agent``; none for ``tracker``,
+    ``postgres``, ``s3``); ``overrides`` may also give ``*`` for every built component."""
+    from scanflow.build.records import image_for as built
 
-
-def image_for(project: Project, component: str, overrides: Mapping[str, str] | None = None) -> str:
-    """The image of ``component`` (a service, agent, ``tracker``, ``postgres``, ``s3``);
-    ``overrides`` may also give ``*`` for every component of the application."""
     overrides = overrides or {}
-    for source in (overrides, built_images(project)):
-        if source.get(component):
-            return source[component]
+    key = f"{kind}/{component}" if kind else component
+    for name in (key, component):
+        if overrides.get(name):
+            return overrides[name]
+    if kind:
+        try:
+            return built(project, key).pinned
+        except BuildError:
+            pass
     if component in THIRD_PARTY:
         return THIRD_PARTY[component]
     if overrides.get("*"):
         return overrides["*"]
     raise KubeError(
-        f"no image for {component!r} of application {project.app.name!r}: run scanflow build "
+        f"no image for {key!r} of application {project.app.name!r}: run scanflow build "
         f"first or pass --image {component}=REF"
     )

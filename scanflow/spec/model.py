@@ -293,6 +293,10 @@ class Build(_Model):
     )
     base_image: str = "python:3.11-slim"
     builder: Literal["auto", "buildah", "docker", "kaniko"] = "auto"
+    kaniko_image: str = Field(
+        default="kaniko-project/executor:v1.23.2",
+        description="The kaniko executor image in-cluster builds run (prefix your registry).",
+    )
     tls_verify: bool = True
 
 

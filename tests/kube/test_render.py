@@ -238,16 +238,26 @@ def test_generated_secrets_are_random_and_never_shown_by_dry_run(shop, capsys) -
 
 
 def test_images_come_from_overrides_then_the_build_record(shop) -> None:
+    from scanflow.build.records import save_records
+
     with pytest.raises(
         KubeError,
-        match=r"no image for 'digits'.*run scanflow build first or pass --image digits=REF",
+        match=r"no image for 'service/digits'.*run scanflow build first or pass --image digits=",
     ):
-        image_for(shop, "digits")
-    (shop.state_dir).mkdir(parents=True, exist_ok=True)
-    (shop.state_dir / "images.json").write_text(json.dumps({"digits": "reg/digits:abc"}))
-    assert image_for(shop, "digits") == "reg/digits:abc"
-    assert image_for(shop, "digits", {"digits": "reg/digits:override"}) == "reg/digits:override"
-    assert image_for(shop, "postgres").startswith("docker.io/library/postgres:")
+        image_for(shop, "digits", kind="service")
+    save_records(
+        shop,
+        {"shop-service-digits": {"reference": "reg/digits:abc", "digest": "sha256:" + "1" * 64}},
+        {"service/digits": {"image": "shop-service-digits"}},
+    )
+    assert image_for(shop, "digits", kind="service") == "reg/digits@sha256:" + "1" * 64
+    overrides = {"digits": "reg/digits:override"}
+    assert image_for(shop, "digits", overrides, kind="service") == "reg/digits:override"
+    overrides = {"service/digits": "reg/digits:kind"}
+    assert image_for(shop, "digits", overrides, kind="service") == "reg/digits:kind"
+    with pytest.raises(KubeError, match=r"no image for 'agent/digits'"):
+        image_for(shop, "digits", kind="agent")  # a service's image is not an agent's
+    assert image_for(shop, "postgres") == "postgres:16.4"
     assert parse_overrides(["a=r/a:1", " b = r/b:2 "]) == {"a": "r/a:1", "b": "r/b:2"}
     with pytest.raises(KubeError, match=r"--image 'nope' is not NAME=REF"):
         parse_overrides(["nope"])

@@ -52,7 +52,7 @@ def render(ctx: Context, agent: Agent) -> list[object]:
         env.append(V1EnvVar(name="MLFLOW_TRACKING_URI", value=uri))
     main = container(
         "agent",
-        ctx.image(agent.name),
+        ctx.image(agent.name, "agent"),
         agent_command(ctx, agent),
         port=AGENT_PORT,
         env=env,

@@ -35,8 +35,8 @@ class Context:
     def namespace(self) -> str:
         return namespace_of(self.app)
 
-    def image(self, component: str) -> str:
-        return image_for(self.project, component, self.overrides)
+    def image(self, component: str, kind: str | None = None) -> str:
+        return image_for(self.project, component, self.overrides, kind)
 
     def labels(self, component: str | None = None, kind: str | None = None) -> dict[str, str]:
         return labels_of(self.app, component, kind)

@@ -78,7 +78,7 @@ def serve_command(ctx: Context, spec: Service, model: str) -> list[str]:
 def _deployment(ctx: Context, spec: Service, name: str, kind: str, model: str) -> V1Deployment:
     main = container(
         "serve",
-        ctx.image(spec.name),
+        ctx.image(spec.name, "service"),
         serve_command(ctx, spec, model),
         port=SERVE_PORT,
         env=[secret_env("SCANFLOW_TOKEN", TOKEN_SECRET, "token")],
