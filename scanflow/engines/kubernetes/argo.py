@@ -36,11 +36,11 @@ def _container(plan: StepPlan, affinity: dict[str, Any] | None) -> Any:
         env=[Env(name=k, value=v) for k, v in sorted(plan.env.items())],
         resources=m.ResourceRequirements(requests=plan.requests or None),
         retry_strategy=retry,
-        active_deadline_seconds=math.ceil(plan.timeout) if plan.timeout else None,
+        active_deadline_seconds=str(math.ceil(plan.timeout)) if plan.timeout else None,
         labels=plan.labels,
         annotations=plan.annotations or None,
         node_selector=plan.node_selector or None,
-        affinity=m.Affinity.parse_obj(affinity) if affinity else None,
+        affinity=m.Affinity.model_validate(affinity) if affinity else None,
     )
 
 
@@ -127,7 +127,7 @@ def render_cron_workflow(
         namespace=namespace,
         labels=labels_of(app, component=workflow, kind="schedule"),
         parameters=run_parameters(app.workflow(workflow), {}),
-        schedule=schedule,
+        schedules=[schedule],
         timezone=timezone,
         concurrency_policy="Forbid",
     )

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +393,15 @@ class KubernetesEngine:
             skip_or_cancel_rest(self.store, run.id, steps, "cancelled")
             finish_run(self.store, run.id, "cancelled", f"its Workflow {ref['name']} was deleted")
             return
-        record_states(self.store, run.id, steps, step_states(live, ref.get("keys", {})))
+        states = step_states(live, ref.get("keys", {}))
+        if ref.get("cancelled"):  # Argo ends a terminated step Failed: it was cancelled
+            states = {
+                n: replace(s, status="cancelled", message="cancelled")
+                if s.status in ("failed", "skipped")
+                else s
+                for n, s in states.items()
+            }
+        record_states(self.store, run.id, steps, states)
         status, message = run_phase(live)
         if status is None:
             return
