@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from conftest import wait_for
 
@@ -117,3 +118,39 @@ def test_resume_submits_only_what_did_not_succeed(k8s_cluster: K8sCluster, tmp_p
         ("train-forest", "0"),
         ("train-logreg", "0"),
     ]
+
+
+def test_cli_runs_on_the_cluster_and_show_reads_the_run(k8s_cluster: K8sCluster, tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    project = digits_project(tmp_path, "digits-cli")
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    cli = [str(Path(sys.executable).parent / "scanflow"), "--app", str(project.base_dir)]
+    done = subprocess.run(
+        [*cli, "run", "--target", "kubernetes", "--engine", "jobs", "train"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "evaluate" in done.stdout and "succeeded" in done.stdout
+    [run] = Store.for_state_dir(project.state_dir).list_runs()
+    shown = subprocess.run(
+        [*cli, "show", run.id, "-o", "json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(shown.stdout)["status"] == "succeeded"
+    wrong = subprocess.run(
+        [*cli, "run", "--target", "local", "--engine", "jobs", "train"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        wrong.returncode != 0
+        and "--engine (argo or jobs) goes with --target kubernetes" in wrong.stderr
+    )
