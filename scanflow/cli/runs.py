@@ -82,16 +82,24 @@ def run_workflow(
     tracking: bool = True,
     tracking_uri: str | None = None,
     target: str | None = None,
+    workflow_engine: str | None = None,
 ) -> int:
     """Run (or resume) a workflow with live progress; returns the exit code.
 
     The engine is ``target`` (default: the application's ``target:``); a resumed run goes
-    back to the engine that ran it. Ctrl-C or SIGTERM cancels the run.
+    back to the engine that ran it. Ctrl-C or SIGTERM cancels a local run; a run on a
+    cluster goes on without this command (it detaches and says how to attach again).
     """
     from scanflow.engines.base import follow
     from scanflow.engines.registry import get_engine
 
-    options = {"tracking": tracking, "tracking_uri": tracking_uri}
+    options: dict[str, Any] = {"tracking": tracking, "tracking_uri": tracking_uri}
+    if workflow_engine:
+        from scanflow.engines.registry import target_of
+
+        if target_of(project, target) != "kubernetes":
+            raise ScanflowError("--engine (argo or jobs) goes with --target kubernetes")
+        options["engine"] = workflow_engine
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -107,7 +115,12 @@ def run_workflow(
                 raise ScanflowError(f"name the workflow to run (workflows: {names})")
             engine = get_engine(project, target, **options)
             run_id = engine.submit(workflow, params, max_parallel=max_parallel, use_cache=use_cache)
-        record = follow(engine, run_id, ProgressPrinter())
+        if getattr(engine, "name", "") == "local":
+            record = follow(engine, run_id, ProgressPrinter())
+        else:
+            record = _follow_detachable(engine, run_id)
+            if record is None:
+                return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
     if record.status == "succeeded" and record.error:
@@ -119,6 +132,21 @@ def run_workflow(
             f"'scanflow logs {record.id}'; retry with 'scanflow run --resume {record.id}'"
         )
     return EXIT_CODES.get(record.status, 1)
+
+
+def _follow_detachable(engine: Any, run_id: str) -> Any:
+    """Follow a run that goes on without us: Ctrl-C detaches (None) and says how to attach."""
+    printer = ProgressPrinter()
+    try:
+        for event in engine.watch(run_id):
+            printer(event)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"detached from run {run_id}; it goes on. Attach again with "
+            f"'scanflow show {run_id}' or 'scanflow logs {run_id} --follow'"
+        )
+        return None
+    return engine.get_run(run_id)
 
 
 def _recorded_engine(project: Project, run_id: str) -> str:
@@ -260,9 +288,14 @@ def register(app: typer.Typer) -> None:
             None, "--tracking-uri", help="MLflow tracking URI (see docs/tracking.md for the rule)."
         ),
         target: str = _target_option(),
+        workflow_engine: str = typer.Option(
+            None,
+            "--engine",
+            help="On --target kubernetes: argo or jobs (default: kubernetes.workflow_engine).",
+        ),
     ) -> None:
         """Run a workflow on an engine (locally: each step in its own process), with live
-        progress; Ctrl-C cancels the run."""
+        progress; Ctrl-C cancels a local run and detaches from a run on a cluster."""
         if resume and workflow:
             raise ScanflowError("give either WORKFLOW or --resume RUN, not both")
         proj = context.project(ctx, check_files=not resume)
@@ -276,6 +309,7 @@ def register(app: typer.Typer) -> None:
             not no_tracking,
             tracking_uri,
             target,
+            workflow_engine,
         )
         raise typer.Exit(code)
 

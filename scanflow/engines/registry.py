@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "scanflow.engines"
 DEFAULT_TARGET = "local"
-BUILTIN: dict[str, str] = {"local": "scanflow.engines.local.engine:LocalEngine"}
+BUILTIN: dict[str, str] = {
+    "local": "scanflow.engines.local.engine:LocalEngine",
+    "kubernetes": "scanflow.engines.kubernetes.engine:KubernetesEngine",
+}
 
 EngineFactory = Callable[..., "Engine"]
 _registered: dict[str, EngineFactory | str] = {}

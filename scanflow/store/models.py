@@ -33,6 +33,8 @@ class RunRecord(Base):
     engine: Mapped[str] = mapped_column(String(63), default="local", server_default="local")
     engine_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     engine_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # what the engine needs to find the run again (kubernetes: kind, name, namespace...)
+    engine_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -3,7 +3,9 @@
 Kubernetes' commands live in ``k8s.io/kubernetes``, whose go.mod maps every ``k8s.io/*``
 staging module to a relative directory; such ``replace`` lines are ignored for a dependency,
 so a tiny wrapper module of our own repeats them with the published ``v0.x.y`` versions.
-etcd's server module is built the same way; kwok is a plain ``go install``.
+etcd's server module is built the same way; kwok is a plain ``go install``. Argo's
+workflow-controller needs a wrapper too, for the one ``replace`` line of Argo's own go.mod;
+its CRDs are copied from the same module.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import ALL_BINARIES, K8S_BINARIES, SimError, Versions, cache_dir
+from .config import ALL_BINARIES, ARGO_BINARY, K8S_BINARIES, SimError, Versions, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,13 @@ _NOT_FAILING = (
 _STAGING_RE = re.compile(r"^\s*(k8s\.io/\S+)\s*=>\s*\./staging/src/\S+\s*$", re.M)
 _RELATIVE_RE = re.compile(r"^\s*(\S+)\s*=>\s*\.\./\S+\s*$", re.M)
 _GO_RE = re.compile(r"^go\s+(\S+)\s*$", re.M)
+ARGO_MODULE = "github.com/argoproj/argo-workflows/v3"
+# Argo's go.mod pins this replace; a module that depends on Argo must repeat it.
+ARGO_REPLACES = {"github.com/olekukonko/tablewriter": "v0.0.5"}
+ARGO_CRDS_DIR = "argo-crds"
+ARGO_CRD_COUNT = 8
+CONTROL_PLANE = ("kubernetes", "etcd", "kwok", "kwok-stages")
+COMPONENTS = (*CONTROL_PLANE, "argo")
 
 
 def manifest_path(cache: Path) -> Path:
@@ -61,8 +70,15 @@ def _write_manifest(cache: Path, data: dict) -> None:
     tmp.replace(manifest_path(cache))
 
 
-def missing(v: Versions, cache: Path | None = None) -> list[str]:
-    """Components (``kubernetes``, ``etcd``, ``kwok``) not yet built at the wanted version."""
+def argo_crds(cache: Path) -> list[Path]:
+    """Argo's CRD manifests as copied into the cache by the build."""
+    return sorted((cache / ARGO_CRDS_DIR).glob("*.yaml"))
+
+
+def missing(
+    v: Versions, cache: Path | None = None, components: tuple[str, ...] = COMPONENTS
+) -> list[str]:
+    """Those of ``components`` not yet built at the wanted version."""
     cache = cache or cache_dir(v)
     man = read_manifest(cache).get("components", {})
     bins = cache / "bin"
@@ -71,12 +87,16 @@ def missing(v: Versions, cache: Path | None = None) -> list[str]:
         "etcd": (v.etcd, ("etcd",)),
         "kwok": (v.kwok, ("kwok",)),
         "kwok-stages": (stages_version(v), ()),
+        "argo": (v.argo, (ARGO_BINARY,)),
     }
     out = []
-    for name, (version, binaries) in want.items():
+    for name in components:
+        version, binaries = want[name]
         present = all((bins / b).is_file() for b in binaries)
         if name == "kwok-stages":
             present = (cache / "kwok-stages.yaml").is_file()
+        if name == "argo":
+            present = present and len(argo_crds(cache)) == ARGO_CRD_COUNT
         if not present or man.get(name, {}).get("version") != version:
             out.append(name)
     return out
@@ -267,21 +287,53 @@ def _build_stages(go: str, v: Versions, cache: Path, logfile: Path, env: dict) -
     tmp.replace(cache / "kwok-stages.yaml")
 
 
+def _build_argo(go: str, v: Versions, cache: Path, logfile: Path, env: dict) -> None:
+    """workflow-controller from Argo's module (wrapper with Argo's replace), and its CRDs."""
+    work = cache / "wrapper-argo"
+    _write_wrapper(work, "k8s-sim-argo", "1.26.0", f"{ARGO_MODULE} {v.argo}", ARGO_REPLACES)
+    cmd = f"{ARGO_MODULE}/cmd/workflow-controller"
+    _run("resolve argo modules", [go, "get", f"{cmd}@{v.argo}"], work, logfile, env)
+    bins = cache / "bin"
+    bins.mkdir(exist_ok=True)
+    _run(
+        "go build workflow-controller",
+        [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(bins / ARGO_BINARY), cmd],
+        work,
+        logfile,
+        env,
+    )
+    info = _module_info(go, f"{ARGO_MODULE}@{v.argo}", work, logfile, env)
+    crds = sorted((Path(info["Dir"]) / "manifests" / "base" / "crds" / "full").glob("*.yaml"))
+    crds = [c for c in crds if c.name.startswith("argoproj.io_")]
+    if len(crds) != ARGO_CRD_COUNT:
+        raise SimError(
+            f"expected {ARGO_CRD_COUNT} CRDs in {ARGO_MODULE}@{v.argo}/manifests/base/crds/full, "
+            f"found {len(crds)}"
+        )
+    dest = cache / ARGO_CRDS_DIR
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir()
+    for crd in crds:
+        (dest / crd.name).write_bytes(crd.read_bytes())  # module files are read-only
+
+
 _BUILDERS = {
     "kubernetes": _build_kubernetes,
     "etcd": _build_etcd,
     "kwok": _build_kwok,
     "kwok-stages": _build_stages,
+    "argo": _build_argo,
 }
 
 
-def build(v: Versions, cache: Path | None = None) -> dict:
-    """Build every missing component into ``cache``; return the manifest. Seconds when cached."""
+def build(v: Versions, cache: Path | None = None, components: tuple[str, ...] = COMPONENTS) -> dict:
+    """Build those of ``components`` that are missing into ``cache``; return the manifest.
+    Seconds when cached."""
     cache = cache or cache_dir(v)
     with _locked(cache):
-        todo = missing(v, cache)
+        todo = missing(v, cache, components)
         if not todo:
-            log.info("all binaries present in %s", cache / "bin")
+            log.info("%s present in %s", ", ".join(components), cache / "bin")
             return read_manifest(cache)
         go = _go_binary()
         env = _go_env(cache)

@@ -1,4 +1,4 @@
-"""Command line of k8s-sim: build, up, status, kubeconfig, kubectl, down."""
+"""Command line of k8s-sim: build, up, status, kubeconfig, kubectl, down, argo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import build, cluster, procs
+from . import argo, build, cluster, procs
 from .config import SimError, cache_dir, state_dir, versions
 
 EXIT_DOWN = 3
@@ -22,7 +22,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     todo = build.missing(v)
     build.build(v)
     print(
-        f"binaries for Kubernetes {v.kubernetes}, etcd {v.etcd}, kwok {v.kwok} in "
+        f"binaries for Kubernetes {v.kubernetes}, etcd {v.etcd}, kwok {v.kwok}, "
+        f"Argo workflow-controller {v.argo} in "
         f"{cache_dir(v) / 'bin'} ({'built ' + ', '.join(todo) if todo else 'cached'}, "
         f"{time.monotonic() - t0:.1f} s)"
     )
@@ -46,7 +47,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    stopped = cluster.down()
+    stopped = argo.down()
+    stopped += cluster.down()
     print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
@@ -58,19 +60,63 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return EXIT_DOWN
     ports = c.data.get("ports", {})
     for rec in c.records:
-        rss = procs.rss_bytes(rec)
-        state = (
-            f"pid {rec.pid:<7} rss {rss / 2**20:6.0f} MiB"
-            if rss
-            else f"pid {rec.pid:<7} NOT RUNNING"
-        )
-        print(f"{rec.name:<24} {state}  127.0.0.1:{ports.get(rec.name, '-')}")
+        print(f"{rec.name:<24} {_proc_state(rec)}  127.0.0.1:{ports.get(rec.name, '-')}")
+    ctl = argo.load()
+    if ctl is not None:
+        print(_argo_line(ctl))
     up = c.is_up()
     print(
         f"{'up' if up else 'down'}: {c.data.get('server', '-')}, {c.data.get('nodes', '-')} nodes, "
         f"kubeconfig {c.kubeconfig if 'kubeconfig' in c.data else '-'}"
     )
     return 0 if up else EXIT_DOWN
+
+
+def _proc_state(rec: procs.ProcRecord) -> str:
+    rss = procs.rss_bytes(rec)
+    return f"pid {rec.pid:<7} " + (f"rss {rss / 2**20:6.0f} MiB" if rss else "NOT RUNNING")
+
+
+def _argo_line(ctl: argo.Controller) -> str:
+    rec = ctl.record
+    watches = f"namespace {ctl.namespace}" if ctl.namespaced else "all namespaces"
+    return f"{rec.name:<24} {_proc_state(rec)}  *:{argo.HEALTH_PORT} watches {watches}"
+
+
+def _cmd_argo_up(args: argparse.Namespace) -> int:
+    v = versions(args.kubernetes_version)
+    ctl, started = argo.up(
+        v,
+        namespace=args.namespace,
+        namespaced=args.namespaced,
+        timeout=args.timeout,
+        lock_timeout=args.lock_timeout,
+    )
+    watches = f"namespace {ctl.namespace}" if ctl.namespaced else "all namespaces"
+    if started:
+        print(
+            f"workflow-controller {ctl.data['version']} up in {ctl.data['ready_seconds']:.1f} s "
+            f"(pid {ctl.record.pid}), watching {watches}; config map "
+            f"{ctl.namespace}/{argo.CONFIG_MAP}"
+        )
+    else:
+        print(f"workflow-controller already up (pid {ctl.record.pid}), watching {watches}")
+    return 0
+
+
+def _cmd_argo_down(args: argparse.Namespace) -> int:
+    stopped = argo.down()
+    print("stopped workflow-controller" if stopped else "no workflow-controller was running")
+    return 0
+
+
+def _cmd_argo_status(args: argparse.Namespace) -> int:
+    ctl = argo.load()
+    if ctl is None:
+        print(f"down (no workflow-controller recorded in {state_dir()})")
+        return EXIT_DOWN
+    print(_argo_line(ctl))
+    return 0 if ctl.is_up() else EXIT_DOWN
 
 
 def _cmd_kubeconfig(args: argparse.Namespace) -> int:
@@ -133,10 +179,53 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("kubeconfig", help="print the admin kubeconfig's path").set_defaults(
         func=_cmd_kubeconfig
     )
+    _argo_parser(sub)
     kc = sub.add_parser("kubectl", help="run the built kubectl against the cluster")
     kc.add_argument("args", nargs=argparse.REMAINDER)
     kc.set_defaults(func=_cmd_kubectl)
     return p
+
+
+def _argo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "argo",
+        help="Argo Workflows' workflow-controller for the running cluster (one per machine)",
+    )
+    argo_sub = p.add_subparsers(dest="argo_command", required=True)
+    up = argo_sub.add_parser(
+        "up",
+        help="apply Argo's CRDs and start the controller; waits while another one runs on "
+        "this machine",
+    )
+    up.add_argument(
+        "--namespace",
+        default=argo.DEFAULT_NAMESPACE,
+        metavar="NS",
+        help=f"the controller's namespace, with its config map (default {argo.DEFAULT_NAMESPACE})",
+    )
+    up.add_argument(
+        "--namespaced",
+        action="store_true",
+        help="watch only --namespace (default: Workflows in all namespaces)",
+    )
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="seconds for CRDs and the controller to get ready (default 180)",
+    )
+    up.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait while another controller runs on this machine (default 600)",
+    )
+    up.set_defaults(func=_cmd_argo_up)
+    down = argo_sub.add_parser("down", help="stop the controller; exit 0 also when none runs")
+    down.set_defaults(func=_cmd_argo_down)
+    argo_sub.add_parser(
+        "status", help="the controller's PID and memory; exit 0 when up, 3 when down"
+    ).set_defaults(func=_cmd_argo_status)
 
 
 def main(argv: list[str] | None = None) -> int:

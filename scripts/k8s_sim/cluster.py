@@ -166,7 +166,7 @@ def up(v: Versions, nodes: int = 3, timeout: float = 180.0) -> tuple[Cluster, bo
         if old:
             log.warning("found a partly running cluster in %s; stopping it first", state)
             _stop_all(old.records)
-        build.build(v)
+        build.build(v, components=build.CONTROL_PLANE)
         if state.exists():
             shutil.rmtree(state)
         state.mkdir(parents=True)

@@ -10,9 +10,11 @@ from pathlib import Path
 DEFAULT_K8S_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.8"
 KWOK_VERSION = "v0.8.0"
+ARGO_VERSION = "v3.7.18"
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-ALL_BINARIES = (*K8S_BINARIES, "etcd", "kwok")
+ARGO_BINARY = "workflow-controller"
+ALL_BINARIES = (*K8S_BINARIES, "etcd", "kwok", ARGO_BINARY)
 
 _VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)$")
 
@@ -28,6 +30,7 @@ class Versions:
     kubernetes: str = DEFAULT_K8S_VERSION
     etcd: str = ETCD_VERSION
     kwok: str = KWOK_VERSION
+    argo: str = ARGO_VERSION
 
     @property
     def minor(self) -> str:

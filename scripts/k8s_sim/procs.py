@@ -62,9 +62,14 @@ def rss_bytes(rec: ProcRecord) -> int | None:
 
 
 def start(
-    name: str, argv: list[str], logfile: Path, env: dict[str, str] | None = None
+    name: str,
+    argv: list[str],
+    logfile: Path,
+    env: dict[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcRecord:
-    """Start ``argv`` detached (own session, stdin from /dev/null, output to ``logfile``)."""
+    """Start ``argv`` detached (own session, stdin from /dev/null, output to ``logfile``);
+    ``pass_fds`` are inherited by it (e.g. a locked file it keeps locked while it runs)."""
     with open(logfile, "ab") as out, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
             argv,
@@ -74,6 +79,7 @@ def start(
             env=env,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,
         )
     ticks = _start_ticks(proc.pid)
     # Not waited on here: the process outlives this program; the record is what stops it.

@@ -41,7 +41,9 @@ def test_local_is_built_in_and_the_default(make_project) -> None:
 
 def test_an_unknown_engine_lists_the_known_ones(make_project) -> None:
     project = make_project(HELLO, {"steps.py": ""})
-    with pytest.raises(EngineError, match=r"unknown engine 'nomad'; known engines: local\b"):
+    with pytest.raises(
+        EngineError, match=r"unknown engine 'nomad'; known engines: kubernetes, local\b"
+    ):
         registry.get_engine(project, "nomad")
     with pytest.raises(EngineError, match="entry point in the group 'scanflow.engines'"):
         registry.check_name("nomad")

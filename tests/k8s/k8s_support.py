@@ -11,6 +11,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SIM = REPO / "scripts" / "k8s-sim"
 UP_TIMEOUT = 900  # includes building missing binaries, normally seconds
+# ``argo up`` may wait for another session's controller (--lock-timeout) and build the
+# controller when missing (~4-12 min cold); normally ~10 s.
+ARGO_LOCK_TIMEOUT = 900
+ARGO_UP_TIMEOUT = ARGO_LOCK_TIMEOUT + 900
 
 
 def sim(
@@ -99,3 +103,17 @@ class K8sCluster:
         cfg.api_key = {"authorization": token}
         cfg.api_key_prefix = {"authorization": "Bearer"}
         return client.ApiClient(cfg)
+
+
+@dataclass
+class ArgoController:
+    """Argo's workflow-controller run by ``scripts/k8s-sim argo up`` for the session's cluster."""
+
+    namespace: str  # the controller's own namespace (its config map lives there)
+    namespaced: bool  # True: it runs only the Workflows of ``namespace``; False: of all
+    pid: int
+    record: dict = field(repr=False)
+
+    def watches(self, namespace: str) -> bool:
+        """Whether the controller runs the Workflows created in ``namespace``."""
+        return not self.namespaced or namespace == self.namespace

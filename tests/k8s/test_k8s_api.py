@@ -4,17 +4,10 @@ TokenRequest tokens."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from conftest import wait_for
 
-from .k8s_support import REPO, K8sCluster
-
-ARGO_CRDS = Path(
-    os.environ.get("SCANFLOW_ARGO_CRDS", REPO.parent / "shared" / "k8s" / "argo-v4.1.2")
-)
+from .k8s_support import ArgoController, K8sCluster
 
 
 @pytest.fixture(scope="module")
@@ -70,30 +63,9 @@ def test_invalid_object_is_refused_with_the_api_servers_message(api) -> None:
 
 
 @pytest.fixture(scope="module")
-def workflow_crd(api, k8s_cluster: K8sCluster) -> str:
-    from kubernetes import client
-
-    crd = ARGO_CRDS / "argoproj.io_workflows.yaml"
-    assert crd.is_file(), f"Argo's Workflow CRD is missing: {crd} (set SCANFLOW_ARGO_CRDS)"
-    # ~2.8 MB: too large for client-side apply's last-applied annotation (256 KiB).
-    k8s_cluster.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=scanflow-tests",
-        "-f",
-        str(crd),
-    )
-    ext = client.ApiextensionsV1Api(api)
-    name = "workflows.argoproj.io"
-    wait_for(
-        lambda: any(
-            c.type == "Established" and c.status == "True"
-            for c in ext.read_custom_resource_definition(name).status.conditions or []
-        ),
-        60,
-        "the Workflow CRD to be Established",
-    )
+def workflow_crd(api, argo: ArgoController) -> str:
+    """A namespace in which Workflows can be created: Argo's CRDs (the ones the session's
+    controller was built with) are applied and Established by ``argo up``."""
     return _namespace(api, "argo-")
 
 
@@ -136,13 +108,25 @@ def test_valid_workflow_is_stored(api, workflow_crd: str) -> None:
             "spec.parallelism in body must be of type integer",
         ),
         (
-            {**VALID_SPEC, "parallelism": 0},
-            "spec.parallelism: Invalid value: 0: "
-            "spec.parallelism in body should be greater than or equal to 1",
+            {
+                **VALID_SPEC,
+                "templates": [
+                    {
+                        "name": "train",
+                        "container": {
+                            "image": "registry.invalid/train:1",
+                            "command": ["python", "train.py"],
+                            "resources": {"limits": {"cpu": "lots"}},
+                        },
+                    }
+                ],
+            },
+            'spec.templates[0].container.resources.limits.cpu: Invalid value: "lots": '
+            "spec.templates[0].container.resources.limits.cpu in body should match",
         ),
         (None, "spec: Required value"),
     ],
-    ids=["parallelism-string", "parallelism-zero", "no-spec"],
+    ids=["parallelism-string", "cpu-not-a-quantity", "no-spec"],
 )
 def test_invalid_workflow_is_refused(
     api, workflow_crd: str, spec: dict | None, expected: str

@@ -39,10 +39,13 @@ def test_second_build_uses_the_cache(k8s_cluster: K8sCluster) -> None:
         "kubernetes": "v1.36.3",
         "etcd": "v3.6.8",
         "kwok": "v0.8.0",
+        "argo": "v3.7.18",
     }
+    crds = sorted(p.name for p in (Path(k8s_cluster.record["cache"]) / "argo-crds").iterdir())
+    assert len(crds) == 8 and "argoproj.io_workflowtaskresults.yaml" in crds
 
 
-def test_stage_file_has_kwoks_stages_and_the_failure_stage(k8s_cluster: K8sCluster) -> None:
+def test_stage_file_has_kwoks_stages_and_the_outcome_stages(k8s_cluster: K8sCluster) -> None:
     stages = (Path(k8s_cluster.record["cache"]) / "kwok-stages.yaml").read_text()
     for name in (
         "node-initialize",
@@ -51,6 +54,8 @@ def test_stage_file_has_kwoks_stages_and_the_failure_stage(k8s_cluster: K8sClust
         "pod-complete",
         "pod-delete",
         "k8s-sim-pod-fail",
+        "k8s-sim-workflow-pod-complete",
+        "k8s-sim-workflow-pod-fail",
     ):
         assert f"name: {name}\n" in stages
     complete = stages[stages.index("name: pod-complete") : stages.index("name: pod-delete")]
