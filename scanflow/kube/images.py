@@ -16,7 +16,6 @@ from scanflow.errors import BuildError, KubeError
 if TYPE_CHECKING:
     from scanflow.spec.loader import Project
 
-APP_DIR = "/app"  # where an image built by ``scanflow build`` holds the application folder
 THIRD_PARTY = {  # short names: the cluster's container runtime resolves (or mirrors) them
     "postgres": "postgres:16.4",
     "s3": "chrislusf/seaweedfs:3.80",

@@ -26,7 +26,7 @@ def _container(plan: StepPlan, affinity: dict[str, Any] | None) -> Any:
         retry = RetryStrategy(
             limit=str(plan.retries),
             retry_policy="Always",
-            backoff=m.Backoff(duration=f"{plan.retry_backoff:g}s", factor="2"),
+            backoff=m.Backoff(duration=f"{plan.retry_backoff:g}s", factor=m.IntOrString("2")),
         )
     return Container(
         name=plan.key,
@@ -34,7 +34,9 @@ def _container(plan: StepPlan, affinity: dict[str, Any] | None) -> Any:
         command=plan.command,
         args=plan.args,
         env=[Env(name=k, value=v) for k, v in sorted(plan.env.items())],
-        resources=m.ResourceRequirements(requests=plan.requests or None),
+        resources=m.ResourceRequirements(
+            requests={k: m.Quantity(v) for k, v in plan.requests.items()} or None
+        ),
         retry_strategy=retry,
         active_deadline_seconds=str(math.ceil(plan.timeout)) if plan.timeout else None,
         labels=plan.labels,

@@ -68,7 +68,7 @@ class KubernetesEngine:
         store: Store | None = None,
         tracking: bool = True,
         tracking_uri: str | None = None,
-        image_of: Callable[[Application, Executor], str] = default_image,
+        image_of: Callable[[Application, Executor], str] | None = None,
         pod_hook: PodHook | None = None,
     ) -> None:
         """``engine``: ``argo`` or ``jobs`` (default: ``kubernetes.workflow_engine``);
@@ -235,7 +235,7 @@ class KubernetesEngine:
         else:
             round_ = int(ref.get("round", 0)) + 1
             plan = jobs.parent_plan(app, run.id, ref["namespace"], plans, round_)
-            keep = [
+            keep: list[dict[str, Any]] = [
                 {"name": s.name, "depends_on": [], "job": None} for s in steps if s.name not in todo
             ]
             body = jobs.render_parent(app, run.id, ref["namespace"], keep + plan)
@@ -252,7 +252,7 @@ class KubernetesEngine:
         """This application's services as Deployments on the cluster."""
         if self._services is None:
             try:
-                from scanflow.kube.services import KubernetesServices  # type: ignore[import-not-found]
+                from scanflow.kube.services import KubernetesServices
             except ImportError as exc:
                 raise EngineError(
                     f"services on Kubernetes are not available in this installation ({exc})"
@@ -261,13 +261,28 @@ class KubernetesEngine:
         return self._services
 
     # -- helpers ----------------------------------------------------------------------
+    def _built_image(self, app: Application, workflow: str, executor: Executor) -> str:
+        """The image ``scanflow build`` recorded for the step (pinned by digest), else
+        :func:`default_image` with a warning (a cluster that pulls it needs it pushed)."""
+        from scanflow.build.records import image_for
+        from scanflow.errors import BuildError
+
+        try:
+            return image_for(self.project, f"executor/{workflow}/{executor.name}").pinned
+        except BuildError:
+            image = default_image(app, executor)
+            log.warning(
+                "no image built for step %s: using %s (run scanflow build)", executor.name, image
+            )
+            return image
+
     def _plans(self, app: Application, workflow: str, run_id: str, params: dict, **kw: Any):
         return plan_run(
             app,
             workflow,
             run_id,
             params,
-            image_of=self.image_of,
+            image_of=self.image_of or (lambda a, ex: self._built_image(a, workflow, ex)),
             tracking_uri=self.tracking_uri,
             pod_hook=self.pod_hook,
             by_reference=self.flavour == "argo",

@@ -10,9 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scanflow.engines.kubernetes.steps import RUN_LABEL, StepPlan, anti_affinity
+from scanflow.engines.kubernetes.steps import RUN_LABEL, StepPlan
 from scanflow.kube.apply import to_dict
 from scanflow.kube.names import dns_label, labels_of
+from scanflow.kube.render.placement import batch_affinity
 from scanflow.spec.model import Application
 
 CANCEL_ANNOTATION = "scanflow.io/cancel"
@@ -64,7 +65,7 @@ def render_job(app: Application, run_id: str, namespace: str, plan: StepPlan, ro
     from kubernetes import client as k
 
     labels = {**plan.labels, ROUND_LABEL: str(round_)}
-    affinity = anti_affinity(app)
+    affinity = batch_affinity(app)
     container = k.V1Container(
         name=plan.key,
         image=plan.image,

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanflow.build.content import APP_DIR  # where a step image holds the application
 from scanflow.engines.local.engine import step_parameters, thread_limits
 from scanflow.errors import EngineError
 from scanflow.kube.names import dns_label, labels_of
 from scanflow.spec.graph import InputSource, resolve_input, topological_order, upstreams
 from scanflow.spec.model import Application, Executor, Workflow
 
-APP_DIR = "/app"  # where a step image holds the application (scanflow.yaml and its code)
 RUN_LABEL = "scanflow.io/run"
 STEP_LABEL = "scanflow.io/step"
 ENTRY = ["python", "-m", "scanflow.engines.kubernetes.step_main"]
@@ -176,21 +176,10 @@ def plan_run(
 
 
 def anti_affinity(app: Application) -> dict[str, Any] | None:
-    """Keeps batch pods off the nodes that serve online traffic: nodes carrying the label
-    ``kubernetes.serving_node_label`` (``key`` or ``key=value``) are excluded."""
-    label = app.kubernetes.serving_node_label
-    if not label:
-        return None
-    key, sep, value = label.partition("=")
-    expression: dict[str, Any] = (
-        {"key": key, "operator": "NotIn", "values": [value]}
-        if sep
-        else {"key": key, "operator": "DoesNotExist"}
-    )
-    return {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [expression]}]
-            }
-        }
-    }
+    """Keeps batch pods off the nodes that serve online traffic (see
+    :func:`scanflow.kube.render.placement.batch_affinity`), as the API's JSON."""
+    from scanflow.kube.apply import to_dict
+    from scanflow.kube.render.placement import batch_affinity
+
+    affinity = batch_affinity(app)
+    return to_dict(affinity) if affinity is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scanflow.kube.images import APP_DIR
+from scanflow.build.content import APP_DIR
 from scanflow.kube.names import dns_label
 from scanflow.kube.render import rbac
 from scanflow.kube.render.context import AGENT_PORT

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scanflow.kube.images import APP_DIR
+from scanflow.build.content import APP_DIR
 from scanflow.kube.names import dns_label
 from scanflow.kube.render.context import SERVE_PORT, STATE_DIR
 from scanflow.kube.render.placement import serving_affinity
