@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import time
@@ -35,6 +36,7 @@ EXECUTOR_IMAGE = "quay.io/argoproj/argoexec"
 CONFIG_MAP = "workflow-controller-configmap"
 FIELD_MANAGER = "k8s-sim"
 CONTROLLER_ENV = {"LEADER_ELECTION_DISABLE": "true", "DEFAULT_REQUEUE_TIME": "1s"}
+_NAMESPACE_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass
@@ -130,7 +132,10 @@ def _acquire_lock(timeout: float) -> int:
     return fd
 
 
-def _write_holder(fd: int, info: dict) -> None:
+def _write_holder(fd: int, name: str, pid: int, state: Path) -> None:
+    """Say in the lock file who holds it, for whoever waits for it."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    info = {"name": name, "pid": pid, "state": str(state), "since": since}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
 
@@ -154,9 +159,14 @@ def crd_names(files: list[Path]) -> list[str]:
 
 
 def _established(api: Api, name: str) -> bool:
-    status, body = api.request(
-        "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-    )
+    # Each CRD is 0.03-3 MB; a busy API server may take seconds to send the largest.
+    try:
+        status, body = api.request(
+            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", timeout=30
+        )
+    except OSError as err:
+        log.info("reading CRD %s: %s; retrying", name, err)
+        return False
     if status != 200 or not isinstance(body, dict):
         return False
     conds = body.get("status", {}).get("conditions") or []
@@ -165,13 +175,16 @@ def _established(api: Api, name: str) -> bool:
 
 def _kubectl(c: cluster.Cluster, args: list[str], input: str | None = None) -> None:
     kubectl = build.binary(Path(c.data["cache"]), "kubectl")
-    proc = subprocess.run(
-        [str(kubectl), f"--kubeconfig={c.kubeconfig}", *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    try:
+        proc = subprocess.run(
+            [str(kubectl), f"--kubeconfig={c.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise SimError(f"kubectl {' '.join(args)} did not finish in {err.timeout:.0f} s") from err
     if proc.returncode != 0:
         raise SimError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
 
@@ -210,6 +223,11 @@ def up(
 ) -> tuple[Controller, bool]:
     """Start the controller for the running cluster (building it if missing); return its
     record and whether it was started (False: it already ran for this cluster)."""
+    if not _NAMESPACE_RE.fullmatch(namespace):
+        raise SimError(
+            f"--namespace {namespace!r} is not a valid namespace name (lowercase letters, "
+            "digits and '-', starting and ending with a letter or digit, at most 63)"
+        )
     state = state_dir()
     old = load(state)
     if old and old.is_up():
@@ -234,7 +252,7 @@ def up(
                 f"port {HEALTH_PORT} is in use by a process that does not hold {LOCK_PATH} "
                 "(an Argo controller started by hand?); stop it and retry"
             )
-        _write_holder(fd, {"name": "k8s-sim argo up", "pid": os.getpid(), "state": str(state)})
+        _write_holder(fd, "k8s-sim argo up", os.getpid(), state)
         t1 = time.monotonic()
         deadline = t1 + timeout
         keys = Pki(state / "pki")
@@ -272,15 +290,7 @@ def up(
             },
         )
         _save(ctl)
-        _write_holder(
-            fd,
-            {
-                "name": ARGO_BINARY,
-                "pid": rec.pid,
-                "state": str(state),
-                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
+        _write_holder(fd, ARGO_BINARY, rec.pid, state)
         _until(f"{HEALTH_URL} ok", lambda: probe(HEALTH_URL), rec, deadline)
         ctl.data.update(
             lock_wait_seconds=waited,

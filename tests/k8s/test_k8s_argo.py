@@ -250,6 +250,12 @@ def test_second_controller_waits_for_the_machine_lock(argo: ArgoController, tmp_
     """While the session's controller runs, ``argo up`` for another cluster waits for the
     machine-wide lock and gives up naming the holder; it starts nothing."""
     env = {**os.environ, "K8S_SIM_STATE": str(tmp_path / "run")}
+    no_cluster = sim("argo", "up", env=env)
+    assert no_cluster.returncode == 1
+    assert (
+        "the cluster is not up" in no_cluster.stderr
+        and "run: scripts/k8s-sim up" in no_cluster.stderr
+    )
     assert sim("up", "--nodes", "1", env=env, timeout=300).returncode == 0
     try:
         proc = sim("argo", "up", "--lock-timeout", "2", env=env, timeout=300)
@@ -260,5 +266,7 @@ def test_second_controller_waits_for_the_machine_lock(argo: ArgoController, tmp_
         assert sim("argo", "status", env=env).returncode == 3
         assert not (tmp_path / "run" / "argo.json").exists()
         assert running_pids([argo.pid]) == [argo.pid]
+        down = sim("argo", "down", env=env)
+        assert down.returncode == 0 and down.stdout.strip() == "no workflow-controller was running"
     finally:
         assert sim("down", env=env).returncode == 0

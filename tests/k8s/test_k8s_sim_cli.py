@@ -124,6 +124,10 @@ def test_up_status_kubeconfig_down_contract(tmp_path: Path) -> None:
         (["up", "--nodes", "0"], "--nodes must be between 1 and 100, got 0"),
         (["up", "--nodes", "101"], "--nodes must be between 1 and 100, got 101"),
         (["--kubernetes-version", "1.36", "build"], "Kubernetes version '1.36' is not of the form"),
+        (
+            ["argo", "up", "--namespace", "Team_App"],
+            "--namespace 'Team_App' is not a valid namespace name",
+        ),
     ],
 )
 def test_bad_input_is_refused_clearly(tmp_path: Path, args: list[str], message: str) -> None:
