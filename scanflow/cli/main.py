@@ -13,7 +13,7 @@ import typer
 
 from scanflow.errors import ScanflowError
 
-COMMAND_MODULES = ["project", "runs", "tracker", "serve", "agents"]
+COMMAND_MODULES = ["project", "runs", "tracker", "serve", "agents", "server"]
 
 app = typer.Typer(
     name="scanflow",
