@@ -2,7 +2,8 @@
 run that made each version, and moving an alias (promote, roll back).
 
 An application sees the registered models of its own embedded store, and on a shared
-tracking server the models its services serve (names never leak across teams).
+tracking server the models its services serve or that carry its team in the tag
+``scanflow.team`` (names never leak across teams).
 """
 
 from __future__ import annotations
@@ -65,13 +66,18 @@ def _own_store(app: AppHandle) -> bool:
 
 
 def model_names(app: AppHandle) -> list[str]:
-    """The registered models ``app`` may see."""
-    served = _served_names(app)
+    """The registered models ``app`` may see: all of its own embedded store's; on a shared
+    tracking server those its services serve or tagged ``scanflow.team`` with its team."""
     with tracking_errors(app):
-        if not _own_store(app):
-            return sorted(served)
-        registered = {m.name for m in _client(app).search_registered_models(max_results=1000)}
-    return sorted(registered)
+        registered = _client(app).search_registered_models(max_results=1000)
+    if _own_store(app):
+        return sorted(m.name for m in registered)
+    served = _served_names(app)
+    return sorted(
+        m.name
+        for m in registered
+        if m.name in served or (m.tags or {}).get("scanflow.team") == app.team
+    )
 
 
 def _check_visible(app: AppHandle, name: str) -> None:

@@ -303,7 +303,13 @@ def resume(app: AppHandle, run_id: str) -> ActionResult:
     if run.status in ("pending", "running") and shown_status(run) != "interrupted":
         raise Conflict(f"run {run.id} is {run.status}; only an ended run can be retried")
     engine = app.engine(run.engine)
-    _engine_call(f"retry run {run.id}", lambda: engine.resume(run.id))
+
+    def retry() -> str:
+        for _ in engine.watch(run.id):  # an ended run may still flush its tracking
+            pass
+        return engine.resume(run.id)
+
+    _engine_call(f"retry run {run.id}", retry)
     return ActionResult(message=f"run {run.id} retried from its failed step", run_id=run.id)
 
 

@@ -41,8 +41,15 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
+        import os
+
         from scanflow.api.workspace import Workspace
         from scanflow.server.app import bind, serve
+
+        # a tracking server that is down answers 503 within seconds, not after minutes of
+        # retries (set these variables to choose otherwise)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
         workspace = Workspace([context.app_dir(ctx), *(include or [])])
         sock = bind(host, port)
