@@ -9,3 +9,13 @@ VENV=${VENV:-.venv}
 # PostgreSQL server programs for 'scanflow tracker up' (a failure here is reported, and
 # only the tracker stack needs them).
 bash "$(dirname "$0")/install_postgres.sh" || echo "warning: PostgreSQL is missing; 'scanflow tracker up' will not work" >&2
+# Debian's chromium for the dashboard's browser tests (Playwright drives it; no browser is
+# downloaded). Installed only when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      || echo "warning: chromium could not be installed; the dashboard's browser tests will fail" >&2
+  else
+    echo "warning: install chromium for the dashboard's browser tests" >&2
+  fi
+fi
