@@ -52,6 +52,10 @@ class RunQuery:
     offset: int = 0
     limit: int = 50
 
+    def __post_init__(self) -> None:
+        self.status = [s for s in self.status if s.strip()]  # empty form fields mean "any"
+        self.params = [p for p in self.params if p.strip()]
+
     def check(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise Invalid(f"limit {self.limit} is out of range: give 1 to {MAX_LIMIT}")
@@ -75,7 +79,7 @@ def param_condition(text: str) -> ColumnElement[bool]:
             "(e.g. lr>=0.1)"
         )
     name, op, raw = found.groups()
-    value = _number(raw)
+    value: float | str | None = _number(raw)
     column: Any = RunRecord.parameters[name]
     if value is None:
         if op not in ("=", "!="):

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from scanflow.api.errors import ApiError
@@ -27,6 +27,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     """The server of ``workspace``; tokens are kept in the workspace's home store."""
     from sqlalchemy.exc import DBAPIError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from scanflow import __version__
     from scanflow.server import pages, routes
@@ -42,10 +43,17 @@ def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     app.state.tokens = tokens or Tokens(workspace.home_store())
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> Response:
         if request.url.path.startswith("/api"):
             return _error(exc.status, str(exc))
         return pages.error_page(request, exc.status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # the API's errors all read {"error": ...}, as its OpenAPI document says
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(DBAPIError)
     async def store_down(request: Request, exc: DBAPIError) -> JSONResponse:

@@ -36,6 +36,7 @@ def identity(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
 ) -> Identity:
     """The caller's identity from the bearer header, else from the session cookie."""
+    token: str | None
     if credentials is not None:
         token, via = credentials.credentials, "bearer"
     elif request.headers.get("authorization"):
