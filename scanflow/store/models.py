@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -16,6 +16,10 @@ class RunRecord(Base):
     """One run of a workflow."""
 
     __tablename__ = "runs"
+    __table_args__ = (  # the server's run lists: newest first, per app, by status
+        Index("ix_runs_app_created", "app", "created_at"),
+        Index("ix_runs_app_status_created", "app", "status", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     app: Mapped[str] = mapped_column(String(63))

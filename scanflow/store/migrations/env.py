@@ -2,7 +2,10 @@
 
 from alembic import context
 
-from scanflow.store import agent_models  # noqa: F401 - registers the agents' tables
+from scanflow.store import (
+    agent_models,  # noqa: F401 - registers the agents' tables
+    token_models,  # noqa: F401 - registers the API tokens table
+)
 from scanflow.store.models import Base
 
 context.configure(

@@ -1,0 +1,173 @@
+"""What the API shows: plain pydantic models, the same for the CLI, the server's JSON (and
+its OpenAPI document) and the dashboard's pages."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a longer list: ``total`` items match, ``items`` start at ``offset``."""
+
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+class AppView(BaseModel):
+    name: str
+    team: str
+    target: str
+    workflows: list[str]
+    services: list[str]
+    agents: list[str]
+
+
+class StepSpecView(BaseModel):
+    name: str
+    depends_on: list[str]
+
+
+class WorkflowView(BaseModel):
+    """A workflow's DAG as declared (drawn before any run starts)."""
+
+    app: str
+    name: str
+    steps: list[StepSpecView]
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class AttemptView(BaseModel):
+    number: int
+    exit_code: int | None
+    error: str | None
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+
+
+class StepView(BaseModel):
+    name: str
+    status: str
+    depends_on: list[str]
+    error: str | None
+    cached_from: str | None
+    mlflow_run_id: str | None
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    attempts: list[AttemptView]
+
+
+class RunSummary(BaseModel):
+    """A row of the runs table."""
+
+    id: str
+    app: str
+    team: str
+    workflow: str
+    status: str
+    engine: str
+    parameters: dict[str, Any]
+    error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+
+
+class RunView(RunSummary):
+    """A run with its steps and their attempts."""
+
+    mlflow_run_id: str | None
+    tracking_uri: str | None
+    steps: list[StepView]
+
+
+class ActionResult(BaseModel):
+    """What an action did."""
+
+    ok: bool = True
+    message: str
+    run_id: str | None = None
+
+
+class ServiceView(BaseModel):
+    app: str
+    name: str
+    model: str
+    port: int | None
+    ready: bool
+    workers: int | None = None
+    model_version: str | None = None
+    error: str | None = None
+    status: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentView(BaseModel):
+    app: str
+    name: str
+    role: str
+    strategy: str | None
+    url: str | None = None
+    pid: int | None = None
+    alive: bool = False
+    heartbeat_at: float | None = None
+    open_decisions: int = 0
+    dead_letters: int = 0
+
+
+class DecisionView(BaseModel):
+    """One decision of an agent and the evidence it acted on."""
+
+    id: str
+    app: str
+    agent: str
+    rule: str
+    action: str
+    reason: str
+    status: str
+    evidence: dict[str, Any]
+    steps: list[dict[str, Any]]
+    outcome: str | None
+    created_at: float
+    finished_at: float | None
+    mlflow_run_id: str | None
+
+
+class VersionView(BaseModel):
+    version: str
+    run_id: str | None
+    source: str | None
+    status: str | None
+    created_at: float
+    aliases: list[str]
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelView(BaseModel):
+    app: str
+    name: str
+    aliases: dict[str, str]
+    latest_version: str | None
+    versions: list[VersionView] = Field(default_factory=list)
+
+
+class TokenView(BaseModel):
+    id: str
+    team: str
+    scope: str
+    name: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+
+class Health(BaseModel):
+    status: str
+    version: str

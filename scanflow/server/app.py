@@ -1,0 +1,88 @@
+"""The FastAPI application of the control server: the API, the dashboard, static files."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from scanflow.api.errors import ApiError
+from scanflow.api.tokens import Tokens
+from scanflow.api.workspace import Workspace
+from scanflow.errors import ScanflowError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
+    """The server of ``workspace``; tokens are kept in the workspace's home store."""
+    from sqlalchemy.exc import DBAPIError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from scanflow import __version__
+    from scanflow.server import pages, routes
+
+    app = FastAPI(
+        title="Scanflow control server",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.workspace = workspace
+    app.state.tokens = tokens or Tokens(workspace.home_store())
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if request.url.path.startswith("/api"):
+            return _error(exc.status, str(exc))
+        return pages.error_page(request, exc.status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # the API's errors all read {"error": ...}, as its OpenAPI document says
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def store_down(request: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("state store error on %s: %s", request.url.path, exc.orig)
+        return _error(503, f"the state store does not answer: {exc.orig}")
+
+    @app.exception_handler(ScanflowError)
+    async def scanflow_error(request: Request, exc: ScanflowError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    app.include_router(routes.open_router)
+    app.include_router(routes.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one, read with getsockname)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)  # connections wait in the backlog until the server takes them
+    return sock
+
+
+def serve(workspace: Workspace, sock: socket.socket) -> None:
+    """Serve ``workspace`` on ``sock`` until interrupted (Ctrl-C or SIGTERM)."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(workspace), log_level="warning", lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])

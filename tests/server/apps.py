@@ -1,0 +1,50 @@
+"""Two teams' applications for the server tests: their YAML and step code."""
+
+from __future__ import annotations
+
+STEPS = """
+import sys, time
+from pathlib import Path
+
+def prepare(note, dataset):
+    print("note:", note)
+    Path(dataset).write_text(note)
+
+def train(dataset, model, gate, fail):
+    # waits for the test to open the gate, fails while the fail marker exists
+    while gate and not Path(gate).exists():
+        time.sleep(0.02)
+    if fail and Path(fail).exists():
+        print("failing: the marker", fail, "exists", file=sys.stderr)
+        sys.exit(3)
+    Path(model).write_text("model of " + Path(dataset).read_text())
+
+def report(model, result):
+    print("<script>alert('log')</script>")
+    Path(result).write_text(Path(model).read_text())
+"""
+
+
+def pipeline(name: str, team: str) -> str:
+    return f"""
+name: {name}
+team: {team}
+workflows:
+- name: pipe
+  parameters: {{note: hello, gate: "", fail: "", lr: 0.1}}
+  executors:
+  - name: prepare
+    function: steps:prepare
+    outputs: [dataset]
+  - name: train
+    function: steps:train
+    inputs: {{dataset: prepare.dataset}}
+    outputs: [model]
+  - name: report
+    function: steps:report
+    inputs: {{model: train.model}}
+    outputs: [result]
+agents:
+- name: watcher
+  role: monitor
+"""

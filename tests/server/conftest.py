@@ -1,0 +1,115 @@
+"""Fixtures of the server tests: three applications of two teams, a real server process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port, wait_for, write_files
+
+from scanflow.api.tokens import Tokens
+from scanflow.store import Store
+
+from .apps import STEPS, pipeline
+
+
+@dataclass
+class Apps:
+    """``vision`` and ``radio`` (team vision; radio's tracker never answers), ``audio``
+    (team audio); tokens are kept in vision's store."""
+
+    root: Path
+    vision: Path
+    audio: Path
+    radio: Path
+    tokens: Tokens
+
+    def token(self, team: str = "vision", scope: str = "admin", **options) -> str:
+        return self.tokens.create(team, scope, **options).token
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[Apps]:
+    folders = {}
+    for name, team, extra in [
+        ("vision", "vision", ""),
+        ("audio", "audio", ""),
+        ("radio", "vision", f"tracker:\n  uri: http://127.0.0.1:{free_port()}\n"),
+    ]:
+        folders[name] = tmp_path / name
+        write_files(
+            folders[name], {"scanflow.yaml": pipeline(name, team) + extra, "steps.py": STEPS}
+        )
+    store = Store.for_state_dir(folders["vision"] / ".scanflow")
+    yield Apps(tmp_path, folders["vision"], folders["audio"], folders["radio"], Tokens(store))
+    store.close()
+
+
+@dataclass
+class Server:
+    """A ``scanflow server`` process serving the three applications."""
+
+    proc: subprocess.Popen
+    url: str = ""
+    output: list[str] = field(default_factory=list)
+
+    def client(self, token: str | None = None, **options) -> httpx.Client:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **options)
+
+
+def start_server(apps: Apps) -> Server:
+    command = [sys.executable, "-m", "scanflow.cli.main", "--app", str(apps.vision), "server"]
+    command += ["--port", "0", "--include", str(apps.audio), "--include", str(apps.radio)]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=apps.root
+    )
+    server = Server(proc)
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            server.output.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def address() -> str | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {''.join(server.output)}")
+        found = [ln for ln in server.output if "listening on" in ln]
+        return found[0].split("listening on ")[1].strip() if found else None
+
+    server.url = wait_for(address, timeout=120, what="the server's address")
+    wait_for(
+        lambda: httpx.get(f"{server.url}/api/health", timeout=30).status_code == 200,
+        timeout=120,
+        what="the server's health",
+    )
+    return server
+
+
+@pytest.fixture
+def server(apps: Apps) -> Iterator[Server]:
+    server = start_server(apps)
+    yield server
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+def wait_run(client: httpx.Client, app: str, run_id: str, states: set[str]) -> dict:
+    """The run's view once its status is one of ``states``."""
+
+    def view() -> dict | None:
+        data = client.get(f"/api/apps/{app}/runs/{run_id}").json()
+        return data if data["status"] in states else None
+
+    return wait_for(view, timeout=180, what=f"run {run_id} to be {states}")

@@ -1,0 +1,130 @@
+"""The runs table of the API layer over a real store holding 10,000 runs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import text
+
+from scanflow.api import runs as runs_api
+from scanflow.api.errors import Invalid, NotFound
+from scanflow.api.runs import RunQuery
+from scanflow.api.workspace import AppHandle
+from scanflow.spec import load_project
+from scanflow.store import RunRecord
+
+from .apps import STEPS, pipeline
+
+N = 10_000
+STATES = ["succeeded", "failed", "running", "cancelled"]
+
+
+@pytest.fixture(scope="module")
+def handle(tmp_path_factory) -> AppHandle:
+    root = tmp_path_factory.mktemp("runs") / "vision"
+    root.mkdir()
+    (root / "scanflow.yaml").write_text(pipeline("vision", "vision"))
+    (root / "steps.py").write_text(STEPS)
+    handle = AppHandle(load_project(root))
+    rng = random.Random(7)
+    rows = [
+        RunRecord(
+            id=f"pipe-{i:05d}",
+            app="vision" if i % 10 else "other",  # another application in the same store
+            team="vision",
+            workflow="pipe",
+            status=STATES[i % 4],
+            parameters={"lr": round(rng.uniform(0, 1), 4), "data.name": f"set{i % 3}"},
+            spec="",
+            base_dir=str(root),
+            run_dir=str(root),
+            engine="kubernetes",  # not probed as a local process
+            created_at=1_000_000.0 + i,
+        )
+        for i in range(N)
+    ]
+    with handle.store.session() as s:
+        s.add_all(rows)
+    yield handle
+    handle.close()
+
+
+def test_pages_are_counted_and_ordered_newest_first(handle) -> None:
+    page = runs_api.list_runs(handle, RunQuery(limit=25))
+    assert page.total == N - N // 10  # only this application's runs
+    assert [r.id for r in page.items][:3] == ["pipe-09999", "pipe-09998", "pipe-09997"]
+    later = runs_api.list_runs(handle, RunQuery(limit=25, offset=25))
+    assert later.items[0].created_at < page.items[-1].created_at
+
+
+def test_status_and_parameter_filters_run_in_sql(handle) -> None:
+    with handle.store.session() as s:
+        rows = s.query(RunRecord).filter(RunRecord.app == "vision").all()
+        want = {
+            r.id
+            for r in rows
+            if r.status == "failed"
+            and r.parameters["lr"] >= 0.5
+            and r.parameters["data.name"] == "set1"
+        }
+    page = runs_api.list_runs(
+        handle,
+        RunQuery(status=["failed"], params=["lr>=0.5", "data.name=set1"], limit=500),
+    )
+    assert page.total == len(want) > 0
+    assert {r.id for r in page.items} == want
+
+
+def test_sorting_by_a_parameter(handle) -> None:
+    page = runs_api.list_runs(handle, RunQuery(sort="-param.lr", limit=50))
+    values = [r.parameters["lr"] for r in page.items]
+    assert values == sorted(values, reverse=True) and values[0] > 0.99
+
+
+def test_the_list_query_uses_the_indexes(handle) -> None:
+    with handle.store.session() as s:
+        plan = s.execute(
+            text(
+                "EXPLAIN QUERY PLAN SELECT * FROM runs WHERE app = 'vision' AND status = 'failed' "
+                "ORDER BY created_at DESC LIMIT 50"
+            )
+        ).fetchall()
+    assert "ix_runs_app_status_created" in " ".join(str(row) for row in plan)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (RunQuery(params=["lr~1"]), "is not NAME<op>VALUE"),
+        (RunQuery(params=["data.name>set1"]), "compares text"),
+        (RunQuery(sort="spec"), "cannot sort by 'spec'"),
+        (RunQuery(limit=0), "limit 0 is out of range"),
+    ],
+)
+def test_bad_queries_say_what_to_fix(handle, query, message) -> None:
+    with pytest.raises(Invalid, match=message):
+        runs_api.list_runs(handle, query)
+
+
+def test_a_run_of_another_application_is_not_found(handle) -> None:
+    assert runs_api.get_record(handle, "pipe-00001").app == "vision"
+    with pytest.raises(NotFound, match="no run 'pipe-00010'"):
+        runs_api.get_record(handle, "pipe-00010")
+
+
+@pytest.mark.parametrize("path", ["../x", "a/../../b", "/etc/passwd", "..", "", "a\\..\\b"])
+def test_paths_that_leave_a_folder_are_refused(path) -> None:
+    with pytest.raises(Invalid, match="no '..'"):
+        runs_api.safe_relative(path)
+
+
+def test_the_declared_dag(handle) -> None:
+    view = runs_api.workflow_view(handle, "pipe")
+    assert [(s.name, s.depends_on) for s in view.steps] == [
+        ("prepare", []),
+        ("train", ["prepare"]),
+        ("report", ["train"]),
+    ]
+    with pytest.raises(NotFound):
+        runs_api.workflow_view(handle, "nope")
