@@ -119,7 +119,7 @@ def test_init_validate_run_show_logs(hello: Path) -> None:
 
 def test_target_chooses_the_engine_and_an_unknown_one_is_named(hello: Path) -> None:
     code, _, err = cli("--app", str(hello), "run", "greet", "--target", "nomad")
-    assert code == 1 and "unknown engine 'nomad'; known engines: local" in err
+    assert code == 1 and "unknown engine 'nomad'; known engines: kubernetes, local" in err
     assert "Traceback" not in err
     code, out, _ = cli("--app", str(hello), "run", "greet", "--target", "local", "--no-tracking")
     assert code == 0 and "succeeded" in out
