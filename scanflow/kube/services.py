@@ -12,10 +12,12 @@ cluster)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from scanflow.errors import EngineError, KubeError
@@ -38,23 +40,34 @@ HTTPROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 BLOCKING = tuple(WAITING_PROBLEMS)  # pod problems that more pods (or waiting) do not fix
 
 
-def deployment_status(deployment: Any) -> dict[str, Any]:
-    """What agents read of a service's Deployment: ``ready`` (at least one pod ready: the
-    Service answers), ``workers`` (desired pods), ``ready_workers``, ``image``."""
-    desired = deployment.spec.replicas if deployment.spec.replicas is not None else 1
-    ready = (deployment.status.ready_replicas or 0) if deployment.status else 0
+def raw(request: Any) -> Any:
+    """The JSON body of a client request, without building the client's typed models (much
+    slower than the request itself for a list of many objects)."""
+    return json.loads(request(_preload_content=False).data)
+
+
+def deployment_status(deployment: dict[str, Any]) -> dict[str, Any]:
+    """What agents read of a service's Deployment (its JSON body): ``ready`` (at least one
+    pod ready: the Service answers), ``workers`` (desired pods), ``ready_workers``,
+    ``image``."""
+    spec = deployment["spec"]
+    ready = (deployment.get("status") or {}).get("readyReplicas") or 0
     return {
         "ready": ready >= 1,
-        "workers": desired,
+        "workers": spec.get("replicas", 1),
         "ready_workers": ready,
         "model_version": None,
-        "image": deployment.spec.template.spec.containers[0].image,
+        "image": spec["template"]["spec"]["containers"][0]["image"],
     }
 
 
-def _owned_by(pod: Any, deployment: Any) -> bool:
-    wanted = deployment.spec.selector.match_labels or {}
-    return all((pod.metadata.labels or {}).get(k) == v for k, v in wanted.items())
+def _pod_selector(deployment: dict[str, Any]) -> dict[str, str]:
+    return deployment["spec"]["selector"].get("matchLabels") or {}
+
+
+def _owned_by(pod: Any, deployment: dict[str, Any]) -> bool:
+    labels = pod.metadata.labels or {}
+    return all(labels.get(k) == v for k, v in _pod_selector(deployment).items())
 
 
 class KubeServiceControl:
@@ -186,16 +199,10 @@ class KubeServiceControl:
         kind = (svc.spec.selector or {}).get(KIND)
         return "backup" if kind == rendered.BACKUP else "primary"
 
-    def _pod_problems(self, deployment: Any) -> list[str]:
+    def _pod_problems(self, deployment: dict[str, Any]) -> list[str]:
+        selector = ",".join(f"{k}={v}" for k, v in _pod_selector(deployment).items())
         pods = call(
-            lambda: (
-                self._core.list_namespaced_pod(
-                    self.namespace,
-                    label_selector=",".join(
-                        f"{k}={v}" for k, v in (deployment.spec.selector.match_labels or {}).items()
-                    ),
-                ).items
-            ),
+            lambda: self._core.list_namespaced_pod(self.namespace, label_selector=selector).items,
             "list",
             f"pods in namespace {self.namespace!r}",
         )
@@ -206,7 +213,12 @@ class KubeServiceControl:
         ``image``, ``problems`` (why pods do not run, read when some are not ready: an image
         that cannot be pulled, a crash loop, a pod that cannot be scheduled) and
         ``model_version`` (from the service when reachable)."""
-        deployment = self._deployment(self.names["primary"])
+        name = self.names["primary"]
+        deployment = call(
+            lambda: raw(partial(self._apps.read_namespaced_deployment, name, self.namespace)),
+            "get",
+            self._where("deployments", name),
+        )
         found = deployment_status(deployment)
         found["problems"] = (
             self._pod_problems(deployment) if found["ready_workers"] < found["workers"] else []
@@ -361,15 +373,17 @@ class KubernetesServices:
         selector = selector_of(self.project.app, **{KIND: rendered.PRIMARY})
         where = f"in namespace {self.namespace!r}"
         found = call(
-            lambda: (
-                AppsV1Api(self.cluster.api)
-                .list_namespaced_deployment(self.namespace, label_selector=selector)
-                .items
-            ),
+            lambda: raw(
+                partial(
+                    AppsV1Api(self.cluster.api).list_namespaced_deployment,
+                    self.namespace,
+                    label_selector=selector,
+                )
+            )["items"],
             "list",
             f"deployments {where}",
         )
-        by_name = {d.metadata.name: d for d in found}
+        by_name = {d["metadata"]["name"]: d for d in found}
         out: dict[str, dict[str, Any]] = {}
         for spec in self.project.app.services:
             deployment = by_name.get(rendered.names(spec)["primary"])
