@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from scanflow.errors import EngineError, KubeError
 from scanflow.kube.cluster import call
-from scanflow.kube.names import AGENT_MANAGER, KIND, namespace_of, selector_of
+from scanflow.kube.names import AGENT_MANAGER, COMPONENT, KIND, namespace_of, selector_of
+from scanflow.kube.podmetrics import PodTotals, scrape
 from scanflow.kube.render import services as rendered
+from scanflow.kube.render.context import SERVE_PORT
 from scanflow.kube.status import WAITING_PROBLEMS, pod_problems
 
 if TYPE_CHECKING:
@@ -80,10 +82,15 @@ class KubeServiceControl:
         spec: Service,
         http: HttpServiceControl | None = None,
         poll: float = 0.2,
+        *,
+        per_pod: bool = False,
+        token: str | None = None,
     ) -> None:
         from kubernetes.client import AppsV1Api, CoreV1Api
 
         self.cluster, self.namespace, self.spec, self.http = cluster, namespace, spec, http
+        self.per_pod, self.token = per_pod, token
+        self._totals = PodTotals()
         self.names = rendered.names(spec)
         self._apps, self._core = AppsV1Api(cluster.api), CoreV1Api(cluster.api)
         self._poll = poll
@@ -135,7 +142,11 @@ class KubeServiceControl:
             except NotFoundError:
                 return None
 
-        route = call(read, "get", self._where("httproutes", name))
+        try:
+            route = call(read, "get", self._where("httproutes", name))
+        except KubeError as exc:  # e.g. a Role from before routes were allowed
+            log.warning("%s; failover switches the Service's selector", exc)
+            return None
         if route is None:
             return None
         backends = {
@@ -201,11 +212,16 @@ class KubeServiceControl:
 
     def _pod_problems(self, deployment: dict[str, Any]) -> list[str]:
         selector = ",".join(f"{k}={v}" for k, v in _pod_selector(deployment).items())
-        pods = call(
-            lambda: self._core.list_namespaced_pod(self.namespace, label_selector=selector).items,
-            "list",
-            f"pods in namespace {self.namespace!r}",
-        )
+        try:
+            pods = call(
+                lambda: (
+                    self._core.list_namespaced_pod(self.namespace, label_selector=selector).items
+                ),
+                "list",
+                f"pods in namespace {self.namespace!r}",
+            )
+        except KubeError as exc:  # the status stands without them
+            return [f"pods not read: {exc}"]
         return sorted({p for pod in pods for p in pod_problems(pod)})
 
     def status(self) -> dict[str, Any]:
@@ -228,13 +244,48 @@ class KubeServiceControl:
             found["model_version"] = answer.get("model_version")
         return found
 
-    def metrics(self) -> dict[str, float]:
-        """The service's counters (its /metrics), or nothing when it cannot be reached."""
+    def pod_urls(self) -> dict[str, str]:
+        """The HTTP address of each ready pod of the primary Deployment, by pod name."""
+        # the namespace holds one application: its component and kind name the pods
+        selector = f"{COMPONENT}={_component(self.spec)},{KIND}={rendered.PRIMARY}"
+        pods = call(
+            lambda: self._core.list_namespaced_pod(self.namespace, label_selector=selector).items,
+            "list",
+            f"pods in namespace {self.namespace!r}",
+        )
+        return {
+            pod.metadata.name: f"http://{pod.status.pod_ip}:{SERVE_PORT}"
+            for pod in pods
+            if pod.status
+            and pod.status.pod_ip
+            and not pod.metadata.deletion_timestamp
+            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """The service's counters: summed over its ready pods, each scraped, when it runs
+        with ``per_pod`` (inside the cluster; see :mod:`scanflow.kube.podmetrics`), else
+        its HTTP API's, else nothing (outside the cluster)."""
+        if self.per_pod:
+            return self._totals.add(scrape(self.pod_urls(), self.token))
         return self.http.metrics() if self.http is not None else {}
 
     def refresh(self) -> dict[str, Any]:
-        """Ask the service's pods to look at the registry alias now."""
-        return self.http.refresh() if self.http is not None else {}
+        """Ask every pod (with ``per_pod``; else the one the Service picks) to look at the
+        registry alias now."""
+        if not self.per_pod:
+            return self.http.refresh() if self.http is not None else {}
+        from scanflow.serving.client import ServingClient
+        from scanflow.serving.errors import ServingError
+
+        answers: dict[str, Any] = {}
+        for pod, url in self.pod_urls().items():
+            with ServingClient(url, token=self.token, timeout=10.0) as client:
+                try:
+                    answers[pod] = client.refresh()
+                except ServingError as exc:
+                    answers[pod] = {"error": str(exc)}
+        return {"pods": answers}
 
     def _blocked(self, status: dict[str, Any], workers: int, doing: str) -> None:
         stuck = [p for p in status["problems"] if any(f": {r}:" in p for r in BLOCKING)]
@@ -361,7 +412,11 @@ class KubernetesServices:
 
             port = spec.port or 8080
             url = f"http://{rendered.names(spec)['primary']}.{self.namespace}.svc:{port}"
-            http = HttpServiceControl(url, token=os.environ.get("SCANFLOW_TOKEN"))
+            token = os.environ.get("SCANFLOW_TOKEN")
+            http = HttpServiceControl(url, token=token)
+            return KubeServiceControl(
+                self.cluster, self.namespace, spec, http, per_pod=True, token=token
+            )
         return KubeServiceControl(self.cluster, self.namespace, spec, http)
 
     def statuses(self) -> dict[str, dict[str, Any]]:

@@ -219,7 +219,13 @@ def test_autoscale_fed_latency_facts_scales_the_deployment_and_pods_follow(
     assert all(r.status == "succeeded" for r in rows), [r.outcome for r in rows]
     assert rows[1].reason.startswith("calm for 2 windows")
     assert replicas(k8s_cluster, project) == (1, 1)
-    wait_for(lambda: len(pods(k8s_cluster, project)) == 1, what="1 predictor pod left")
+    left = wait_for(
+        lambda: (p := pods(k8s_cluster, project)) and len(p) == 1 and p, what="1 pod left"
+    )
+    # inside the cluster, metrics are scraped from each ready pod at its own address
+    assert agent.control().pod_urls() == {
+        p["metadata"]["name"]: f"http://{p['status']['podIP']}:8080" for p in left
+    }
     scale_managers = k8s_cluster.kubectl(
         "get",
         "deploy",
@@ -253,12 +259,40 @@ def endpoints(k8s_cluster: K8sCluster, project: Project) -> set[str]:
     }
 
 
+GUARD = (
+    "- name: guard\n  role: executor\n  strategy: failover\n"
+    "  config: {service: predictor, model: digits}\n"
+)
+
+
+@pytest.fixture
+def as_account(k8s_cluster, cluster) -> Iterator[Any]:
+    """Makes engine ``kubernetes`` act as an agent's ServiceAccount (its Role only)."""
+
+    def use(namespace: str, account: str) -> None:
+        from kubernetes import client
+
+        token = (
+            client.CoreV1Api(k8s_cluster.api_client())
+            .create_namespaced_service_account_token(
+                account, namespace, {"spec": {"expirationSeconds": 600}}
+            )
+            .status.token
+        )
+        own = Cluster(k8s_cluster.token_client(token), None, k8s_cluster.server)
+        registry.register("kubernetes", lambda project, **_: ClusterEngine(project, own))
+
+    yield use
+    registry.register("kubernetes", lambda project, **_: ClusterEngine(project, cluster))
+
+
 def test_failover_switches_the_service_to_the_backup_and_back(
-    k8s_cluster, cluster, agents, tmp_path
+    k8s_cluster, cluster, agents, as_account, tmp_path
 ) -> None:
-    project = deployed(k8s_cluster, tmp_path / "app")
+    project = deployed(k8s_cluster, tmp_path / "app", extra=GUARD)
     namespace = namespace_of(project.app)
     wait_for(lambda: replicas(k8s_cluster, project)[1] == 2, what="2 ready predictor pods")
+    as_account(namespace, "agent-guard")  # the agent acts with its own Role
     config = FailoverConfig(
         service="predictor", model="digits", unhealthy_after=2, healthy_after=2, cooldown=0
     )
@@ -325,7 +359,7 @@ def break_pods(k8s_cluster: K8sCluster, project: Project) -> list[str]:
 
 
 def test_a_missing_image_is_shown_and_a_failed_scale_is_not_retried_every_tick(
-    k8s_cluster, cluster, agents, tmp_path, capsys
+    k8s_cluster, cluster, agents, as_account, tmp_path, capsys
 ) -> None:
     project = deployed(k8s_cluster, tmp_path / "app", image=MISSING)
     wait_for(lambda: len(pods(k8s_cluster, project)) == 2, what="2 predictor pods")
@@ -344,6 +378,7 @@ def test_a_missing_image_is_shown_and_a_failed_scale_is_not_retried_every_tick(
     config = AutoscaleConfig(
         service="predictor", min_workers=1, max_workers=4, cooldown=0, settle=1000
     )
+    as_account(namespace_of(project.app), "agent-scaler")  # its Role reads the pods too
     agent = Agent(project, LatencyAutoscale(config), tmp_path)
     agents.append(agent)
     status = agent.control().status()
@@ -488,6 +523,4 @@ def test_failover_uses_httproute_weights_where_that_kind_exists(
         assert weights() == {"predictor": 100, "predictor-backup": 0}
         assert control.routed_to() == "primary"
     finally:
-        k8s_cluster.kubectl(
-            "delete", "crd", "httproutes.gateway.networking.k8s.io", "--wait=false", check=False
-        )
+        k8s_cluster.kubectl("delete", "crd", "httproutes.gateway.networking.k8s.io", check=False)
