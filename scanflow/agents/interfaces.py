@@ -36,6 +36,24 @@ class ServiceControl(Protocol):
 
 
 @runtime_checkable
+class TrafficRouter(Protocol):
+    """A service whose traffic can go to a backup deployment (on Kubernetes: the backup
+    model's Deployment); failover uses it instead of moving the registry alias."""
+
+    def can_route(self) -> bool:
+        """Whether a backup deployment exists to route to."""
+        ...
+
+    def route(self, to: str) -> str:
+        """Send the traffic to ``"primary"`` or ``"backup"``; returns where it goes."""
+        ...
+
+    def routed_to(self) -> str:
+        """Where the traffic goes now: ``"primary"`` or ``"backup"``."""
+        ...
+
+
+@runtime_checkable
 class ModelRegistry(Protocol):
     """Registered model versions and their aliases."""
 

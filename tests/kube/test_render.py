@@ -117,11 +117,14 @@ def test_batch_pods_keep_off_the_serving_nodes(shop) -> None:
 EXPECTED_RULES = {
     "agent-scaler": {
         ("apps", "deployments"): ["get", "list", "watch"],
+        ("", "pods"): ["get", "list", "watch"],
         ("apps", "deployments/scale"): ["get", "patch"],
     },
     "agent-guard": {
         ("apps", "deployments"): ["get", "list", "watch"],
+        ("", "pods"): ["get", "list", "watch"],
         ("", "services"): ["get", "patch"],
+        ("gateway.networking.k8s.io", "httproutes"): ["get", "patch"],
     },
     "agent-retrainer": {
         ("apps", "deployments"): ["get", "list", "watch"],
@@ -159,12 +162,14 @@ def test_each_agent_gets_a_least_privilege_role_of_its_strategy(shop) -> None:
 
 def test_declared_actuators_give_their_capabilities_and_nothing_else() -> None:
     reader = {(r.api_groups[0], r.resources[0]) for r in rules_for(Agent("watcher"))}
-    assert reader == {("apps", "deployments")}
+    assert reader == {("apps", "deployments"), ("", "pods")}
     custom = rules_for(Agent("custom", actuators=["mine.acts:scale_up", "mine.acts:route_traffic"]))
     assert {(r.api_groups[0], r.resources[0]) for r in custom} == {
         ("apps", "deployments"),
+        ("", "pods"),
         ("apps", "deployments/scale"),
         ("", "services"),
+        ("gateway.networking.k8s.io", "httproutes"),
     }
 
 

@@ -109,11 +109,12 @@ def held_until(
     decisions: Sequence[dict[str, Any]], config: AutoscaleConfig
 ) -> tuple[float, str] | None:
     """Until when scale-ups are held off, and why: ``hold`` seconds after one that did not
-    help, ``settle`` seconds after any (it is judged before another); None: not held."""
+    help, ``settle`` seconds after any that happened (it is judged before another); None:
+    not held."""
     for decision in reversed(decisions):
         evidence = decision.get("evidence") or {}
-        if decision.get("action") != "scale" or decision.get("status") == "blocked":
-            continue
+        if decision.get("action") != "scale" or decision.get("status") in ("blocked", "failed"):
+            continue  # a scale that did not happen holds nothing back
         if evidence.get("futile"):
             return float(decision["created_at"]) + config.hold, "the last scale-up did not help"
         if evidence.get("target", 0) > evidence.get("workers", 0):
@@ -235,6 +236,23 @@ def review_scale_up(
     )
 
 
+def stuck(last: dict[str, Any], decisions: Sequence[dict[str, Any]]) -> bool:
+    """The last scale failed and the service still reports pods that cannot start (an image
+    that cannot be pulled): scaling again would fail the same way, so the agent waits until
+    the problem is gone instead of retrying every tick."""
+    if not last.get("problems"):
+        return False
+    tried = next(
+        (
+            d
+            for d in reversed(decisions)
+            if d.get("action") == "scale" and d.get("status") != "blocked"
+        ),
+        None,
+    )
+    return tried is not None and tried.get("status") == "failed"
+
+
 class LatencyAutoscale(Strategy):
     """Scale a service's workers on queue depth, request rate, latency and CPU; undo a
     scale-up that did not help."""
@@ -265,6 +283,8 @@ class LatencyAutoscale(Strategy):
             scraped["cpu"] = sampler(list(status.get("worker_pids") or []), ctx.now)
             facts.update(cpu.shares(previous.get("cpu"), scraped["cpu"]))
             facts["workers"] = int(status.get("workers") or facts.get("workers") or 0)
+            if status.get("problems"):
+                facts["problems"] = list(status["problems"])
             facts["at"] = ctx.now
             return Reading(facts, watermark=scraped)
 
@@ -274,6 +294,8 @@ class LatencyAutoscale(Strategy):
                 return None
             history = facts.last("service_metrics", max(config.up_after, config.down_after) + 30)
             last = history[-1]
+            if stuck(last, facts.decisions):
+                return None
             workers = int(last.get("workers") or config.min_workers)
             review = review_scale_up(history, facts.decisions, facts.now, config)
             if review is not None and review[0] < workers:

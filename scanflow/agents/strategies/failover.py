@@ -1,7 +1,10 @@
 """Failover: a service that is not ready or keeps failing -> serve the backup model; back to
 the primary once the service is healthy and the primary model passes a probe.
 
-The served model follows a registry alias, so routing is moving that alias between the
+Where the backup model has its own deployment (on Kubernetes: the ``<service>-backup``
+Deployment, see :class:`~scanflow.agents.interfaces.TrafficRouter`), routing sends the
+traffic to it and back, and the primary's readiness decides the way back. Otherwise the
+served model follows a registry alias, so routing is moving that alias between the
 primary version and the backup version; the service hot-swaps either way. The backup is,
 first found: the strategy's ``backup_model``, the service's ``backup_model`` in
 ``scanflow.yaml``, the ``backup_alias`` of the model (``backup``). A ``backup_model`` is
@@ -17,6 +20,7 @@ from pydantic import Field, field_validator
 from scanflow.agents.declare import Registry
 from scanflow.agents.facts import Facts, Reading
 from scanflow.agents.guards import Guardrails
+from scanflow.agents.interfaces import TrafficRouter
 from scanflow.agents.plans import Decision, Outcome, decide
 from scanflow.agents.strategies.base import Strategy, StrategyConfig
 from scanflow.agents.strategies.windows import window
@@ -135,6 +139,13 @@ def route(facts: Facts, config: FailoverConfig) -> Decision | None:
     return None
 
 
+def router(control: Any) -> TrafficRouter | None:
+    """``control`` when it can send the traffic to a backup deployment, else None."""
+    if isinstance(control, TrafficRouter) and control.can_route():
+        return control
+    return None
+
+
 def probe(toolkit: Any, model: str, version: str) -> str | None:
     """None when ``model`` version ``version`` loads and predicts; else what went wrong."""
     check = toolkit.extras.get("probe")
@@ -194,6 +205,13 @@ class Failover(Strategy):
 
         @reg.actuator(name="failover", timeout=config.swap_timeout + 30)
         def failover(ctx: Any) -> Outcome:
+            switch = router(ctx.toolkit.service(config.service))
+            if switch is not None:
+                switch.route("backup")
+                return Outcome(
+                    result={"primary": None, "routed": "backup"},
+                    message=f"service {config.service}: traffic -> the backup deployment",
+                )
             registry = ctx.toolkit.model_registry()
             primary = ctx.checkpoint.get("primary") or registry.alias_version(
                 config.model, config.alias
@@ -223,6 +241,18 @@ class Failover(Strategy):
 
         @reg.actuator(name="restore", timeout=config.swap_timeout + 120)
         def restore(ctx: Any, version: str | None) -> Outcome:
+            control = ctx.toolkit.service(config.service)
+            switch = router(control)
+            if switch is not None and switch.routed_to() == "backup":
+                status = control.status()
+                if not status.get("ready"):
+                    return Outcome(ok=False, message="the primary deployment is not ready")
+                switch.route("primary")
+                return Outcome(
+                    result={"routed": "primary"},
+                    message=f"service {config.service}: traffic -> the primary deployment "
+                    f"({status.get('ready_workers')} pod(s) ready)",
+                )
             if not version:
                 return Outcome(ok=False, message="the failover recorded no primary version")
             failure = probe(ctx.toolkit, config.model, version)

@@ -1,11 +1,13 @@
 """Least privilege per agent: a ServiceAccount and a Role/RoleBinding in the application's
 namespace whose rules follow from what the agent may do (its strategy, its actuators).
 
-Every agent may read Deployments (readiness and replicas). On top of that, by capability:
+Every agent may read Deployments (readiness and replicas) and pods (why they do not run,
+their addresses for metrics). On top of that, by capability:
 
 =========  =========================================================================
 scale      get, patch ``deployments/scale`` (apps)
-failover   get, patch ``services`` (the Service's selector moves to the backup)
+failover   get, patch ``services`` (the Service's selector moves to the backup) and
+           ``httproutes`` (gateway.networking.k8s.io: the weights, where used)
 retrain    create, get, list, watch ``workflows`` (argoproj.io) and ``jobs`` (batch);
            get, list, watch ``pods`` and get ``pods/log`` (to follow the run)
 =========  =========================================================================
@@ -24,10 +26,13 @@ if TYPE_CHECKING:
     from scanflow.kube.render.context import Context
     from scanflow.spec.model import Agent
 
-READ = [("apps", "deployments", ("get", "list", "watch"))]
+READ = [("apps", "deployments", ("get", "list", "watch")), ("", "pods", ("get", "list", "watch"))]
 CAPABILITIES: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "scale": [("apps", "deployments/scale", ("get", "patch"))],
-    "failover": [("", "services", ("get", "patch"))],
+    "failover": [
+        ("", "services", ("get", "patch")),
+        ("gateway.networking.k8s.io", "httproutes", ("get", "patch")),
+    ],
     "retrain": [
         ("argoproj.io", "workflows", ("create", "get", "list", "watch")),
         ("batch", "jobs", ("create", "get", "list", "watch")),
