@@ -13,7 +13,7 @@ import typer
 
 from scanflow.errors import ScanflowError
 
-COMMAND_MODULES = ["project", "runs", "tracker", "serve", "agents", "build", "deploy"]
+COMMAND_MODULES = ["project", "runs", "tracker", "serve", "agents", "build", "deploy", "notebook"]
 
 app = typer.Typer(
     name="scanflow",
