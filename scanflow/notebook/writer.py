@@ -41,9 +41,9 @@ def workflow_name(notebook: Path) -> str:
 
 def render_script(plan: StepPlan, parameters: dict[str, Any], notebook: str, home: str) -> str:
     """The source of a step script (``home``: the notebook's folder from the script's)."""
-    cells = ", ".join(map(str, plan.cells))
+    cells = ("cell " if len(plan.cells) == 1 else "cells ") + ", ".join(map(str, plan.cells))
     out = [
-        f'"""Step {plan.name!r} of the notebook {notebook} (cells {cells}), written by',
+        f'"""Step {plan.name!r} of the notebook {notebook} ({cells}), written by',
         "'scanflow notebook convert'. Edit it freely; converting again writes it anew.",
         '"""',
         "",
