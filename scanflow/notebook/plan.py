@@ -55,6 +55,7 @@ class StepPlan:
     requirements: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     touched: dict[str, int] = field(default_factory=dict)  # variable -> last cell changing it
+    uses_display: bool = False  # IPython's display(), which steps get from the runtime
 
     def input_key(self, variable: str) -> str:
         """The argument an input arrives as (``x_in`` when the step also outputs ``x``)."""
@@ -95,14 +96,17 @@ def _parameters(number: int, tree: ast.Module, found: dict[str, Any]) -> None:
     from scanflow.spec.model import _check_parameter
 
     for stmt in tree.body:
-        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else None
-        if not (isinstance(target, ast.Name) and len(stmt.targets) == 1):  # type: ignore[union-attr]
+        if not (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(target := stmt.targets[0], ast.Name)
+        ):
             raise NotebookError(
                 f"cell {number}, line {stmt.lineno}: a parameters cell holds only "
                 "'NAME = value' lines (e.g. seed = 42)"
             )
         try:
-            value = ast.literal_eval(stmt.value)  # type: ignore[union-attr]
+            value = ast.literal_eval(stmt.value)
             _check_parameter(value)
         except (ValueError, TypeError, SyntaxError) as exc:
             raise NotebookError(
@@ -115,10 +119,9 @@ def _parameters(number: int, tree: ast.Module, found: dict[str, Any]) -> None:
 def _metrics(number: int, tree: ast.Module, found: dict[str, int]) -> None:
     for stmt in tree.body:
         expr = stmt.value if isinstance(stmt, ast.Expr) else None
+        names: list[ast.expr | None] = [expr]
         if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name):
-            names = expr.args if expr.func.id == "print" else [None]
-        else:
-            names = [expr]
+            names = list(expr.args) if expr.func.id == "print" else [None]
         if not names or not all(isinstance(n, ast.Name) for n in names):
             raise NotebookError(
                 f"cell {number}, line {stmt.lineno}: a pipeline-metrics cell holds only "
@@ -216,14 +219,14 @@ def build_plan(notebook: TaggedNotebook) -> Plan:
         steps[step_name] = plan
     for step_name in order:
         _connect(steps, step_name, edges, ancestors, notebook)
-    for metric, cell in metric_cells.items():
+    for metric, metric_cell in metric_cells.items():
         makers = [s for s in order if metric in steps[s].usage.stores | steps[s].usage.changed]
         if not makers:
             raise NotebookError(
-                f"cell {cell}: metric {metric!r} is not made by any step; name a value a step "
-                "computes"
+                f"cell {metric_cell}: metric {metric!r} is not made by any step; name a value "
+                "a step computes"
             )
-        steps[makers[-1]].metrics[metric] = cell
+        steps[makers[-1]].metrics[metric] = metric_cell
     from scanflow.notebook.requirements import requirements_for
 
     folders = [notebook.path.parent.resolve()]
@@ -240,7 +243,7 @@ def _scan_step(
     pip_of: dict[int, list[str]],
 ) -> None:
     """The step's own cells: what they read first, bind and change, cell by cell."""
-    usage, bound = plan.usage, set()
+    usage, bound = plan.usage, set[str]()
     for number in plan.cells:
         one = analyse(trees[number], bound)
         for key, _line in one.free.items():
@@ -295,9 +298,10 @@ def _pick_shared(
             f"cell {plan.touched.get(key, plan.cells[0])}: step {plan.name!r} assigns "
             f"{key!r}, a pipeline parameter; give the new value another name"
         )
+    plan.uses_display = "display" in reads and "display" not in defined
     plan.parameters = sorted(k for k in reads if k in parameters)
     plan.inputs = {
-        k: "" for k in sorted(reads, key=reads.get) if k not in defined and k not in BUILTIN_NAMES
+        k: "" for k in sorted(reads, key=lambda n: reads[n]) if k not in defined | BUILTIN_NAMES
     }
     plan.usage.free = {k: v for k, v in reads.items() if k in plan.inputs}
 

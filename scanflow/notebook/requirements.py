@@ -18,7 +18,7 @@ EXCLUDED = {"scanflow"}
 
 @cache
 def _distributions() -> dict[str, list[str]]:
-    return metadata.packages_distributions()
+    return dict(metadata.packages_distributions())
 
 
 def _normal(name: str) -> str:

@@ -80,6 +80,12 @@ def start(script: str, notebook_folder: str) -> None:
     os.chdir(Path(script).parent / notebook_folder)
 
 
+def display(*objects: Any) -> None:
+    """IPython's ``display`` outside Jupyter: each object's text on standard output."""
+    for value in objects:
+        sys.stdout.write(f"{value}\n")
+
+
 def load(folder: str) -> Any:
     """The value an upstream step handed on (see :mod:`scanflow.notebook.artifacts`)."""
     return artifacts.load(folder)

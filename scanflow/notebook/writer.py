@@ -69,6 +69,8 @@ def render_script(plan: StepPlan, parameters: dict[str, Any], notebook: str, hom
     ]
     out += [f"{name} = _args.{name}" for name in plan.parameters]
     out += [f"{name} = _runtime.load(_args.{plan.input_key(name)})" for name in plan.inputs]
+    if plan.uses_display:
+        out.append("display = _runtime.display  # IPython's display(), as text in the log")
     for segment in plan.segments:
         where = f"cell {segment.cell}" + (f", line {segment.line}" if segment.line > 1 else "")
         label = "" if segment.kind == "step" else f"  ({segment.kind})"
@@ -88,7 +90,7 @@ def build_workflow(plan: Plan, name: str, scripts: dict[str, str]) -> Workflow:
     """The workflow of ``plan``: one executor per step, with its script and artifacts."""
     executors = [
         Executor(
-            step.name,
+            name=step.name,
             script=scripts[step.name],
             requirements=step.requirements,
             inputs={step.input_key(v): f"{src}.{v}" for v, src in step.inputs.items()},
@@ -97,7 +99,7 @@ def build_workflow(plan: Plan, name: str, scripts: dict[str, str]) -> Workflow:
         )
         for step in plan.steps.values()
     ]
-    return Workflow(name, parameters=dict(plan.parameters), executors=executors)
+    return Workflow(name=name, parameters=dict(plan.parameters), executors=executors)
 
 
 def write(

@@ -202,3 +202,17 @@ def test_script_line_maps_back_to_the_notebook_cell(app_dir: Path) -> None:
     assert cell_of(script, fit) == (8, 3)  # TRAIN's third line
     label = next(i for i, ln in enumerate(lines, 1) if "frame['x'] > threshold" in ln)
     assert cell_of(script, label) == (3, 9)  # the functions cell, line 9
+
+
+def test_display_works_in_a_step_script(app_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    notebook = write_notebook(app_dir / "show.ipynb", [(["step:show"], "display({'a': 1}, 2)")])
+    done = convert(notebook, app_dir)
+    script = done.written.scripts["show"]
+    assert "display = _runtime.display" in script.read_text()
+    shown = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True
+    )
+    assert shown.stdout == "{'a': 1}\n2\n"
