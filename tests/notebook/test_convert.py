@@ -216,3 +216,14 @@ def test_display_works_in_a_step_script(app_dir: Path) -> None:
         [sys.executable, str(script)], capture_output=True, text=True, check=True
     )
     assert shown.stdout == "{'a': 1}\n2\n"
+
+
+def test_cli_prints_the_tagging_guide_without_a_traceback(app_dir: Path, capsys) -> None:
+    from scanflow.cli.main import main
+
+    notebook = write_notebook(app_dir / "plain.ipynb", [([], "x = 1")])
+    code = main(["--app", str(app_dir), "notebook", "convert", str(notebook)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error: plain.ipynb has no step:NAME tags" in err and "Traceback" not in err
+    assert not (app_dir / "scanflow.yaml").exists()
