@@ -8,7 +8,9 @@ The analysis follows Python's scoping closely enough for notebook code:
 - ``stores``: names bound at module level (assignments, imports, ``def``, ``class``,
   ``for`` and ``with`` targets, ...).
 - ``changed``: names the block may change in place: it assigns to an item or attribute
-  of them, calls one of their methods, or passes them to a function.
+  of them, calls one of their methods, or passes them to a function (other than a few
+  builtins, and functions of the notebook seen not to change their arguments).
+- ``keeps_arguments``: functions the block defines that change none of their arguments.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Usage:
     late: dict[str, int] = field(default_factory=dict)
     stores: set[str] = field(default_factory=set)
     changed: set[str] = field(default_factory=set)
+    keeps_arguments: set[str] = field(default_factory=set)
 
     def loads(self) -> set[str]:
         """Every name read, at module level or inside functions."""
@@ -80,11 +83,13 @@ def _arguments(args: ast.arguments) -> set[str]:
 class _Scanner(ast.NodeVisitor):
     """Walks module-level code in execution order, recording reads, binds and changes."""
 
-    def __init__(self, usage: Usage, bound: set[str]) -> None:
+    def __init__(self, usage: Usage, bound: set[str], keep: set[str]) -> None:
         self.usage = usage
         self.bound = bound  # names bound so far at module level
+        self.keep = keep  # functions known to change none of their arguments
         self.late_depth = 0
         self.local_stack: list[set[str]] = []
+        self.changed_arguments: list[set[str]] = []  # per function being scanned
 
     # -- reads and binds ------------------------------------------------------------
     def _read(self, name: str, line: int) -> None:
@@ -109,7 +114,11 @@ class _Scanner(ast.NodeVisitor):
             self._bind(node.id)
 
     def _change(self, node: ast.AST) -> None:
-        if isinstance(node, ast.Name) and not any(node.id in s for s in self.local_stack):
+        if not isinstance(node, ast.Name):
+            return
+        if self.changed_arguments and node.id in self.local_stack[-1]:
+            self.changed_arguments[-1].add(node.id)
+        if not any(node.id in s for s in self.local_stack):
             self.usage.changed.add(node.id)
 
     # -- statements in evaluation order ---------------------------------------------
@@ -155,7 +164,7 @@ class _Scanner(ast.NodeVisitor):
         func = node.func
         if isinstance(func, ast.Attribute):
             self._change(func.value)
-        if not (isinstance(func, ast.Name) and func.id in _PURE_CALLS):
+        if not (isinstance(func, ast.Name) and func.id in _PURE_CALLS | self.keep):
             for arg in node.args + [k.value for k in node.keywords]:
                 self._change(arg.value if isinstance(arg, ast.Starred) else arg)
         self.generic_visit(node)
@@ -180,21 +189,31 @@ class _Scanner(ast.NodeVisitor):
             self._read(name, node.lineno)
 
     # -- scopes -----------------------------------------------------------------------
-    def _function(self, node: ast.AST, args: ast.arguments, body: list[ast.stmt]) -> None:
+    def _function(self, node: ast.AST, args: ast.arguments, body: list[ast.stmt]) -> bool:
+        """Scan a function's body; returns whether it changes none of its arguments."""
         for default in args.defaults + [d for d in args.kw_defaults if d is not None]:
             self.visit(default)
         self.late_depth += 1
         self.local_stack.append(_arguments(args) | _bound_in(body))
+        self.changed_arguments.append(set())
         for stmt in body:
             self.visit(stmt)
+        changed = self.changed_arguments.pop() & _arguments(args)
         self.local_stack.pop()
         self.late_depth -= 1
+        return not changed
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for decorator in node.decorator_list:
             self.visit(decorator)
-        self._function(node, node.args, node.body)
+        keeps = self._function(node, node.args, node.body)
         self._bind(node.name)
+        if not self.local_stack:
+            if keeps:
+                self.keep.add(node.name)
+                self.usage.keeps_arguments.add(node.name)
+            else:
+                self.keep.discard(node.name)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -236,10 +255,15 @@ class _Scanner(ast.NodeVisitor):
         self._comprehension(node, [node.key, node.value])
 
 
-def analyse(tree: ast.Module | list[ast.stmt], bound: set[str] | None = None) -> Usage:
-    """The :class:`Usage` of ``tree``; names in ``bound`` count as already bound."""
+def analyse(
+    tree: ast.Module | list[ast.stmt],
+    bound: set[str] | None = None,
+    keeps_arguments: set[str] | None = None,
+) -> Usage:
+    """The :class:`Usage` of ``tree``; names in ``bound`` count as already bound, functions
+    in ``keeps_arguments`` as changing none of their arguments."""
     usage = Usage()
-    scanner = _Scanner(usage, set(bound or ()))
+    scanner = _Scanner(usage, set(bound or ()), set(keeps_arguments or ()))
     body = tree.body if isinstance(tree, ast.Module) else tree
     for stmt in body:
         scanner.visit(stmt)

@@ -210,11 +210,12 @@ def build_plan(notebook: TaggedNotebook) -> Plan:
         )
     order = topological_order(edges)
     defined = {n for u in units for n in u.usage.stores} | set(parameters)
+    keeps = {n for u in units for n in u.usage.keeps_arguments}
     steps: dict[str, StepPlan] = {}
     for step_name in order:
         decl = notebook.steps[step_name]
         plan = StepPlan(step_name, [c.number for c in decl.cells], list(decl.prev))
-        _scan_step(plan, trees, sources, pip_of)
+        _scan_step(plan, trees, sources, pip_of, keeps)
         _pick_shared(plan, units, defined, parameters)
         steps[step_name] = plan
     for step_name in order:
@@ -241,11 +242,13 @@ def _scan_step(
     trees: dict[int, ast.Module],
     sources: dict[int, str],
     pip_of: dict[int, list[str]],
+    keeps: set[str],
 ) -> None:
     """The step's own cells: what they read first, bind and change, cell by cell."""
-    usage, bound = plan.usage, set[str]()
+    usage, bound, keeps = plan.usage, set[str](), set(keeps)
     for number in plan.cells:
-        one = analyse(trees[number], bound)
+        one = analyse(trees[number], bound, keeps)
+        keeps |= one.keeps_arguments
         for key, _line in one.free.items():
             usage.free.setdefault(key, number)
         for key in one.late:

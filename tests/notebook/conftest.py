@@ -43,7 +43,7 @@ LOAD: Cell = (
 LOAD_MORE: Cell = ([], "df = add_square(df)")
 TRAIN: Cell = (
     ["step:train", "prev:load_data"],
-    "X = df[['x', 'x2']].to_numpy()\ny = label(df).to_numpy()\n"
+    "df['label'] = label(df)\nX = df[['x', 'x2']].to_numpy()\ny = df['label'].to_numpy()\n"
     "model = LogisticRegression(random_state=seed).fit(X, y)",
 )
 EVALUATE: Cell = (

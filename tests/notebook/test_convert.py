@@ -31,9 +31,11 @@ def test_kale_notebook_becomes_a_valid_workflow(app_dir: Path) -> None:
     load, train, evaluate = workflow.executors
     assert load.outputs == ["df", "threshold", "settings"]
     # 'threshold' is read inside the function label(), which train calls
+    # train adds a column to df: it hands its own version on (its input is then df_in)
     assert train.inputs == {"df_in": "load-data.df", "threshold": "load-data.threshold"}
-    assert set(train.outputs) == {"model", "X", "y", "df"}  # df: passed to a call, may change
+    assert set(train.outputs) == {"model", "X", "y", "df"}
     assert evaluate.inputs["settings"] == "load-data.settings"
+    assert evaluate.inputs["df"] == "train.df"
     assert evaluate.inputs["model"] == "train.model"
     assert train.depends_on == ["load-data"] and evaluate.depends_on == ["train"]
     assert done.plan.steps["evaluate"].metrics == {"accuracy": 10}
@@ -80,6 +82,7 @@ def test_a_step_that_changes_a_value_in_place_hands_its_version_on(tmp_path: Pat
     )
     assert plan.steps["c"].inputs == {"items": "b"}
     assert plan.steps["b"].outputs == {"items": 2}
+    assert plan.steps["b"].input_key("items") == "items_in"  # --items is its output
 
 
 def test_names_bound_in_the_step_or_locally_are_not_inputs(tmp_path: Path) -> None:
@@ -199,7 +202,7 @@ def test_script_line_maps_back_to_the_notebook_cell(app_dir: Path) -> None:
     script = done.written.scripts["train"]
     lines = script.read_text().splitlines()
     fit = next(i for i, ln in enumerate(lines, 1) if ln.startswith("model = LogisticRegression"))
-    assert cell_of(script, fit) == (8, 3)  # TRAIN's third line
+    assert cell_of(script, fit) == (8, 4)  # TRAIN's fourth line
     label = next(i for i, ln in enumerate(lines, 1) if "frame['x'] > threshold" in ln)
     assert cell_of(script, label) == (3, 9)  # the functions cell, line 9
 
@@ -227,3 +230,22 @@ def test_cli_prints_the_tagging_guide_without_a_traceback(app_dir: Path, capsys)
     assert code == 1
     assert "error: plain.ipynb has no step:NAME tags" in err and "Traceback" not in err
     assert not (app_dir / "scanflow.yaml").exists()
+
+
+def test_a_function_that_changes_its_argument_makes_the_caller_hand_it_on(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        [
+            (
+                ["functions"],
+                "def total(values):\n    return sum(values)\n\n"
+                "def append_one(values):\n    values.append(1)",
+            ),
+            (["step:a"], "items = [3]"),
+            (["step:b", "prev:a"], "n = total(items)"),  # reads only
+            (["step:c", "prev:b"], "append_one(items)"),  # changes it
+            (["step:d", "prev:c"], "last = items[-1] + n"),
+        ],
+    )
+    assert plan.steps["d"].inputs == {"items": "c", "n": "b"}
+    assert "items" not in plan.steps["b"].outputs
