@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 KERNEL = "python3"
 CELL_KEY = "scanflow_cell"
+METRICS_FOLDER = "__metrics__"
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,17 @@ def notebook_for_capture(plan: Plan, capture_dir: Path) -> Any:
         code = nbformat.v4.new_code_cell(source, metadata={CELL_KEY: cell.number})
         notebook.cells.append(code)
         step = plan.steps.get(last_cell.get(cell.number, ""))
-        if step is not None and step.outputs:
+        if step is not None and (step.outputs or step.metrics):
             lines = ["from scanflow.notebook import artifacts as _scanflow_artifacts"]
             lines += [
                 f"_scanflow_artifacts.save({v}, {str(capture_dir / step.name / v)!r}, "
                 f"{v!r}, cell={c})"
                 for v, c in step.outputs.items()
             ]
+            if step.metrics:
+                values = ", ".join(f"{m!r}: float({m})" for m in step.metrics)
+                folder = str(capture_dir / step.name / METRICS_FOLDER)
+                lines.append(f"_scanflow_artifacts.save({{{values}}}, {folder!r}, 'metrics')")
             notebook.cells.append(
                 nbformat.v4.new_code_cell("\n".join(lines), metadata={CELL_KEY: cell.number})
             )
@@ -118,6 +123,29 @@ def compare_outputs(
     return found
 
 
+def compare_metrics(
+    plan: Plan, capture_dir: Path, uri: str, runs: dict[str, str]
+) -> list[Comparison]:
+    """Compare the notebook's ``pipeline-metrics`` with those the steps logged to MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    from scanflow.notebook.artifacts import load
+    from scanflow.notebook.compare import difference
+
+    client = MlflowClient(uri)
+    found = []
+    for step in plan.steps.values():
+        if not step.metrics:
+            continue
+        ours = load(capture_dir / step.name / METRICS_FOLDER)
+        logged = client.get_run(runs[step.name]).data.metrics if step.name in runs else {}
+        for name, cell in step.metrics.items():
+            theirs = logged.get(name)
+            diff = "not logged" if theirs is None else difference(ours[name], float(theirs))
+            found.append(Comparison(step.name, f"metric {name}", cell, diff))
+    return found
+
+
 def verify(
     plan: Plan,
     app_dir: Path,
@@ -130,6 +158,7 @@ def verify(
     from scanflow.notebook.running import cell_errors, run_workflow
     from scanflow.spec.loader import load_project
     from scanflow.store import Store
+    from scanflow.tracking.config import tracking_uri
 
     project = load_project(app_dir)
     engine, run = run_workflow(project, workflow, on_event, use_cache=False)
@@ -141,6 +170,8 @@ def verify(
     steps = Store.for_state_dir(project.state_dir).steps(run.id)
     output_dirs = {s.name: Path(s.output_dir) for s in steps if s.output_dir}
     comparisons = compare_outputs(plan, capture_dir, output_dirs)
+    runs = {s.name: s.mlflow_run_id for s in steps if s.mlflow_run_id}
+    comparisons += compare_metrics(plan, capture_dir, tracking_uri(project.app, app_dir), runs)
     differ = [c for c in comparisons if not c.same]
     if differ:
         lines = [

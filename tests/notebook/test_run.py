@@ -27,7 +27,8 @@ def test_kale_notebook_converts_runs_and_verifies(app_dir: Path, capsys) -> None
     code = main(["--app", str(app_dir), "notebook", "convert", str(notebook), "--verify"])
     shown = capsys.readouterr()
     assert code == 0, shown.err
-    assert "verified: the notebook and workflow demo made the same 7 value(s)" in shown.out
+    assert "verified: the notebook and workflow demo made the same 8 value(s)" in shown.out
+    assert "evaluate.metric accuracy" in shown.out  # compared with the MLflow metric
 
     store = Store.for_state_dir(app_dir / ".scanflow")
     (run,) = store.list_runs()
@@ -67,14 +68,16 @@ def test_verify_names_the_cell_of_a_value_that_diverges(app_dir: Path) -> None:
             (["imports"], "import numpy as np"),
             (["step:draw"], "size = 3\nnoise = np.random.default_rng().normal(size=size)"),
             (["step:use", "prev:draw"], "total = float(noise.sum())"),
+            (["pipeline-metrics"], "print(total)"),
         ],
     )
     done = convert(notebook, app_dir)
     with pytest.raises(NotebookError) as caught:
         verify(done.plan, app_dir, "noisy")
     message = str(caught.value)
-    assert "1 of 1 value(s) differ" in message
+    assert "2 of 2 value(s) differ" in message
     assert "step 'draw', cell 2: 'noise' differs between the notebook and the workflow" in message
+    assert "step 'use', cell 4: 'metric total' differs" in message
 
 
 def test_run_time_errors_name_the_cell_and_the_variable(app_dir: Path, capsys) -> None:
