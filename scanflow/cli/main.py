@@ -13,7 +13,17 @@ import typer
 
 from scanflow.errors import ScanflowError
 
-COMMAND_MODULES = ["project", "runs", "tracker", "serve", "agents", "build", "deploy", "server"]
+COMMAND_MODULES = [
+    "project",
+    "runs",
+    "tracker",
+    "serve",
+    "agents",
+    "build",
+    "deploy",
+    "server",
+    "notebook",
+]
 
 app = typer.Typer(
     name="scanflow",

@@ -99,7 +99,9 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
                 if not isinstance(source, InputSource):
                     problems.append(Problem((*eloc, "inputs", key), source))
             if base_dir is not None:
-                problems += _file_problems(executor.script, executor.requirements, eloc, base_dir)
+                kind = "notebook" if executor.notebook else "script"
+                code = executor.notebook or executor.script
+                problems += _file_problems(code, executor.requirements, eloc, base_dir, kind)
         cycle = find_cycle(edges)
         if cycle:
             problems.append(
@@ -146,14 +148,18 @@ def closing_dependency(workflow: Workflow, cycle: list[str], wloc: Loc) -> Loc:
 
 
 def _file_problems(
-    script: str | None, requirements: list[str] | str, loc: Loc, base_dir: Path
+    script: str | None,
+    requirements: list[str] | str,
+    loc: Loc,
+    base_dir: Path,
+    kind: str = "script",
 ) -> list[Problem]:
     problems = []
     if script is not None and not (base_dir / script).is_file():
         problems.append(
             Problem(
-                (*loc, "script"),
-                f"script file {script!r} not found in {base_dir}; paths are relative to the "
+                (*loc, kind),
+                f"{kind} file {script!r} not found in {base_dir}; paths are relative to the "
                 "folder of scanflow.yaml",
             )
         )

@@ -96,11 +96,17 @@ def _function_reference(value: Any) -> Any:
 
 
 class Executor(_Model):
-    """One step of a workflow: a script or a ``module:function``, run in its own process."""
+    """One step of a workflow: a script, a ``module:function`` or a notebook (run with
+    papermill), in its own process."""
 
     name: Name
     script: str | None = None
     function: Annotated[str | None, BeforeValidator(_function_reference)] = None
+    notebook: str | None = Field(
+        default=None,
+        description="A .ipynb run whole with papermill: parameters, input and output paths "
+        "injected after its 'parameters' cell; the executed notebook is logged to MLflow.",
+    )
     parameters: Parameters = Field(default_factory=dict)
     requirements: list[str] | str = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
@@ -130,10 +136,10 @@ class Executor(_Model):
 
     @model_validator(mode="after")
     def _script_or_function(self) -> Executor:
-        if (self.script is None) == (self.function is None):
+        if [self.script, self.function, self.notebook].count(None) != 2:
             raise ValueError(
-                f"executor {self.name!r} needs exactly one of 'script' (a .py file) or "
-                "'function' ('module:function')"
+                f"executor {self.name!r} needs exactly one of 'script' (a .py file), "
+                "'function' ('module:function') or 'notebook' (a .ipynb file)"
             )
         return self
 

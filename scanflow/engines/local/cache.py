@@ -28,9 +28,11 @@ def tree_digest(path: Path) -> str:
 
 
 def code_digest(executor: Executor, base_dir: Path) -> str:
-    """Digest of the executor's code: its script, or the source file of its function's module."""
-    if executor.script is not None:
-        return tree_digest(base_dir / executor.script)
+    """Digest of the executor's code: its script or notebook, or the source file of its
+    function's module."""
+    path = executor.script or executor.notebook
+    if path is not None:
+        return tree_digest(base_dir / path)
     module = executor.function.split(":", 1)[0]  # type: ignore[union-attr]
     sys.path.insert(0, str(base_dir))
     try:
@@ -56,7 +58,7 @@ def cache_key(
     """The key under which a step's outputs are cached."""
     material = {
         "code": code_digest(executor, base_dir),
-        "entry": executor.script or executor.function,
+        "entry": executor.script or executor.function or executor.notebook,
         "parameters": parameters,
         "inputs": input_digests,
         "outputs": sorted(executor.outputs),

@@ -781,7 +781,11 @@ def command_for(
         for key, value in {**params, **inputs, **outputs}.items():
             argv += [f"--{key}", format_value(value)]
         return argv, env
-    call = {"function": executor.function, "kwargs": {**params, **inputs, **outputs}}
+    kwargs = {**params, **inputs, **outputs}
+    if executor.notebook is not None:  # papermill runs it: see scanflow.notebook.papermill
+        kwargs = {"notebook": str(base_dir / executor.notebook), "parameters": kwargs}
+    function = executor.function or "scanflow.notebook.papermill:run_notebook"
+    call = {"function": function, "kwargs": kwargs}
     env = {**env, "SCANFLOW_STEP_CALL": json.dumps(call)}
     return [python, "-m", "scanflow.engines.local.step_main"], env
 
