@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean k8s-sim
+.PHONY: demo test venv lint bench clean k8s-sim test-base-image
 
 venv: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/install.sh scripts/install_postgres.sh
 demo: $(STAMP)
 	$(VENV)/bin/scanflow demo
 
-test: $(STAMP) k8s-sim
+test: $(STAMP) k8s-sim test-base-image
 	$(VENV)/bin/ruff check scanflow tests bench scripts
 	$(VENV)/bin/ruff format --check scanflow tests bench scripts
 	$(VENV)/bin/mypy
@@ -29,6 +29,11 @@ lint: $(STAMP)
 # Kubernetes control plane binaries for tests/k8s (cached outside the repo; seconds when built).
 k8s-sim:
 	scripts/k8s-sim build
+
+# The Debian base image of the image-build tests (debootstrap, cached in ~/.cache/scanflow/images;
+# seconds when built).
+test-base-image: $(STAMP)
+	$(PY) -c "from tests.build.support import base_tarball; print(base_tarball())"
 
 bench: $(STAMP)
 	bash bench/run_all.sh

@@ -14,6 +14,7 @@ from scanflow.engines.events import StepEvent
 
 if TYPE_CHECKING:
     from scanflow.agents.interfaces import ServiceControl
+    from scanflow.spec.loader import Project
     from scanflow.spec.model import Service
     from scanflow.store import RunRecord
 
@@ -86,6 +87,17 @@ class Engine(Protocol):
     def services(self) -> ServiceBackend:
         """The backend of this application's online services."""
         ...
+
+
+def declared_service(project: Project, name: str) -> Service:
+    """The service ``name`` the application declares; :class:`EngineError` lists the known."""
+    from scanflow.errors import EngineError
+
+    for service in project.app.services:
+        if service.name == name:
+            return service
+    known = ", ".join(s.name for s in project.app.services) or "none"
+    raise EngineError(f"no service {name!r} in application {project.app.name!r} (known: {known})")
 
 
 def follow(

@@ -379,13 +379,9 @@ class KubernetesServices:
 
     def spec(self, name: str) -> Service:
         """The declared service ``name``."""
-        for service in self.project.app.services:
-            if service.name == name:
-                return service
-        known = ", ".join(s.name for s in self.project.app.services) or "none"
-        raise EngineError(
-            f"no service {name!r} in application {self.project.app.name!r} (known: {known})"
-        )
+        from scanflow.engines.base import declared_service
+
+        return declared_service(self.project, name)
 
     def deploy(self, service: Service) -> KubeServiceControl:
         """Apply ``service``'s objects (and the namespace and token they need)."""

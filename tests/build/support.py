@@ -109,6 +109,9 @@ def base_tarball() -> Path:
         run(["bash", "-o", "pipefail", "-c", pipeline])
         partial.rename(tarball)
         shutil.rmtree(work, ignore_errors=True)
+        for old in CACHE.glob("base-*.tar.gz"):  # bases of older dependency sets
+            if old != tarball:
+                old.unlink()
         return tarball
 
 

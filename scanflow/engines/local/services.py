@@ -37,13 +37,9 @@ class LocalServices:
 
     def spec(self, name: str) -> Service:
         """The declared service ``name``."""
-        for service in self.project.app.services:
-            if service.name == name:
-                return service
-        known = ", ".join(s.name for s in self.project.app.services) or "none"
-        raise EngineError(
-            f"no service {name!r} in application {self.project.app.name!r} (known: {known})"
-        )
+        from scanflow.engines.base import declared_service
+
+        return declared_service(self.project, name)
 
     def deploy(self, service: Service, *, port: int | None = None) -> HttpServiceControl:
         """Start ``service`` at ``port`` (default: its declared one) and wait until it
