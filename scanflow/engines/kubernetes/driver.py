@@ -40,7 +40,7 @@ from scanflow.engines.kubernetes.record import (
 )
 from scanflow.engines.kubernetes.steps import RUN_LABEL
 from scanflow.kube.cluster import Cluster, call, connect
-from scanflow.kube.names import dns_label
+from scanflow.kube.names import MANAGER, dns_label
 from scanflow.store import DONE_OK, TERMINAL, Store
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,9 @@ class Driver:
             }
         ]
         call(
-            lambda: self.cluster.dynamic.create(self.jobs, body=body, namespace=self.namespace),
+            lambda: self.cluster.dynamic.create(
+                self.jobs, body=body, namespace=self.namespace, field_manager=MANAGER
+            ),
             "create",
             f"job {body['metadata']['name']!r} in namespace {self.namespace!r}",
         )

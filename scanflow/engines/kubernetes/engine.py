@@ -44,7 +44,7 @@ from scanflow.engines.kubernetes.steps import (
 from scanflow.engines.local.engine import apply_overrides, new_run_id
 from scanflow.errors import EngineError, KubeError
 from scanflow.kube.cluster import Cluster, call, connect
-from scanflow.kube.names import dns_label, labels_of, namespace_of
+from scanflow.kube.names import MANAGER, dns_label, labels_of, namespace_of
 from scanflow.spec.loader import Project
 from scanflow.spec.model import Application, Executor
 from scanflow.store import DONE_OK, TERMINAL, RunRecord, StepRecord, Store
@@ -327,7 +327,9 @@ class KubernetesEngine:
             body["spec"]["parallelism"] = max_parallel
         resource = self._resource(argo.API_VERSION, "Workflow")
         created = call(
-            lambda: self.cluster.dynamic.create(resource, body=body, namespace=namespace),
+            lambda: self.cluster.dynamic.create(
+                resource, body=body, namespace=namespace, field_manager=MANAGER
+            ),
             "create",
             f"workflows in namespace {namespace!r}",
         )
@@ -347,7 +349,9 @@ class KubernetesEngine:
         resource = self._resource("v1", "ConfigMap")
         self._resource("batch/v1", "Job")
         call(
-            lambda: self.cluster.dynamic.create(resource, body=body, namespace=namespace),
+            lambda: self.cluster.dynamic.create(
+                resource, body=body, namespace=namespace, field_manager=MANAGER
+            ),
             "create",
             f"configmaps in namespace {namespace!r}",
         )
