@@ -12,6 +12,9 @@ import pytest
 
 from scanflow.spec import Project, load_project
 
+# k8s_cluster, argo, argo_namespace: once per session, for tests in any folder
+pytest_plugins = ["k8s.fixtures"]
+
 
 def write_files(root: Path, files: dict[str, str]) -> None:
     """Write ``{relative path: text}`` under ``root`` (text is dedented)."""

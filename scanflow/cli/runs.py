@@ -386,7 +386,13 @@ def register(app: typer.Typer) -> None:
             console.print(_interrupted_hint(record), highlight=False)
         table = Table("step", "after", "status", "duration", "attempts (exit codes)", "note")
         for step in summary["steps"]:
-            codes = ", ".join(str(a["exit_code"]) for a in step["attempts"]) or "-"
+            codes = (
+                ", ".join(
+                    str(a["exit_code"]) if a["exit_code"] is not None else (a["error"] or "?")
+                    for a in step["attempts"]
+                )
+                or "-"
+            )
             note = step["error"] or (
                 f"cached from {step['cached_from']}" if step["cached_from"] else ""
             )

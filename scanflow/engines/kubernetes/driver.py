@@ -24,6 +24,14 @@ from scanflow.engines.kubernetes.jobs import (
     JobState,
     job_state,
 )
+from scanflow.engines.kubernetes.pods import (
+    IMAGE_PULL_GRACE,
+    QUOTA_WORDS,
+    last_exit,
+    pull_failure,
+    record_attempts,
+    run_pods,
+)
 from scanflow.engines.kubernetes.record import (
     failure_message,
     finish_run,
@@ -32,13 +40,12 @@ from scanflow.engines.kubernetes.record import (
 )
 from scanflow.engines.kubernetes.steps import RUN_LABEL
 from scanflow.kube.cluster import Cluster, call, connect
-from scanflow.kube.names import dns_label
+from scanflow.kube.names import MANAGER, dns_label
 from scanflow.store import DONE_OK, TERMINAL, Store
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.3
-QUOTA_WORDS = "exceeded quota"
 
 
 def delete_jobs(cluster: Cluster, namespace: str, run_id: str) -> None:
@@ -122,9 +129,50 @@ class Driver:
             }
         ]
         call(
-            lambda: self.cluster.dynamic.create(self.jobs, body=body, namespace=self.namespace),
+            lambda: self.cluster.dynamic.create(
+                self.jobs, body=body, namespace=self.namespace, field_manager=MANAGER
+            ),
             "create",
             f"job {body['metadata']['name']!r} in namespace {self.namespace!r}",
+        )
+
+    def _job_step(self, job: dict[str, Any], attempts: list) -> JobState:
+        """The step's state from its Job and its pods: a quota refusal or an image that
+        cannot be pulled (past the run's grace) fails it; a failure names the exit code."""
+        state = job_state(job)
+        name = job["metadata"]["name"]
+        if state.status == "running" and state.attempts == 0:
+            refusal = _quota_refusal(self.cluster, self.namespace, name)
+            if refusal:
+                return JobState("failed", 0, refusal, state.started)
+        if state.status == "running":
+            grace = float(self.ref.get("image_pull_grace", IMAGE_PULL_GRACE))
+            unpulled = pull_failure(attempts, grace, time.time())
+            if unpulled:
+                self._delete(name)
+                return JobState("failed", state.attempts, unpulled, state.started, time.time())
+            if attempts and attempts[-1].pull_error:  # said while it may still come
+                return JobState("running", state.attempts, attempts[-1].pull_error, state.started)
+        if state.status == "failed" and last_exit(attempts):
+            return JobState(
+                "failed",
+                state.attempts,
+                f"{state.message}; {last_exit(attempts)}",
+                state.started,
+                state.finished,
+            )
+        return state
+
+    def _delete(self, job: str) -> None:
+        call(
+            lambda: self.cluster.dynamic.delete(
+                self.jobs,
+                name=job,
+                namespace=self.namespace,
+                body={"propagationPolicy": "Background"},
+            ),
+            "delete",
+            f"job {job!r} in namespace {self.namespace!r}",
         )
 
     def step_once(self) -> str | None:
@@ -139,6 +187,9 @@ class Driver:
         plan = {s["name"]: s for s in json.loads(parent["data"][PLAN_KEY])}
         round_ = int(self.ref.get("round", 0))
         live = self._live_jobs(round_)
+        attempts = record_attempts(
+            self.store, self.run_id, steps, run_pods(self.cluster, self.namespace, self.run_id)
+        )
         states: dict[str, JobState] = {}
         by_name = {s.name: s for s in steps}
         for name, entry in plan.items():
@@ -147,12 +198,7 @@ class Driver:
                 continue
             job = live.get(entry["job"]["metadata"]["name"])
             if job is not None:
-                state = job_state(job)
-                if state.status == "running" and state.attempts == 0:
-                    refusal = _quota_refusal(self.cluster, self.namespace, job["metadata"]["name"])
-                    if refusal:
-                        state = JobState("failed", 0, refusal, state.started)
-                states[name] = state
+                states[name] = self._job_step(job, attempts[name])
                 continue
             upstream = [by_name[d].status for d in entry["depends_on"]]
             if any(s in TERMINAL and s not in DONE_OK for s in upstream):

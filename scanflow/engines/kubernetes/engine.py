@@ -20,6 +20,14 @@ from scanflow.engines.base import ServiceBackend
 from scanflow.engines.events import StepEvent
 from scanflow.engines.kubernetes import argo, jobs
 from scanflow.engines.kubernetes.argo_state import run_phase, step_states
+from scanflow.engines.kubernetes.pods import (
+    IMAGE_PULL_GRACE,
+    QUOTA_WORDS,
+    last_exit,
+    pull_failure,
+    record_attempts,
+    run_pods,
+)
 from scanflow.engines.kubernetes.record import (
     failure_message,
     finish_run,
@@ -36,7 +44,7 @@ from scanflow.engines.kubernetes.steps import (
 from scanflow.engines.local.engine import apply_overrides, new_run_id
 from scanflow.errors import EngineError, KubeError
 from scanflow.kube.cluster import Cluster, call, connect
-from scanflow.kube.names import dns_label, labels_of, namespace_of
+from scanflow.kube.names import MANAGER, dns_label, labels_of, namespace_of
 from scanflow.spec.loader import Project
 from scanflow.spec.model import Application, Executor
 from scanflow.store import DONE_OK, TERMINAL, RunRecord, StepRecord, Store
@@ -70,10 +78,12 @@ class KubernetesEngine:
         tracking_uri: str | None = None,
         image_of: Callable[[Application, Executor], str] | None = None,
         pod_hook: PodHook | None = None,
+        image_pull_grace: float = IMAGE_PULL_GRACE,
     ) -> None:
         """``engine``: ``argo`` or ``jobs`` (default: ``kubernetes.workflow_engine``);
         ``tracking_uri``: the tracker the step pods log to (it must be reachable from
-        the cluster); ``pod_hook``: extra pod settings per step."""
+        the cluster); ``pod_hook``: extra pod settings per step; ``image_pull_grace``:
+        seconds a step's pod may fail to pull its image before the step fails."""
         self.project = project
         self.flavour = engine or project.app.kubernetes.workflow_engine
         if self.flavour not in FLAVOURS:
@@ -84,6 +94,7 @@ class KubernetesEngine:
         self.tracking_uri = tracking_uri or (_cluster_tracker(project.app) if tracking else None)
         self.image_of = image_of
         self.pod_hook = pod_hook
+        self.image_pull_grace = image_pull_grace
         self._cluster: Cluster | None = None
         self._services: ServiceBackend | None = None
 
@@ -123,6 +134,7 @@ class KubernetesEngine:
             ref = self._create_workflow(app, wf.name, run_id, params, plans, max_parallel)
         else:
             ref = self._create_parent(app, run_id, namespace, plans, 0)
+        ref["image_pull_grace"] = self.image_pull_grace
         record = RunRecord(
             id=run_id,
             app=app.name,
@@ -229,9 +241,11 @@ class KubernetesEngine:
             if s.name in todo:
                 self.store.update_step(s.id, status="pending", error=None, finished_at=None)
         if ref.get("kind") == "Workflow":
+            grace = ref.get("image_pull_grace", self.image_pull_grace)
             ref = self._create_workflow(
                 app, run.workflow, run.id, run.parameters, plans, max_parallel
             )
+            ref["image_pull_grace"] = grace
         else:
             round_ = int(ref.get("round", 0)) + 1
             plan = jobs.parent_plan(app, run.id, ref["namespace"], plans, round_)
@@ -313,7 +327,9 @@ class KubernetesEngine:
             body["spec"]["parallelism"] = max_parallel
         resource = self._resource(argo.API_VERSION, "Workflow")
         created = call(
-            lambda: self.cluster.dynamic.create(resource, body=body, namespace=namespace),
+            lambda: self.cluster.dynamic.create(
+                resource, body=body, namespace=namespace, field_manager=MANAGER
+            ),
             "create",
             f"workflows in namespace {namespace!r}",
         )
@@ -333,7 +349,9 @@ class KubernetesEngine:
         resource = self._resource("v1", "ConfigMap")
         self._resource("batch/v1", "Job")
         call(
-            lambda: self.cluster.dynamic.create(resource, body=body, namespace=namespace),
+            lambda: self.cluster.dynamic.create(
+                resource, body=body, namespace=namespace, field_manager=MANAGER
+            ),
             "create",
             f"configmaps in namespace {namespace!r}",
         )
@@ -409,6 +427,10 @@ class KubernetesEngine:
             finish_run(self.store, run.id, "cancelled", f"its Workflow {ref['name']} was deleted")
             return
         states = step_states(live, ref.get("keys", {}))
+        attempts = record_attempts(
+            self.store, run.id, steps, run_pods(self.cluster, ref["namespace"], run.id)
+        )
+        states = self._stuck_steps(run, states, attempts)
         if ref.get("cancelled"):  # Argo ends a terminated step Failed: it was cancelled
             states = {
                 n: replace(s, status="cancelled", message="cancelled")
@@ -427,6 +449,36 @@ class KubernetesEngine:
         skip_or_cancel_rest(self.store, run.id, steps, status)
         error = None if status == "succeeded" else f"{failure_message(steps)}: {message}"
         finish_run(self.store, run.id, status, error)
+
+    def _stuck_steps(self, run: RunRecord, states: dict, attempts: dict) -> dict:
+        """Step states with what the pods say: a failure names the exit code; a pod that
+        cannot pull its image past the grace, or that a ResourceQuota refuses, fails its
+        step and stops the Workflow (Argo would wait for it forever)."""
+        ref = dict(run.engine_ref or {})
+        stuck = dict(ref.get("stuck") or {})
+        grace = float(ref.get("image_pull_grace", self.image_pull_grace))
+        out = dict(states)
+        for name, state in states.items():
+            tries = attempts.get(name, [])
+            if state.status == "failed" and last_exit(tries):
+                out[name] = replace(state, message=f"{state.message}; {last_exit(tries)}")
+            if state.status != "running" or name in stuck:
+                continue
+            why = pull_failure(tries, grace, time.time())
+            if why is None and QUOTA_WORDS in state.message:
+                why = f"a ResourceQuota refused its pod: {state.message}"
+            if why is not None:
+                stuck[name] = why
+            elif tries and tries[-1].pull_error:
+                out[name] = replace(state, message=tries[-1].pull_error)
+        if stuck != (ref.get("stuck") or {}):
+            ref["stuck"] = stuck
+            self.store.update_run(run.id, engine_ref=ref)
+            self._patch(ref, {"spec": {"shutdown": "Stop"}}, "merge")
+        for name, why in stuck.items():
+            if name in states:
+                out[name] = replace(states[name], status="failed", message=why)
+        return out
 
     def _pod_logs(self, run: RunRecord, steps: list[str]) -> Iterator[str]:
         from kubernetes.client import CoreV1Api

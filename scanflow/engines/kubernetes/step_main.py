@@ -93,7 +93,13 @@ def run_step(args: argparse.Namespace, app_dir: Path, scratch: Path) -> int:
     from scanflow.engines.local.engine import command_for
     from scanflow.spec.model import Application
 
-    app = Application.from_yaml((app_dir / "scanflow.yaml").read_text(), check_files=False)
+    spec = app_dir / "scanflow.yaml"
+    if not spec.is_file():
+        raise EngineError(
+            f"no application at {spec}: the step image holds it at /app, "
+            "or set SCANFLOW_APP_DIR to the folder of scanflow.yaml"
+        )
+    app = Application.from_yaml(spec.read_text(), check_files=False)
     executor = app.workflow(args.workflow).executor(args.step)
     params = _pairs(args.param, "param", parse=True)
     uris = _pairs(args.input, "input", parse=False)
