@@ -31,7 +31,9 @@ class ManifestFormat(str, Enum):
 
 
 Target = Annotated[str, typer.Option("--target", "-t", help="Where the application runs.")]
-Context = Annotated[str | None, typer.Option(help="kubeconfig context (default: the spec's)")]
+Context = Annotated[
+    str | None, typer.Option("--context", help="kubeconfig context (default: the spec's)")
+]
 Kubeconfig = Annotated[
     Path | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 ]
