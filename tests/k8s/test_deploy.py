@@ -155,6 +155,35 @@ def test_scale_through_the_service_control_and_pods_follow(k8s_cluster, cluster,
     wait_for(lambda: len(running_pods(k8s_cluster, namespace, selector)) == 1, what="1 pod")
 
 
+def test_controls_of_one_backend_share_one_listing_per_round(cluster, digits) -> None:
+    from kubernetes.client import AppsV1Api
+
+    from scanflow.kube.names import AGENT_MANAGER
+    from scanflow.kube.services import StatusSnapshot
+
+    now = [0.0]
+    backend = KubernetesServices(digits, cluster)
+    backend.snapshot = StatusSnapshot(backend.statuses, ttl=0.5, clock=lambda: now[0])
+    first, second, third = (backend.control("predictor") for _ in range(3))
+    workers = first.status()["workers"]
+    # another process scales it: the other controls read the same listing once
+    AppsV1Api(cluster.api).patch_namespaced_deployment_scale(
+        "predictor",
+        namespace_of(digits.app),
+        {"spec": {"replicas": workers + 1}},
+        field_manager=AGENT_MANAGER,
+    )
+    assert second.status()["workers"] == workers and backend.snapshot.reads == 1
+    # a control that asks again (its next tick) gets a new listing
+    assert second.status()["workers"] == workers + 1 and backend.snapshot.reads == 2
+    # so does any control once the listing is older than its ttl
+    now[0] += 0.6
+    assert third.status()["workers"] == workers + 1 and backend.snapshot.reads == 3
+    # and a scale through one control is seen by the others at once
+    assert first.scale(workers)["ready_workers"] == workers
+    assert second.status()["workers"] == workers and backend.snapshot.reads == 4
+
+
 def test_failover_switches_the_service_to_the_backup_and_back(k8s_cluster, cluster, digits) -> None:
     control = KubernetesServices(digits, cluster).control("predictor")
     namespace = namespace_of(digits.app)
