@@ -4,9 +4,10 @@ Usage: ``python bench/k8s/workflow_scale.py [--repeat 3] [--nodes 20] [--width 1
 
 Starts its own cluster (``scripts/k8s-sim up --nodes N`` in a temporary ``K8S_SIM_STATE``)
 and Argo's controller (``argo up``, which waits while another controller holds the machine
-lock), and stops both at the end. The DAG is a fan-out: one root step, ``width`` steps that
-depend on it, one join step that depends on all of them (``width + 2`` steps). Each round,
-in fresh namespaces:
+lock), and stops both at the end. 20 nodes by default: on 100, kwok (busy with the nodes'
+heartbeats) left a Workflow pod Running for minutes. The DAG is a fan-out: one root step,
+``width`` steps that depend on it, one join step that depends on all of them (``width + 2``
+steps). Each round, in fresh namespaces:
 
 - ``argo``: the Scanflow Kubernetes engine (flavour argo) submits the workflow; wall time
   from ``submit`` until the run is recorded ``succeeded``;
