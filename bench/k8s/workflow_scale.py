@@ -1,11 +1,10 @@
 """A 200-step workflow on Argo, on simulated nodes, against the floor of its pods alone.
 
-Usage: ``python bench/k8s/workflow_scale.py [--repeat 3] [--nodes 20] [--width 198]``
+Usage: ``python bench/k8s/workflow_scale.py [--repeat 3] [--nodes 100] [--width 198]``
 
 Starts its own cluster (``scripts/k8s-sim up --nodes N`` in a temporary ``K8S_SIM_STATE``)
 and Argo's controller (``argo up``, which waits while another controller holds the machine
-lock), and stops both at the end. 20 nodes by default: on 100, kwok (busy with the nodes'
-heartbeats) left a Workflow pod Running for minutes. The DAG is a fan-out: one root step,
+lock), and stops both at the end. The DAG is a fan-out: one root step,
 ``width`` steps that depend on it, one join step that depends on all of them (``width + 2``
 steps). Each round, in fresh namespaces:
 
@@ -182,7 +181,7 @@ def load() -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--width", type=int, default=198)
     args = parser.parse_args()
     from kubernetes import config
