@@ -9,16 +9,18 @@ rendered and deployed by ``scanflow deploy`` (images by ``--image``), and measur
 - deploy time: the ``scanflow deploy`` command's wall time (every object applied);
 - time to all pods Running: from the start of the deploy until every service pod is Running;
 - agents' reconcile latency: one tick reads the status of every service and decides (the
-  autoscale rule's ``target_workers`` and failover's ``healthy`` on it), with the real
-  :class:`~scanflow.kube.services.KubeServiceControl` (one Deployment read per service) and
-  with the batched read (:meth:`~scanflow.kube.services.KubernetesServices.statuses`: one
+  autoscale rule's ``target_workers`` and failover's ``healthy`` on it), three ways:
+  ``per_service``, each service's :class:`~scanflow.kube.services.KubeServiceControl` as
+  agents get them (the controls of one backend share one listing per round);
+  ``per_deployment``, the same controls each reading its own Deployment (no sharing); and
+  ``batched``, one :meth:`~scanflow.kube.services.KubernetesServices.statuses` call (one
   list of Deployments); per tick and per service, over ``--ticks`` ticks.
 
 Each run has its own cluster (``up``, the run, ``down``). Figures: JSON on stdout and in
 ``bench/results/k8s_scale.json``; the medians over the runs are reported.
 
-The workflow half (a 200-step Argo workflow: wall time against the floor of its steps'
-pods) is not measured here yet.
+The workflow half (a 200-step Argo workflow against the floor of its steps' pods) is
+``bench/k8s/workflow_scale.py``.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def reconcile(project: Any, cluster: Any, ticks: int) -> dict[str, Any]:
-    """Per-tick and per-service times of a tick reading every service's status and deciding,
-    per service (one Deployment read each) and batched (one list)."""
+    """Per-tick and per-service times of a tick reading every service's status and deciding:
+    through the controls (sharing a listing), each reading its Deployment, and batched."""
     from scanflow.agents.strategies.autoscale import AutoscaleConfig, target_workers
     from scanflow.agents.strategies.failover import FailoverConfig, healthy
     from scanflow.kube.services import KubernetesServices
@@ -84,6 +86,9 @@ def reconcile(project: Any, cluster: Any, ticks: int) -> dict[str, Any]:
     backend = KubernetesServices(project, cluster)
     names = [s.name for s in project.app.services]
     controls = {n: backend.control(n) for n in names}
+    alone = {n: backend.control(n) for n in names}
+    for control in alone.values():
+        control.shared = None  # each reads its own Deployment
     scale = AutoscaleConfig(service="x", max_workers=4)
     guard = FailoverConfig(service="x", model="m")
     window = [{"rps": 30.0, "queue_depth": 0.0, "p95_ms": 120.0}]
@@ -92,14 +97,15 @@ def reconcile(project: Any, cluster: Any, ticks: int) -> dict[str, Any]:
         return target_workers(window, status["workers"], scale)[0], healthy(status, guard)
 
     figures: dict[str, Any] = {}
-    for mode in ("per_service", "batched"):
+    for mode in ("per_service", "per_deployment", "batched"):
         tick_times, service_times = [], []
         for _ in range(ticks):
             started = time.perf_counter()
-            if mode == "per_service":
+            if mode != "batched":
+                chosen = controls if mode == "per_service" else alone
                 for name in names:
                     t0 = time.perf_counter()
-                    decide(controls[name].status())
+                    decide(chosen[name].status())
                     service_times.append(time.perf_counter() - t0)
             else:
                 statuses = backend.statuses()
@@ -116,6 +122,7 @@ def reconcile(project: Any, cluster: Any, ticks: int) -> dict[str, Any]:
             "service_p50_ms": statistics.median(service_times) * 1000,
             "service_p99_ms": percentile(service_times, 0.99) * 1000,
         }
+    figures["per_service"]["listings"] = backend.snapshot.reads
     return figures
 
 
@@ -192,7 +199,7 @@ def main() -> None:
             "all_running_s": median(lambda r: r["all_running_s"]),
             **{
                 f"{mode}_{key}": median(lambda r, m=mode, k=key: r["reconcile"][m][k])
-                for mode in ("per_service", "batched")
+                for mode in ("per_service", "per_deployment", "batched")
                 for key in ("tick_p50_s", "tick_p99_s", "service_p99_ms")
             },
         },

@@ -1,17 +1,20 @@
-"""A 200-step workflow on Argo, on 100 simulated nodes, against the floor of its pods alone.
+"""A 200-step workflow on Argo, on simulated nodes, against the floor of its pods alone.
 
 Usage: ``python bench/k8s/workflow_scale.py [--repeat 3] [--nodes 100] [--width 198]``
 
 Starts its own cluster (``scripts/k8s-sim up --nodes N`` in a temporary ``K8S_SIM_STATE``)
 and Argo's controller (``argo up``, which waits while another controller holds the machine
-lock), and stops both at the end. The DAG is a fan-out: one root step, ``width`` steps that
-depend on it, one join step that depends on all of them (``width + 2`` steps). Each round,
-in fresh namespaces:
+lock), and stops both at the end. The DAG is a fan-out: one root step,
+``width`` steps that depend on it, one join step that depends on all of them (``width + 2``
+steps). Each round, in fresh namespaces:
 
 - ``argo``: the Scanflow Kubernetes engine (flavour argo) submits the workflow; wall time
   from ``submit`` until the run is recorded ``succeeded``;
-- ``floor``: the same steps as Jobs created by a minimal driver here (the root, then the
-  fan-out at once, then the join, each created when its upstream Jobs completed);
+- ``floor``: the same steps as bare pods created by a minimal driver here (the root, then
+  the fan-out at once, then the join, each wave created when the previous one Succeeded):
+  the DAG's pods alone. kwok completes only pods that have an owner of a kind it knows, so
+  each pod names a suspended Job (which creates no pods of its own) as a non-controller owner;
+- ``jobs``: the same waves as Jobs (the Job controller creates and tracks each pod);
 - ``burst``: all ``width + 2`` Jobs created at once, time until all completed.
 
 kwok completes a pod as soon as it runs (no delay), so the figures are control-plane and
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -126,6 +130,50 @@ def jobs_round(api, namespace: str, waves: list[list[str]]) -> float:
     return time.monotonic() - started
 
 
+def _pod(name: str, owner: dict) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": "floor"}, "ownerReferences": [owner]},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": IMAGE, "command": ["python"]}],
+        },
+    }
+
+
+def pods_round(api, namespace: str, waves: list[list[str]]) -> float:
+    """Create each wave's pods at once (8 requests in flight) once the previous wave
+    Succeeded; seconds until the last pod Succeeded."""
+    from kubernetes import client
+
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    core.create_namespace({"metadata": {"name": namespace}})
+    anchor = _job("anchor")
+    anchor["spec"]["suspend"] = True
+    job = batch.create_namespaced_job(namespace, anchor)
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "anchor", "uid": job.metadata.uid}
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        for wave in waves:
+            create = lambda n: core.create_namespaced_pod(namespace, _pod(n, owner))  # noqa: E731
+            list(pool.map(create, wave))
+            pending = set(wave)
+            while pending:
+                raw = core.list_namespaced_pod(
+                    namespace, label_selector="bench=floor", _preload_content=False
+                )
+                for pod in json.loads(raw.data)["items"]:
+                    phase = pod["status"].get("phase")
+                    if phase == "Succeeded":
+                        pending.discard(pod["metadata"]["name"])
+                    elif phase == "Failed":
+                        raise SystemExit(f"pod {pod['metadata']['name']} failed")
+                if pending:
+                    time.sleep(POLL)
+    return time.monotonic() - started
+
+
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -154,14 +202,15 @@ def main() -> None:
             for n in range(args.repeat):
                 row = {"load_before": load()}
                 row["argo"] = argo_round(kubeconfig, args.width, f"fan{n}", Path(tmp))
-                row["floor"] = jobs_round(api, f"floor-{n}", [["root"], steps, ["join"]])
+                row["floor"] = pods_round(api, f"floor-{n}", [["root"], steps, ["join"]])
+                row["jobs"] = jobs_round(api, f"jobs-{n}", [["root"], steps, ["join"]])
                 row["burst"] = jobs_round(api, f"burst-{n}", [["root", *steps, "join"]])
                 row["load_after"] = load()
                 print(json.dumps(row), file=sys.stderr)
                 results["rounds"].append(row)
         finally:
             subprocess.run([sys.executable, str(SIM), "-q", "down"], env=env, timeout=300)
-    for key in ("argo", "floor", "burst"):
+    for key in ("argo", "floor", "jobs", "burst"):
         values = [r[key] for r in results["rounds"]]
         results[key] = {
             "median": round(statistics.median(values), 2),

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCALE_TIMEOUT = 120.0
+SNAPSHOT_TTL = 0.5  # seconds a listing of the services' statuses serves their controls
 Route = Literal["primary", "backup"]
 HTTPROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 BLOCKING = tuple(WAITING_PROBLEMS)  # pod problems that more pods (or waiting) do not fix
@@ -72,8 +74,47 @@ def _owned_by(pod: Any, deployment: dict[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in _pod_selector(deployment).items())
 
 
+class StatusSnapshot:
+    """One listing of an application's service statuses (``read``), shared by the controls
+    of its services for one round of reads: a control that asks again gets a new listing
+    (its next tick sees changes), and so does every caller once the listing is older than
+    ``ttl`` seconds or after a change made through a control. Callers that come while it is
+    read wait for that one listing."""
+
+    def __init__(
+        self,
+        read: Callable[[], dict[str, dict[str, Any]]],
+        ttl: float = SNAPSHOT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read, self.ttl, self._clock = read, ttl, clock
+        self._lock = threading.Lock()
+        self._value: dict[str, dict[str, Any]] | None = None
+        self._at = 0.0
+        self._seen: set[int] = set()  # the readers of the current listing
+        self.reads = 0  # listings made
+
+    def get(self, reader: object) -> dict[str, dict[str, Any]]:
+        """The statuses by service name for ``reader``, listed anew when stale."""
+        with self._lock:
+            key = id(reader)
+            if self._value is None or key in self._seen or self._clock() - self._at > self.ttl:
+                self._value = self._read()
+                self._at = self._clock()
+                self._seen.clear()
+                self.reads += 1
+            self._seen.add(key)
+            return self._value
+
+    def invalidate(self) -> None:
+        """Make the next :meth:`get` list again (after a change this process made)."""
+        with self._lock:
+            self._value = None
+
+
 class KubeServiceControl:
-    """One service's Deployment(s) and Service in the application's namespace."""
+    """One service's Deployment(s) and Service in the application's namespace; with
+    ``shared``, its status comes from the listing all controls of the application share."""
 
     def __init__(
         self,
@@ -85,11 +126,12 @@ class KubeServiceControl:
         *,
         per_pod: bool = False,
         token: str | None = None,
+        shared: StatusSnapshot | None = None,
     ) -> None:
         from kubernetes.client import AppsV1Api, CoreV1Api
 
         self.cluster, self.namespace, self.spec, self.http = cluster, namespace, spec, http
-        self.per_pod, self.token = per_pod, token
+        self.per_pod, self.token, self.shared = per_pod, token, shared
         self._totals = PodTotals()
         self.names = rendered.names(spec)
         self._apps, self._core = AppsV1Api(cluster.api), CoreV1Api(cluster.api)
@@ -228,7 +270,18 @@ class KubeServiceControl:
         """``ready`` (at least one pod ready), ``workers`` (desired pods), ``ready_workers``,
         ``image``, ``problems`` (why pods do not run, read when some are not ready: an image
         that cannot be pulled, a crash loop, a pod that cannot be scheduled) and
-        ``model_version`` (from the service when reachable)."""
+        ``model_version`` (from the service when reachable). With ``shared``, read from the
+        application's listing (at most :data:`SNAPSHOT_TTL` seconds old)."""
+        listed = self.shared.get(self).get(self.spec.name) if self.shared is not None else None
+        return self._with_model(dict(listed) if listed is not None else self._read_status())
+
+    def _with_model(self, found: dict[str, Any]) -> dict[str, Any]:
+        if self.http is not None:
+            found["model_version"] = self.http.status().get("model_version")
+        return found
+
+    def _read_status(self) -> dict[str, Any]:
+        """The status read from this service's Deployment now (pods when some are not ready)."""
         name = self.names["primary"]
         deployment = call(
             lambda: raw(partial(self._apps.read_namespaced_deployment, name, self.namespace)),
@@ -239,9 +292,6 @@ class KubeServiceControl:
         found["problems"] = (
             self._pod_problems(deployment) if found["ready_workers"] < found["workers"] else []
         )
-        if self.http is not None:
-            answer = self.http.status()
-            found["model_version"] = answer.get("model_version")
         return found
 
     def pod_urls(self) -> dict[str, str]:
@@ -304,7 +354,7 @@ class KubeServiceControl:
         or after ``timeout`` seconds."""
         name = self.names["primary"]
         try:
-            before = self.status()
+            before = self._read_status()
         except KubeError:  # not readable: the patch below reports what refuses it
             before = None
         if before is not None:
@@ -317,11 +367,13 @@ class KubeServiceControl:
             self._where("deployments/scale", name),
         )
         log.info("scaled %s/%s to %d", self.namespace, name, workers)
+        if self.shared is not None:
+            self.shared.invalidate()
         deadline = time.monotonic() + timeout
         while True:
-            status = self.status()
+            status = self._read_status()
             if not wait or (status["workers"] == workers and status["ready_workers"] == workers):
-                return status
+                return self._with_model(status)
             self._blocked(status, workers, "cannot reach")
             if time.monotonic() > deadline:
                 raise KubeError(
@@ -376,6 +428,7 @@ class KubernetesServices:
         self.images = dict(images or {})
         self.force = force
         self.namespace = namespace_of(project.app)
+        self.snapshot = StatusSnapshot(self.statuses)  # shared by this backend's controls
 
     def spec(self, name: str) -> Service:
         """The declared service ``name``."""
@@ -411,9 +464,15 @@ class KubernetesServices:
             token = os.environ.get("SCANFLOW_TOKEN")
             http = HttpServiceControl(url, token=token)
             return KubeServiceControl(
-                self.cluster, self.namespace, spec, http, per_pod=True, token=token
+                self.cluster,
+                self.namespace,
+                spec,
+                http,
+                per_pod=True,
+                token=token,
+                shared=self.snapshot,
             )
-        return KubeServiceControl(self.cluster, self.namespace, spec, http)
+        return KubeServiceControl(self.cluster, self.namespace, spec, http, shared=self.snapshot)
 
     def statuses(self) -> dict[str, dict[str, Any]]:
         """The status of every service (as :meth:`KubeServiceControl.status` without the

@@ -14,8 +14,10 @@ from kube.apps import copy_digits, write_shop
 
 from scanflow.cli.main import main
 from scanflow.errors import KubeError
+from scanflow.kube.apply import to_dict
 from scanflow.kube.cluster import Cluster, connect
 from scanflow.kube.names import namespace_of, selector_of
+from scanflow.kube.render import render
 from scanflow.kube.services import KubernetesServices, KubeServiceControl
 from scanflow.spec import load_project
 
@@ -111,6 +113,10 @@ def test_digits_deploys_and_a_second_deploy_changes_nothing(k8s_cluster, digits,
     assert cli(k8s_cluster, digits, "deploy", "--image", IMAGE) == 0
     out = capsys.readouterr().out
     assert "12 objects (12 unchanged)" in out, out
+    # reported in the manifests' order, though all but the namespace are applied at once
+    reported = [line.split()[0] for line in out.splitlines() if line.endswith(" unchanged")]
+    rendered = [to_dict(o) for o in render(digits, {"*": IMAGE.split("=", 1)[1]})]
+    assert reported == [f"{o['kind']}/{o['metadata']['name']}" for o in rendered]
     after = live(k8s_cluster, digits)
     assert written_by_scanflow(after) == written_by_scanflow(before)
     print(f"digits: 12 objects deployed in {TIMES['digits']:.1f} s")
@@ -153,6 +159,35 @@ def test_scale_through_the_service_control_and_pods_follow(k8s_cluster, cluster,
     wait_for(lambda: len(running_pods(k8s_cluster, namespace, selector)) == 3, what="3 pods")
     assert control.scale(1)["ready_workers"] == 1
     wait_for(lambda: len(running_pods(k8s_cluster, namespace, selector)) == 1, what="1 pod")
+
+
+def test_controls_of_one_backend_share_one_listing_per_round(cluster, digits) -> None:
+    from kubernetes.client import AppsV1Api
+
+    from scanflow.kube.names import AGENT_MANAGER
+    from scanflow.kube.services import StatusSnapshot
+
+    now = [0.0]
+    backend = KubernetesServices(digits, cluster)
+    backend.snapshot = StatusSnapshot(backend.statuses, ttl=0.5, clock=lambda: now[0])
+    first, second, third = (backend.control("predictor") for _ in range(3))
+    workers = first.status()["workers"]
+    # another process scales it: the other controls read the same listing once
+    AppsV1Api(cluster.api).patch_namespaced_deployment_scale(
+        "predictor",
+        namespace_of(digits.app),
+        {"spec": {"replicas": workers + 1}},
+        field_manager=AGENT_MANAGER,
+    )
+    assert second.status()["workers"] == workers and backend.snapshot.reads == 1
+    # a control that asks again (its next tick) gets a new listing
+    assert second.status()["workers"] == workers + 1 and backend.snapshot.reads == 2
+    # so does any control once the listing is older than its ttl
+    now[0] += 0.6
+    assert third.status()["workers"] == workers + 1 and backend.snapshot.reads == 3
+    # and a scale through one control is seen by the others at once
+    assert first.scale(workers)["ready_workers"] == workers
+    assert second.status()["workers"] == workers and backend.snapshot.reads == 4
 
 
 def test_failover_switches_the_service_to_the_backup_and_back(k8s_cluster, cluster, digits) -> None:

@@ -52,7 +52,10 @@ def test_the_tutorial_runs_from_zero_to_delete(tmp_path: Path) -> None:
     for step in ("load-data", "train-logreg", "train-forest", "evaluate"):
         assert re.search(rf"{step}\s.*succeeded.*1 \(0\)", show), show
     assert run and "succeeded" in show
-    deleted = out.split("### block 4")[1]
+    acted = out.split("### block 4")[1].split("### block 5")[0]
+    assert "before: 1 ready" in acted and "after:  2 ready" in acted, acted
+    assert re.search(r"predictor\s.*2/2", acted), acted
+    deleted = out.split("### block 5")[1]
     print(deleted)
     assert "deleted" in deleted and "left alone" not in deleted
     assert not state.exists() and running_pids([]) == []

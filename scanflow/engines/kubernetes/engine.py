@@ -79,8 +79,10 @@ class KubernetesEngine:
         image_of: Callable[[Application, Executor], str] | None = None,
         pod_hook: PodHook | None = None,
         image_pull_grace: float = IMAGE_PULL_GRACE,
+        on_event: Callable[[StepEvent], None] | None = None,
     ) -> None:
         """``engine``: ``argo`` or ``jobs`` (default: ``kubernetes.workflow_engine``);
+        ``on_event``: sees every event :meth:`watch` yields (as the local engine's does);
         ``tracking_uri``: the tracker the step pods log to (it must be reachable from
         the cluster); ``pod_hook``: extra pod settings per step; ``image_pull_grace``:
         seconds a step's pod may fail to pull its image before the step fails."""
@@ -95,6 +97,7 @@ class KubernetesEngine:
         self.image_of = image_of
         self.pod_hook = pod_hook
         self.image_pull_grace = image_pull_grace
+        self.on_event = on_event
         self._cluster: Cluster | None = None
         self._services: ServiceBackend | None = None
 
@@ -159,6 +162,12 @@ class KubernetesEngine:
 
     def watch(self, run_id: str) -> Iterator[StepEvent]:
         """The run's events from its start until it ends (live state from the cluster)."""
+        for event in self._events(run_id):
+            if self.on_event is not None:
+                self.on_event(event)
+            yield event
+
+    def _events(self, run_id: str) -> Iterator[StepEvent]:
         run = self.store.get_run(run_id)
         yield StepEvent(run.id, "", "running", message=f"run {run.id} started")
         seen: dict[str, tuple[str, str]] = {}
