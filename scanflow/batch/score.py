@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from scanflow.batch.features import Features, features_for
 from scanflow.batch.manifest import Manifest, staging_for
 from scanflow.batch.source import Chunk, InputFile, chunks, columns_of, list_inputs, parquet_rows
 from scanflow.serving.errors import ModelLoadError
-from scanflow.serving.model import load_model
+from scanflow.serving.model import LoadedModel, load_model
 from scanflow.serving.resolve import parse_uri, resolve
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def score(
             files=tuple((str(f.path), f.format) for f in inputs),
             name_files=len(inputs) > 1,
         )
-        _run(job, inputs, readable, int(chunk_size), workers, manifest, summary)
+        _run(job, loaded, inputs, readable, int(chunk_size), workers, manifest, summary)
     finally:
         manifest.close()
     _totals(summary, manifest, started)
@@ -189,6 +189,7 @@ def _check_inputs(
 
 def _run(
     job: worker.Job,
+    model: LoadedModel,
     inputs: list[InputFile],
     readable: list[InputFile],
     size: int,
@@ -198,12 +199,14 @@ def _run(
 ) -> None:
     todo = _todo(job, inputs, readable, size, manifest, summary)
     if workers == 1:
-        worker.init(job, limit_threads=False)
+        worker.init(job, model, limit_threads=False)
         for chunk in todo:
             _record(manifest, worker.score_chunk(chunk))
         return
+    context = _context()
+    shared = model if context.get_start_method() == "fork" else None  # spawn: loaded anew
     pool = ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=worker.init, initargs=(job,)
+        workers, mp_context=context, initializer=worker.init, initargs=(job, shared)
     )
     pending: set[Future] = set()
     try:
@@ -226,6 +229,12 @@ def _run(
             ) from exc
         raise
     pool.shutdown()
+
+
+def _context() -> Any:
+    """``fork`` where there is one (the workers share the parent's loaded model and its
+    imported modules, so they start at once), else ``spawn``."""
+    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
 
 
 def _todo(

@@ -44,7 +44,7 @@ class Chunk:
 
 def list_inputs(data: str | Path) -> list[InputFile]:
     """The files to score: ``data`` itself, or the CSV/Parquet files of the folder ``data``
-    in name order."""
+    in name order. A file without a suffix is Parquet if it starts so, else CSV."""
     path = Path(data)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS and p.is_file())
@@ -54,10 +54,12 @@ def list_inputs(data: str | Path) -> list[InputFile]:
     if not path.is_file():
         raise BatchError(f"input {path} does not exist; pass a CSV or Parquet file or a folder")
     fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None and not path.suffix:  # e.g. a step's output: Parquet by its magic bytes
+        with path.open("rb") as fh:
+            fmt = "parquet" if fh.read(4) == b"PAR1" else "csv"
     if fmt is None:
         raise BatchError(
-            f"input {path}: unknown format {path.suffix or '(no suffix)'}; "
-            "name it .csv, .parquet or .pq"
+            f"input {path}: unknown format {path.suffix}; name it .csv, .parquet or .pq"
         )
     return [InputFile(path, fmt)]
 

@@ -57,14 +57,15 @@ _state: dict[str, Any] = {}
 BAD_ROWS_KEPT = 20
 
 
-def init(job: Job, limit_threads: bool = True) -> None:
-    """Load the model once for this process (one BLAS thread: processes give parallelism)."""
+def init(job: Job, model: LoadedModel | None = None, limit_threads: bool = True) -> None:
+    """Set this process up: ``model`` (inherited from the parent by fork) or the model
+    loaded once from ``job.model_path``; one BLAS thread (processes give parallelism)."""
     if limit_threads:
         from threadpoolctl import threadpool_limits
 
         _state["limits"] = threadpool_limits(1)
     _state["job"] = job
-    _state["model"] = load_model(
+    _state["model"] = model or load_model(
         job.model_path, name=job.model_name, version=job.version, smoke=False
     )
 
