@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "deploy",
     "server",
     "notebook",
+    "score",
 ]
 
 app = typer.Typer(

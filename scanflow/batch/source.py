@@ -1,0 +1,140 @@
+"""The input side: which files, their columns, and their rows cut into numbered chunks.
+
+A chunk is ``size`` consecutive data rows of one file, so chunk ``k`` of a file always
+holds the same rows and a resumed run can skip the chunks it already scored. CSV chunks
+travel as raw bytes (header + lines) and are parsed by the workers, in parallel; Parquet
+chunks travel as Arrow record batches of the needed columns. CSV fields must not hold
+line breaks (one line is one row).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scanflow.batch.errors import BatchError, BatchInputError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file and its format (``csv`` or ``parquet``)."""
+
+    path: Path
+    format: str
+
+
+@dataclass
+class Chunk:
+    """Rows ``start .. start+rows-1`` of file number ``file`` (0-based data rows)."""
+
+    file: int
+    index: int
+    start: int
+    payload: Any  # CSV: bytes (header line + data lines); Parquet: pyarrow.RecordBatch
+
+    @property
+    def key(self) -> str:
+        return f"{self.file:04d}-{self.index:06d}"
+
+
+def list_inputs(data: str | Path) -> list[InputFile]:
+    """The files to score: ``data`` itself, or the CSV/Parquet files of the folder ``data``
+    in name order. A file without a suffix is Parquet if it starts so, else CSV."""
+    path = Path(data)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS and p.is_file())
+        if not files:
+            raise BatchError(f"no .csv or .parquet file in the input folder {path}")
+        return [InputFile(p, FORMATS[p.suffix.lower()]) for p in files]
+    if not path.is_file():
+        raise BatchError(f"input {path} does not exist; pass a CSV or Parquet file or a folder")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None and not path.suffix:  # e.g. a step's output: Parquet by its magic bytes
+        with path.open("rb") as fh:
+            fmt = "parquet" if fh.read(4) == b"PAR1" else "csv"
+    if fmt is None:
+        raise BatchError(
+            f"input {path}: unknown format {path.suffix}; name it .csv, .parquet or .pq"
+        )
+    return [InputFile(path, fmt)]
+
+
+def columns_of(source: InputFile) -> list[str]:
+    """The column names of ``source`` (CSV header line, Parquet schema)."""
+    if source.format == "csv":
+        import csv
+
+        with source.path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            header = next(csv.reader(fh), None)
+        if not header:
+            raise BatchInputError(f"input {source.path} is empty: a CSV needs a header line")
+        return [h.strip() for h in header]
+    return list(_parquet(source.path).schema_arrow.names)
+
+
+def _parquet(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:
+        raise BatchInputError(f"input {path} is not a readable Parquet file: {exc}") from exc
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows in the Parquet file ``path`` according to its footer."""
+    return int(_parquet(path).metadata.num_rows)
+
+
+def chunks(source: InputFile, file: int, size: int, columns: list[str]) -> Iterator[Chunk]:
+    """The chunks of ``source`` in order (Parquet: only ``columns`` are read)."""
+    if source.format == "csv":
+        yield from _csv_chunks(source.path, file, size)
+    else:
+        yield from _parquet_chunks(source.path, file, size, columns)
+
+
+def _csv_chunks(path: Path, file: int, size: int) -> Iterator[Chunk]:
+    with path.open("rb") as fh:
+        header = fh.readline()
+        start = 0
+        for index in itertools.count():
+            lines = [line for line in itertools.islice(fh, size) if line.strip()]
+            while len(lines) < size:  # blank lines do not count as rows
+                more = [line for line in itertools.islice(fh, size - len(lines)) if line.strip()]
+                if not more and fh.peek(1) == b"":
+                    break
+                lines += more
+            if not lines:
+                return
+            if not lines[-1].endswith(b"\n"):
+                lines[-1] += b"\n"
+            yield Chunk(file, index, start, header + b"".join(lines))
+            start += len(lines)
+
+
+def _parquet_chunks(path: Path, file: int, size: int, columns: list[str]) -> Iterator[Chunk]:
+    import pyarrow as pa
+
+    reader = _parquet(path)
+    pending: list[Any] = []
+    held, start, index = 0, 0, 0
+    for batch in reader.iter_batches(batch_size=size, columns=columns):
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= size:
+            table = pa.Table.from_batches(pending)
+            head = table.slice(0, size).combine_chunks().to_batches()[0]
+            yield Chunk(file, index, start, head)
+            rest = table.slice(size)
+            pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+            held, start, index = held - size, start + size, index + 1
+    if held:
+        yield Chunk(
+            file, index, start, pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+        )

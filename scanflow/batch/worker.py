@@ -1,0 +1,129 @@
+"""One scoring process: the model loaded once, then chunk after chunk scored and written.
+
+Each chunk's predictions are written to a temporary file in the parts folder and renamed
+to ``part-FFFF-CCCCCC.parquet``, so a part is either whole or absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scanflow.batch.features import Features
+from scanflow.batch.parse import ROW_ID, parse_chunk
+from scanflow.batch.source import Chunk
+from scanflow.serving.model import LoadedModel, load_model, normalise_output
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker shares: the model, the columns, the options and where parts go."""
+
+    model_path: str
+    model_name: str
+    version: str
+    features: Features
+    id_column: str | None
+    policy: str
+    parts: str
+    files: tuple[tuple[str, str], ...]  # (path, format) per input file
+    name_files: bool  # add a ``file`` column (more than one input file)
+
+
+@dataclass
+class ChunkResult:
+    """What scoring one chunk did; the manifest keeps it."""
+
+    key: str
+    file: int
+    index: int
+    rows: int
+    bad_rows: int
+    bad: list[tuple[int, str]] = field(default_factory=list)  # the first few, with reasons
+    read_s: float = 0.0
+    predict_s: float = 0.0
+    write_s: float = 0.0
+
+
+_state: dict[str, Any] = {}
+BAD_ROWS_KEPT = 20
+
+
+def init(job: Job, model: LoadedModel | None = None, limit_threads: bool = True) -> None:
+    """Set this process up: ``model`` (inherited from the parent by fork) or the model
+    loaded once from ``job.model_path``; one BLAS thread (processes give parallelism)."""
+    if limit_threads:
+        from threadpoolctl import threadpool_limits
+
+        _state["limits"] = threadpool_limits(1)
+    _state["job"] = job
+    _state["model"] = model or load_model(
+        job.model_path, name=job.model_name, version=job.version, smoke=False
+    )
+
+
+def score_chunk(chunk: Chunk) -> ChunkResult:
+    """Parse, predict and write one chunk in this process (after :func:`init`)."""
+    job: Job = _state["job"]
+    model: LoadedModel = _state["model"]
+    path, fmt = job.files[chunk.file]
+    t0 = time.perf_counter()
+    parsed = parse_chunk(chunk, fmt, path, job.features, job.id_column, job.policy)
+    t1 = time.perf_counter()
+    rows = len(parsed.ids)
+    output = normalise_output(model.predict(parsed.data)) if rows else np.empty(0)
+    t2 = time.perf_counter()
+    table = _table(parsed.ids, output, job, Path(path).name, rows)
+    _write_atomically(table, Path(job.parts) / f"part-{chunk.key}.parquet")
+    t3 = time.perf_counter()
+    return ChunkResult(
+        chunk.key,
+        chunk.file,
+        chunk.index,
+        rows,
+        len(parsed.bad),
+        parsed.bad[:BAD_ROWS_KEPT],
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+    )
+
+
+def _table(ids: Any, output: Any, job: Job, file_name: str, rows: int) -> Any:
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {job.id_column or ROW_ID: ids}
+    if job.name_files:
+        columns["file"] = _repeat(file_name, rows)
+    if isinstance(output, dict):
+        columns.update({f"prediction_{k}": np.asarray(v) for k, v in output.items()})
+    elif hasattr(output, "iloc"):
+        columns.update({f"prediction_{k}": output[k].to_numpy() for k in output.columns})
+    elif output.ndim == 2:
+        columns.update({f"prediction_{j}": output[:, j] for j in range(output.shape[1])})
+    else:
+        columns["prediction"] = output
+    columns["model_version"] = _repeat(job.version, rows)
+    return pa.table(columns)
+
+
+def _repeat(value: str, rows: int) -> Any:
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)), pa.array([value]))
+
+
+def _write_atomically(table: Any, dest: Path) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, dest)
