@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "deploy",
     "server",
     "notebook",
+    "tune",
 ]
 
 app = typer.Typer(

@@ -12,11 +12,12 @@ if TYPE_CHECKING:
     from scanflow.spec.model import Pruner, Study
 
 
-def sampler(study: Study) -> optuna.samplers.BaseSampler:
-    """The sampler of ``study.algorithm``, seeded with ``study.seed``."""
+def sampler(study: Study, done: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler of ``study.algorithm``, seeded with ``study.seed`` plus ``done`` (the
+    trials already in the study, so a resumed study does not draw the same values again)."""
     import optuna
 
-    seed = study.seed
+    seed = None if study.seed is None else study.seed + done
     if study.algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if study.algorithm == "grid":

@@ -112,11 +112,12 @@ class Tuner:
                 f"study {self.study.name!r} already ran; continue it with --resume "
                 "(--trials N to extend it to N trials)"
             )
+        done = len(load(self.project, self.study).trials) if exists else 0
         study = optuna.create_study(
             study_name=self.study.name,
             storage=storage_url(self.project),
             directions=directions,
-            sampler=sampler(self.study),
+            sampler=sampler(self.study, done),
             pruner=pruner(self.study.pruner),
             load_if_exists=True,
         )

@@ -101,7 +101,9 @@ class TrialRunner:
 
     def _final(self, run_id: str, objective: Objective) -> float:
         """The objective's last logged value in ``run_id``; :class:`TrialFailed` if none."""
-        found = self.reader.history(run_id, objective.metric, objective.step)
+        found = {}
+        for source in self._sources(run_id, objective.step):
+            found.update(self.reader.history(source, objective.metric, objective.step))
         if not found:
             where = f"step {objective.step!r}" if objective.step else "any step"
             raise TrialFailed(
@@ -110,6 +112,19 @@ class TrialRunner:
             )
         last: Any = max((p for points in found.values() for p in points), key=_order)
         return float(last.value)
+
+    def _sources(self, run_id: str, step: str | None) -> list[str]:
+        """``run_id``, then the runs its cached steps (``step`` only, when given) reused:
+        a cached step logged its metrics in the run that computed it."""
+        store = getattr(self.engine, "store", None)
+        if store is None:
+            return [run_id]
+        reused = [
+            s.cached_from
+            for s in store.steps(run_id)
+            if s.cached_from and s.status == "cached" and step in (None, s.name)
+        ]
+        return [run_id, *reused]
 
 
 def _order(point: Any) -> tuple[int, int]:

@@ -96,3 +96,32 @@ def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(tiny, monkey
         "study 'search': parallel_trials 4 is more than the 1 cores here; running 1 trials at once"
     ]
     assert len(study.trials) == 2
+
+
+def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
+    project = tiny(
+        STUDY.replace(
+            "{type: float, low: 0.0, high: 1.0}", "{type: categorical, choices: [0.25]}"
+        ).replace("max_trials: 3", "max_trials: 2")
+    )
+    _, study = _tune(project)
+    store = Store.for_state_dir(project.state_dir)
+    second = {s.name: s.status for s in store.steps(study.trials[1].user_attrs["run_id"])}
+    assert second == {"prep": "cached", "fit": "cached"}
+    assert [t.value for t in study.trials] == [0.25, 0.25]
+
+
+def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, capsys):
+    from scanflow.cli.main import main
+
+    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 2"))
+    assert main(["--app", str(project.base_dir), "tune", "show"]) == 1  # never ran
+    assert "has not run yet" in capsys.readouterr().err
+    assert main(["--app", str(project.base_dir), "tune", "train"]) == 0
+    capsys.readouterr()
+    assert main(["--app", str(project.base_dir), "tune", "show", "--study", "search"]) == 0
+    out = capsys.readouterr().out
+    study = load(project, find_study(project, None, "search"))
+    best = study.best_trial
+    assert f"best: trial {best.number} (run {best.user_attrs['run_id']}) score=" in out
+    assert out.count(" complete ") == 2
