@@ -125,3 +125,14 @@ def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, capsys):
     best = study.best_trial
     assert f"best: trial {best.number} (run {best.user_attrs['run_id']}) score=" in out
     assert out.count(" complete ") == 2
+
+
+def test_a_second_tuner_on_the_same_study_is_refused(tiny):
+    from filelock import FileLock
+
+    project = tiny()
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(project.state_dir / "tuning-search.lock")):  # as a running tuner holds it
+        with pytest.raises(TuningError, match="being tuned by another process"):
+            _tune(project)
+    assert not (project.state_dir / "runs").exists()  # no trial ran
