@@ -32,6 +32,10 @@ def tune(
         bool, typer.Option("--resume", help="Continue a study that ran (or was killed).")
     ] = False,
     target: Annotated[str | None, typer.Option("--target", help="Engine running trials.")] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option("--plots", help="With 'show': save PNG plots in this folder (and to MLflow)."),
+    ] = None,
 ) -> None:
     """Tune WORKFLOW's parameters with its study under 'tuning:'; each trial is a run."""
     from scanflow.tuning.leaderboard import render
@@ -40,7 +44,17 @@ def tune(
     project = context.project(ctx)
     if workflow == "show":
         spec = find_study(project, shown, study)
-        console.print(render(load(project, spec), spec), highlight=False)
+        result = load(project, spec)
+        console.print(render(result, spec), highlight=False)
+        if plots is not None:
+            from pathlib import Path
+
+            from scanflow.tuning.plots import save_plots
+            from scanflow.tuning.study import log_plots
+
+            saved = save_plots(result, spec, Path(plots))
+            log_plots(project, result, Path(plots))
+            console.print("plots: " + ", ".join(str(p) for p in saved), highlight=False)
         return
     spec = find_study(project, workflow, study)
     tuner = Tuner(project, spec, target=target)

@@ -65,6 +65,16 @@ def load(project: Project, study: Study) -> optuna.Study:
         ) from None
 
 
+def log_plots(project: Project, study: optuna.Study, folder: Path) -> None:
+    """Upload the PNGs in ``folder`` under ``plots/`` of the study's MLflow run."""
+    from scanflow.tracking.config import mlflow_client, tracking_uri
+
+    run_id = study.user_attrs.get("mlflow_run_id")
+    if run_id:
+        client = mlflow_client(tracking_uri(project.app, project.base_dir))
+        client.log_artifacts(run_id, str(folder), "plots")
+
+
 def usable_cores() -> int:
     """Cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -27,6 +27,8 @@ def fit(dataset, x, epochs, delay, log=True):
         if log:
             tracking.log_metric("score", x * (k + 1) / epochs, step=k)
             tracking.flush()
+    if log:
+        tracking.log_metric("cost", 2 * x)
     if x < 0:
         raise SystemExit("negative x")
 """

@@ -136,3 +136,27 @@ def test_a_second_tuner_on_the_same_study_is_refused(tiny):
         with pytest.raises(TuningError, match="being tuned by another process"):
             _tune(project)
     assert not (project.state_dir / "runs").exists()  # no trial ran
+
+
+def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, capsys, tmp_path):
+    from scanflow.cli.main import main
+
+    objectives = (
+        "objective:\n      - {metric: score, step: fit}\n"
+        "      - {metric: cost, step: fit, direction: minimize}"
+    )
+    project = tiny(
+        STUDY.replace("objective: {metric: score, step: fit, direction: maximize}", objectives)
+    )
+    _, study = _tune(project)
+    assert len(study.best_trials) == 3  # a higher x scores more and costs more: no trial dominates
+    for trial in study.trials:
+        assert trial.values == pytest.approx([trial.params["x"], 2 * trial.params["x"]])
+    plots = tmp_path / "plots"
+    assert main(["--app", str(project.base_dir), "tune", "show", "--plots", str(plots)]) == 0
+    assert capsys.readouterr().out.count("best: trial") == 3
+    assert sorted(p.name for p in plots.iterdir()) == ["history.png", "pareto.png"]
+    assert (plots / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    listed = client.list_artifacts(study.user_attrs["mlflow_run_id"], "plots")
+    assert sorted(a.path for a in listed) == ["plots/history.png", "plots/pareto.png"]
