@@ -39,3 +39,44 @@ def test_a_good_study_loads_and_round_trips():
     app = _load(STUDY)
     assert app.tuning[0].space["x"] == SearchParameter(type="float", low=0.0, high=1.0)
     assert Application.from_yaml(app.to_yaml(), check_files=False) == app
+
+
+@pytest.mark.parametrize("algorithm", ["random", "grid", "tpe", "cmaes", "qmc"])
+@pytest.mark.parametrize("pruner", ["median", "percentile", "successive-halving", "hyperband"])
+def test_every_algorithm_draws_inside_the_space(algorithm, pruner):
+    import optuna
+
+    from scanflow.tuning.algorithms import pruner as make_pruner
+    from scanflow.tuning.algorithms import sampler
+    from scanflow.tuning.space import run_parameters, suggest
+
+    space = (
+        "x: {type: float, low: 0.1, high: 1.0, step: 0.1}\n"
+        "      n: {type: int, low: 1, high: 64, log: true}\n"
+        "      kind: {type: categorical, choices: [a, b]}"
+    )
+    if algorithm == "grid":
+        space = space.replace("log: true", "step: 21")
+    text = STUDY.replace("x: {type: float, low: 0.0, high: 1.0}", space)
+    text = text.replace("algorithm: random", f"algorithm: {algorithm}")
+    text = text.replace("type: none", f"type: {pruner}")
+    app = Application.from_yaml(
+        spec(text).replace("{x: 0.5,", "{x: 0.5, n: 1, kind: a,"), check_files=False
+    )
+    study_spec = app.tuning[0]
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler(study_spec), pruner=make_pruner(study_spec.pruner)
+    )
+    drawn = []
+
+    def objective(trial):
+        values = suggest(trial, study_spec.space)
+        drawn.append(run_parameters(app.workflow("train"), values))
+        return values["x"] * values["n"]
+
+    study.optimize(objective, n_trials=6)
+    assert len(drawn) == 6
+    for params in drawn:
+        assert set(params) == {"fit.x", "fit.n", "fit.kind"}  # only the step declaring them
+        assert 0.1 <= params["fit.x"] <= 1.0 and 1 <= params["fit.n"] <= 64
+        assert params["fit.kind"] in ("a", "b")
