@@ -277,8 +277,8 @@ class StudyTracking:
                 f"succeeded; first reason: {first}"
             )
         best = study.best_trials
-        for name, value in best[0].params.items():
-            self.client.log_param(self.run_id, f"best.{name}", value)
+        for name, value in best[0].params.items():  # tags: a resumed study may find better
+            self.client.set_tag(self.run_id, f"best.{name}", str(value))
         for objective, value in zip(self.spec.objectives(), best[0].values, strict=True):
             self.client.log_metric(self.run_id, f"best.{objective.metric}", value)
         self.client.set_tag(self.run_id, "scanflow.best_trial", str(best[0].number))

@@ -38,7 +38,7 @@ def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstrea
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
     study_run = client.get_run(study.user_attrs["mlflow_run_id"])
     assert study_run.info.status == "FINISHED"
-    assert float(study_run.data.params["best.x"]) == pytest.approx(study.best_params["x"])
+    assert float(study_run.data.tags["best.x"]) == pytest.approx(study.best_params["x"])
     assert study_run.data.metrics["best.score"] == pytest.approx(study.best_value)
     for trial, run in zip(trials, runs, strict=True):
         tags = client.get_run(run.mlflow_run_id).data.tags
@@ -55,6 +55,10 @@ def test_a_study_that_ran_needs_resume(tiny):
         _tune(project)
     _, study = _tune(project, resume=True, trials=2)
     assert len(study.trials) == 2
+    assert study.trials[0].params != study.trials[1].params  # the resumed sampler draws anew
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    tags = client.get_run(study.user_attrs["mlflow_run_id"]).data.tags
+    assert float(tags["best.x"]) == pytest.approx(study.best_params["x"])
 
 
 def test_objective_never_logged_fails_each_trial_and_the_study(tiny):
@@ -70,7 +74,7 @@ def test_objective_never_logged_fails_each_trial_and_the_study(tiny):
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
     run = client.get_run(study.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
-    assert not any(k.startswith("best.") for k in run.data.params)
+    assert not any(k.startswith("best.") for k in {**run.data.tags, **run.data.metrics})
 
 
 def test_every_trial_failing_stops_at_max_failed_trials(tiny):
