@@ -148,7 +148,6 @@ class Tuner:
             self.poll_interval,
         )
         if remaining > 0:
-            study.set_user_attr("tuner_pid", os.getpid())
             study.optimize(
                 runner,
                 n_trials=remaining,
