@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "server",
     "notebook",
     "score",
+    "tune",
 ]
 
 app = typer.Typer(

@@ -320,6 +320,104 @@ class Kubernetes(_Model):
     image_pull_secrets: list[str] = Field(default_factory=list)
 
 
+class SearchParameter(_Model):
+    """One tuned parameter: ``float``/``int`` between ``low`` and ``high`` (``log`` scale
+    optional, ``step`` for a grid of values) or ``categorical`` among ``choices``."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    choices: list[Scalar] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchParameter:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("a categorical parameter takes 'choices', not 'low'/'high'/'log'")
+            return self
+        if self.choices:
+            raise ValueError(f"a {self.type} parameter takes 'low' and 'high', not 'choices'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs both 'low' and 'high'")
+        if self.low > self.high:
+            raise ValueError(f"'low' ({self.low}) is above 'high' ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs 'low' > 0 (got {self.low}); raise 'low' or drop log")
+        if self.log and self.step is not None:
+            raise ValueError("'step' and 'log' cannot be combined; drop one")
+        return self
+
+
+class Objective(_Model):
+    """The metric a trial is judged by: its last value logged by ``step`` (any step when
+    omitted); its values logged with ``step=k`` feed the pruner."""
+
+    metric: str
+    direction: Literal["minimize", "maximize"] = "maximize"
+    step: str | None = None
+
+
+class Pruner(_Model):
+    """Early stopping on intermediate values: median, percentile, successive halving,
+    hyperband or none."""
+
+    type: Literal["median", "percentile", "successive-halving", "hyperband", "none"] = "median"
+    startup_trials: int = Field(default=5, ge=0)  # trials finished before pruning starts
+    warmup_steps: int = Field(default=0, ge=0)  # steps of a trial before it can be pruned
+    percentile: float = Field(default=25.0, gt=0, lt=100)
+    min_resource: int = Field(default=1, ge=1)
+    max_resource: int | None = Field(default=None, ge=1)  # hyperband; None: 'auto'
+
+
+class Study(_Model):
+    """A hyperparameter search over one workflow: each trial is a run of it."""
+
+    name: Name
+    workflow: Name
+    space: dict[str, SearchParameter]
+    objective: Objective | list[Objective]
+    algorithm: Literal["random", "grid", "tpe", "cmaes", "qmc"] = "tpe"
+    pruner: Pruner = Field(default_factory=Pruner)
+    seed: int | None = None
+    max_trials: int = Field(default=20, ge=1)
+    parallel_trials: int = Field(default=1, ge=1)
+    max_failed_trials: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)  # wall-time budget in seconds
+
+    @field_validator("space")
+    @classmethod
+    def _not_empty(cls, value: dict[str, SearchParameter]) -> dict[str, SearchParameter]:
+        if not value:
+            raise ValueError("the search space is empty; add at least one parameter to 'space'")
+        return value
+
+    def objectives(self) -> list[Objective]:
+        """The objectives as a list (several give a Pareto front)."""
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Study:
+        if isinstance(self.objective, list) and not self.objective:
+            raise ValueError(f"study {self.name!r} needs at least one objective")
+        names = [o.metric for o in self.objectives()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"study {self.name!r} names an objective metric twice: {names}")
+        if self.algorithm == "grid":
+            bad = [k for k, p in self.space.items() if p.type == "float" and p.step is None]
+            if bad:
+                raise ValueError(
+                    f"grid search needs finite values; give {', '.join(bad)} a 'step' or "
+                    "make them categorical"
+                )
+        if self.algorithm == "cmaes" and all(p.type == "categorical" for p in self.space.values()):
+            raise ValueError("cmaes needs at least one float or int parameter; use tpe")
+        return self
+
+
 class Application(_Model):
     """What a team declares once: workflows, services, agents and a tracker."""
 
@@ -332,6 +430,7 @@ class Application(_Model):
     trackers: list[Tracker] = Field(default_factory=list)
     build: Build = Field(default_factory=Build)
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
+    tuning: list[Study] = Field(default_factory=list)
     target: Name = Field(
         "local",
         description="The engine that runs it unless a command names one with --target "
@@ -352,6 +451,15 @@ class Application(_Model):
                 raise ValueError(f"duplicate tracker name {tracker.name!r}; names must be unique")
             seen.add(tracker.name)
         return value
+
+    @model_validator(mode="after")
+    def _tuning_matches_workflows(self) -> Application:
+        from scanflow.tuning.space import space_problems
+
+        problems = [p for study in self.tuning for p in space_problems(self, study)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def find_tracker(self, name: str) -> Tracker | None:
         """The tracker called ``name``: the app's own or one of ``trackers``."""

@@ -1,0 +1,288 @@
+"""A study run to its end: Optuna's RDB storage under ``.scanflow``, one workflow run per
+trial nested under the study's MLflow run, resumable after the tuner was killed."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scanflow.errors import ScanflowError
+from scanflow.tuning.algorithms import pruner, sampler
+from scanflow.tuning.trial import TrialFailed, TrialRunner
+
+if TYPE_CHECKING:
+    import optuna
+
+    from scanflow.engines.base import Engine
+    from scanflow.spec.loader import Project
+    from scanflow.spec.model import Study
+
+log = logging.getLogger(__name__)
+
+STORAGE_FILE = "tuning.db"
+INTERRUPTED = "interrupted: the tuner stopped during this trial"
+
+
+class TuningError(ScanflowError):
+    """A study that cannot start, or ended without a successful trial."""
+
+
+def storage_url(project: Project) -> str:
+    """Optuna's storage for ``project``: ``.scanflow/tuning.db`` (SQLite)."""
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{project.state_dir.resolve() / STORAGE_FILE}"
+
+
+def find_study(project: Project, workflow: str | None, name: str | None) -> Study:
+    """The study called ``name``, or the only one of ``workflow`` (or of the application)."""
+    studies = project.app.tuning
+    chosen = [s for s in studies if (name is None or s.name == name)]
+    chosen = [s for s in chosen if workflow is None or s.workflow == workflow]
+    if len(chosen) == 1:
+        return chosen[0]
+    listed = ", ".join(f"{s.name} ({s.workflow})" for s in studies) or "none"
+    if not chosen:
+        raise TuningError(
+            f"no tuning study{f' {name!r}' if name else ''}"
+            f"{f' for workflow {workflow!r}' if workflow else ''} in scanflow.yaml "
+            f"(studies: {listed}); declare one under 'tuning:'"
+        )
+    raise TuningError(f"several studies match ({listed}); pick one with --study NAME")
+
+
+def load(project: Project, study: Study) -> optuna.Study:
+    """The stored Optuna study (:class:`TuningError` if it was never run)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=study.name, storage=storage_url(project))
+    except KeyError:
+        raise TuningError(
+            f"study {study.name!r} has not run yet; start it with 'scanflow tune {study.workflow}'"
+        ) from None
+
+
+def log_plots(project: Project, study: optuna.Study, folder: Path) -> None:
+    """Upload the PNGs in ``folder`` under ``plots/`` of the study's MLflow run."""
+    from scanflow.tracking.config import mlflow_client, tracking_uri
+
+    run_id = study.user_attrs.get("mlflow_run_id")
+    if run_id:
+        client = mlflow_client(tracking_uri(project.app, project.base_dir))
+        client.log_artifacts(run_id, str(folder), "plots")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass
+class Tuner:
+    """Runs ``study`` of ``project`` through ``engine`` (default: the app's target)."""
+
+    project: Project
+    study: Study
+    engine: Engine | None = None
+    target: str | None = None
+    poll_interval: float = 0.5
+    warnings: list[str] = field(default_factory=list)
+
+    def run(self, trials: int | None = None, resume: bool = False) -> optuna.Study:
+        """Run trials until ``trials`` (default ``max_trials``) have finished in the study,
+        the wall-time budget is spent or ``max_failed_trials`` failed; returns the study."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.project.state_dir / f"tuning-{self.study.name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise TuningError(
+                f"study {self.study.name!r} is being tuned by another process; wait for it "
+                "or stop it, then resume with --resume"
+            ) from None
+        try:
+            return self._run(trials or self.study.max_trials, resume)
+        finally:
+            lock.release()
+
+    def _run(self, total: int, resume: bool) -> optuna.Study:
+        import optuna
+
+        optuna.logging.disable_default_handler()
+        optuna.logging.enable_propagation()
+        engine = self.engine or self._engine()
+        directions = [o.direction for o in self.study.objectives()]
+        exists = self.study.name in optuna.get_all_study_names(storage_url(self.project))
+        if exists and not resume:
+            raise TuningError(
+                f"study {self.study.name!r} already ran; continue it with --resume "
+                "(--trials N to extend it to N trials)"
+            )
+        done = len(load(self.project, self.study).trials) if exists else 0
+        study = optuna.create_study(
+            study_name=self.study.name,
+            storage=storage_url(self.project),
+            directions=directions,
+            sampler=sampler(self.study, done),
+            pruner=pruner(self.study.pruner),
+            load_if_exists=True,
+        )
+        self._close_interrupted(study, engine)
+        tracking = StudyTracking(self.project, self.study, study)
+        counted = [
+            t
+            for t in study.trials
+            if t.state.is_finished() and t.user_attrs.get("reason") != INTERRUPTED
+        ]
+        remaining = total - len(counted)
+        jobs = self._parallel()
+        runner = TrialRunner(
+            engine,
+            self.study,
+            self.project.app.workflow(self.study.workflow),
+            tracking.reader,
+            self.poll_interval,
+        )
+        if remaining > 0:
+            study.optimize(
+                runner,
+                n_trials=remaining,
+                timeout=self.study.timeout,
+                n_jobs=jobs,
+                catch=(ScanflowError,),
+                callbacks=[partial_callback(tracking, engine, self.study.max_failed_trials)],
+            )
+        tracking.finish(study)
+        return study
+
+    def _engine(self) -> Engine:
+        from scanflow.engines.registry import get_engine
+
+        return get_engine(self.project, self.target)
+
+    def _parallel(self) -> int:
+        cores = usable_cores()
+        if self.study.parallel_trials <= cores:
+            return self.study.parallel_trials
+        message = (
+            f"study {self.study.name!r}: parallel_trials {self.study.parallel_trials} is more "
+            f"than the {cores} cores here; running {cores} trials at once"
+        )
+        log.warning(message)
+        self.warnings.append(message)
+        return cores
+
+    def _close_interrupted(self, study: optuna.Study, engine: Engine) -> None:
+        """Fail trials a killed tuner left running, and stop their runs."""
+        import optuna
+
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            run_id = trial.user_attrs.get("run_id")
+            if run_id:
+                try:
+                    engine.cancel(run_id)
+                except ScanflowError as exc:
+                    log.warning("could not stop run %s of trial %d: %s", run_id, trial.number, exc)
+            study._storage.set_trial_user_attr(trial._trial_id, "reason", INTERRUPTED)
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            log.warning("trial %d was interrupted; it is not counted", trial.number)
+
+
+def partial_callback(tracking: StudyTracking, engine: Engine, max_failed: int | None) -> Any:
+    """After each trial: nest its run under the study's run; stop after ``max_failed``."""
+    import optuna
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        tracking.nest(trial, engine)
+        if trial.state == optuna.trial.TrialState.FAIL and max_failed is not None:
+            failed = [
+                t
+                for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+                if t.user_attrs.get("reason") != INTERRUPTED
+            ]
+            if len(failed) >= max_failed:
+                log.warning("%d trials failed (max_failed_trials): stopping", len(failed))
+                study.stop()
+
+    return after
+
+
+class StudyTracking:
+    """The study's MLflow run: trials' workflow runs nested under it, best values at the end."""
+
+    def __init__(self, project: Project, spec: Study, study: optuna.Study) -> None:
+        from scanflow.tracking.config import mlflow_client, tracking_uri
+        from scanflow.tracking.workflow_runs import WorkflowTracking
+        from scanflow.tuning.metrics import MetricReader
+
+        uri = tracking_uri(project.app, project.base_dir)
+        self.client = mlflow_client(uri)
+        self.reader = MetricReader(uri, project.app.name)
+        self.spec = spec
+        run_id = study.user_attrs.get("mlflow_run_id")
+        if run_id is None:
+            tracker = WorkflowTracking(uri, project.app.name, Path(project.base_dir))
+            tags = {
+                "scanflow.app": project.app.name,
+                "scanflow.study": spec.name,
+                "scanflow.workflow": spec.workflow,
+            }
+            params = {
+                f"space.{k}": v.model_dump_json(exclude_defaults=True)
+                for k, v in spec.space.items()
+            }
+            run_id = tracker.start_run(f"study-{spec.name}", tags, params, None).result()
+            tracker.close()
+            study.set_user_attr("mlflow_run_id", run_id)
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        self.run_id: str = run_id
+
+    def nest(self, trial: optuna.trial.FrozenTrial, engine: Engine) -> None:
+        """Tag trial's workflow run as a child of the study's run, with its state."""
+        run_id = trial.user_attrs.get("run_id")
+        mlflow_id = engine.get_run(run_id).mlflow_run_id if run_id else None
+        if mlflow_id is None:
+            return
+        tags = {
+            "mlflow.parentRunId": self.run_id,
+            "scanflow.study": self.spec.name,
+            "scanflow.trial": str(trial.number),
+            "scanflow.trial.state": trial.state.name,
+        }
+        if "reason" in trial.user_attrs:
+            tags["scanflow.trial.reason"] = str(trial.user_attrs["reason"])[:5000]
+        for key, value in tags.items():
+            self.client.set_tag(mlflow_id, key, value)
+
+    def finish(self, study: optuna.Study) -> None:
+        """Log the best trial(s) and end the study's run; :class:`TuningError` when no trial
+        succeeded (the run ends FAILED, nothing is recorded as best)."""
+        import optuna
+
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if not complete:
+            self.client.set_terminated(self.run_id, status="FAILED")
+            reasons = [
+                t.user_attrs.get("reason", "") for t in study.trials if t.state.is_finished()
+            ]
+            first = next((r for r in reasons if r), "no trial finished")
+            raise TuningError(
+                f"study {self.spec.name!r} failed: none of its {len(study.trials)} trials "
+                f"succeeded; first reason: {first}"
+            )
+        best = study.best_trials
+        for name, value in best[0].params.items():  # tags: a resumed study may find better
+            self.client.set_tag(self.run_id, f"best.{name}", str(value))
+        for objective, value in zip(self.spec.objectives(), best[0].values, strict=True):
+            self.client.log_metric(self.run_id, f"best.{objective.metric}", value)
+        self.client.set_tag(self.run_id, "scanflow.best_trial", str(best[0].number))
+        self.client.set_tag(self.run_id, "scanflow.best_run", best[0].user_attrs.get("run_id", ""))
+        self.client.set_terminated(self.run_id, status="FINISHED")
+
+
+__all__ = ["TrialFailed", "Tuner", "TuningError", "find_study", "load", "storage_url"]

@@ -1,0 +1,166 @@
+"""Trials as workflow runs: nested MLflow runs, cached upstream steps, failures."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from scanflow.store import Store
+from scanflow.tracking.config import tracking_uri
+from scanflow.tuning.study import Tuner, TuningError, find_study, load
+
+from .conftest import STUDY
+
+
+def _tune(project, **options):
+    tuner = Tuner(project, find_study(project, "train", None), poll_interval=0.1)
+    return tuner, tuner.run(**options)
+
+
+def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstream(tiny):
+    project = tiny()
+    _, study = _tune(project)
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    for trial in trials:  # the objective is the last score, which is x
+        assert trial.value == pytest.approx(trial.params["x"])
+    assert study.best_value == max(t.params["x"] for t in trials)
+
+    store = Store.for_state_dir(project.state_dir)
+    runs = [store.get_run(t.user_attrs["run_id"]) for t in trials]
+    assert all(r.status == "succeeded" for r in runs)
+    prep = [{s.name: s.status for s in store.steps(r.id)}["prep"] for r in runs]
+    assert prep == ["succeeded", "cached", "cached"]
+    fits = [{s.name: s for s in store.steps(r.id)}["fit"] for r in runs]
+    assert all(f.status == "succeeded" for f in fits)
+
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    study_run = client.get_run(study.user_attrs["mlflow_run_id"])
+    assert study_run.info.status == "FINISHED"
+    assert float(study_run.data.tags["best.x"]) == pytest.approx(study.best_params["x"])
+    assert study_run.data.metrics["best.score"] == pytest.approx(study.best_value)
+    for trial, run in zip(trials, runs, strict=True):
+        tags = client.get_run(run.mlflow_run_id).data.tags
+        assert tags["mlflow.parentRunId"] == study_run.info.run_id
+        assert tags["scanflow.trial"] == str(trial.number)
+        fit_params = client.get_run(fits[trials.index(trial)].mlflow_run_id).data.params
+        assert float(fit_params["x"]) == pytest.approx(trial.params["x"])
+
+
+def test_a_study_that_ran_needs_resume(tiny):
+    project = tiny()
+    _tune(project, trials=1)
+    with pytest.raises(TuningError, match="--resume"):
+        _tune(project)
+    _, study = _tune(project, resume=True, trials=2)
+    assert len(study.trials) == 2
+    assert study.trials[0].params != study.trials[1].params  # the resumed sampler draws anew
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    tags = client.get_run(study.user_attrs["mlflow_run_id"]).data.tags
+    assert float(tags["best.x"]) == pytest.approx(study.best_params["x"])
+
+
+def test_objective_never_logged_fails_each_trial_and_the_study(tiny):
+    project = tiny(
+        STUDY.replace("x: {type", "log: {type: categorical, choices: [false]}\n      x: {type")
+    )
+    tuner = Tuner(project, find_study(project, None, "search"), poll_interval=0.1)
+    with pytest.raises(TuningError, match="none of its 3 trials succeeded") as info:
+        tuner.run()
+    assert "objective metric 'score' was never logged by step 'fit'" in str(info.value)
+    study = load(project, tuner.study)
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.FAIL}
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    run = client.get_run(study.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert not any(k.startswith("best.") for k in {**run.data.tags, **run.data.metrics})
+
+
+def test_every_trial_failing_stops_at_max_failed_trials(tiny):
+    study_yaml = STUDY.replace("low: 0.0, high: 1.0", "low: -2.0, high: -1.0").replace(
+        "max_trials: 3", "max_trials: 5\n    max_failed_trials: 2"
+    )
+    project = tiny(study_yaml)
+    tuner = Tuner(project, find_study(project, "train", None), poll_interval=0.1)
+    with pytest.raises(TuningError, match="first reason: run train-.* ended failed"):
+        tuner.run()
+    study = load(project, tuner.study)
+    assert len(study.trials) == 2
+    assert all("ended failed" in t.user_attrs["reason"] for t in study.trials)
+
+
+def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(tiny, monkeypatch):
+    import scanflow.tuning.study as module
+
+    monkeypatch.setattr(module, "usable_cores", lambda: 1)
+    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 2\n    parallel_trials: 4"))
+    tuner, study = _tune(project)
+    assert tuner.warnings == [
+        "study 'search': parallel_trials 4 is more than the 1 cores here; running 1 trials at once"
+    ]
+    assert len(study.trials) == 2
+
+
+def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
+    project = tiny(
+        STUDY.replace(
+            "{type: float, low: 0.0, high: 1.0}", "{type: categorical, choices: [0.25]}"
+        ).replace("max_trials: 3", "max_trials: 2")
+    )
+    _, study = _tune(project)
+    store = Store.for_state_dir(project.state_dir)
+    second = {s.name: s.status for s in store.steps(study.trials[1].user_attrs["run_id"])}
+    assert second == {"prep": "cached", "fit": "cached"}
+    assert [t.value for t in study.trials] == [0.25, 0.25]
+
+
+def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, capsys):
+    from scanflow.cli.main import main
+
+    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 2"))
+    assert main(["--app", str(project.base_dir), "tune", "show"]) == 1  # never ran
+    assert "has not run yet" in capsys.readouterr().err
+    assert main(["--app", str(project.base_dir), "tune", "train"]) == 0
+    capsys.readouterr()
+    assert main(["--app", str(project.base_dir), "tune", "show", "--study", "search"]) == 0
+    out = capsys.readouterr().out
+    study = load(project, find_study(project, None, "search"))
+    best = study.best_trial
+    assert f"best: trial {best.number} (run {best.user_attrs['run_id']}) score=" in out
+    assert out.count(" complete ") == 2
+
+
+def test_a_second_tuner_on_the_same_study_is_refused(tiny):
+    from filelock import FileLock
+
+    project = tiny()
+    project.state_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(project.state_dir / "tuning-search.lock")):  # as a running tuner holds it
+        with pytest.raises(TuningError, match="being tuned by another process"):
+            _tune(project)
+    assert not (project.state_dir / "runs").exists()  # no trial ran
+
+
+def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, capsys, tmp_path):
+    from scanflow.cli.main import main
+
+    objectives = (
+        "objective:\n      - {metric: score, step: fit}\n"
+        "      - {metric: cost, step: fit, direction: minimize}"
+    )
+    project = tiny(
+        STUDY.replace("objective: {metric: score, step: fit, direction: maximize}", objectives)
+    )
+    _, study = _tune(project)
+    assert len(study.best_trials) == 3  # a higher x scores more and costs more: no trial dominates
+    for trial in study.trials:
+        assert trial.values == pytest.approx([trial.params["x"], 2 * trial.params["x"]])
+    plots = tmp_path / "plots"
+    assert main(["--app", str(project.base_dir), "tune", "show", "--plots", str(plots)]) == 0
+    assert capsys.readouterr().out.count("best: trial") == 3
+    assert sorted(p.name for p in plots.iterdir()) == ["history.png", "pareto.png"]
+    assert (plots / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    listed = client.list_artifacts(study.user_attrs["mlflow_run_id"], "plots")
+    assert sorted(a.path for a in listed) == ["plots/history.png", "plots/pareto.png"]
