@@ -131,6 +131,11 @@ def test_events_follow_a_run_and_retry_starts_from_the_failed_step(
         fail.unlink()
         answer = client.post(f"/api/apps/vision/runs/{run_id}/retry")
         assert answer.status_code == 200, answer.text
+        # the answer comes once the run is recorded as started again, never its old end
+        now = client.get(f"/api/apps/vision/runs/{run_id}").json()
+        assert (
+            now["status"] in ("pending", "running") or now["finished_at"] != seen[-1]["finished_at"]
+        ), now
         view = wait_run(client, "vision", run_id, {"succeeded", "failed"})
         assert view["status"] == "succeeded"
         attempts = {s["name"]: len(s["attempts"]) for s in view["steps"]}
