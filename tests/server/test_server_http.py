@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import wait_for
 
-from .conftest import Apps, Server, start_server, wait_run
+from .conftest import Apps, Server, make_model, start_server, wait_run
 
 
 def start(client: httpx.Client, app: str = "vision", **parameters) -> str:
@@ -163,20 +163,6 @@ def test_browser_sessions_need_the_csrf_token(apps: Apps, server: Server) -> Non
         )
         assert done.status_code == 200, done.text
         wait_run(browser, "vision", done.json()["run_id"], {"succeeded"})
-
-
-def make_model(tracking_uri: str) -> None:
-    """Model ``digits`` with three versions, each from a run with an accuracy."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    experiment = client.create_experiment("train")
-    client.create_registered_model("digits")
-    for accuracy in (0.81, 0.86, 0.9):
-        run = client.create_run(experiment)
-        client.log_metric(run.info.run_id, "accuracy", accuracy)
-        client.create_model_version("digits", f"runs:/{run.info.run_id}/model", run.info.run_id)
-    client.set_registered_model_alias("digits", "champion", "2")
 
 
 def test_models_promote_and_roll_back(apps: Apps, server: Server) -> None:
