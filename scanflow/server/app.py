@@ -55,6 +55,10 @@ def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     )
     app.state.workspace = workspace
     app.state.tokens = tokens or Tokens(workspace.home_store())
+    app.state.tracking_ready = threading.Event()
+    threading.Thread(
+        target=_open_stores, args=(workspace, app.state.tracking_ready), daemon=True
+    ).start()
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -97,22 +101,24 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def _open_stores(workspace: Workspace) -> None:
+def _open_stores(workspace: Workspace, done: threading.Event) -> None:
     """Open each application's embedded MLflow store ahead of the first request."""
     from scanflow.api.models import open_store, tracking_errors
 
-    for handle in workspace.apps.values():
-        try:
-            with tracking_errors(handle):
-                open_store(handle)
-        except ApiError as exc:
-            log.warning("cannot open the MLflow store of %r yet: %s", handle.name, exc)
+    try:
+        for handle in workspace.apps.values():
+            try:
+                with tracking_errors(handle):
+                    open_store(handle)
+            except ApiError as exc:
+                log.warning("cannot open the MLflow store of %r yet: %s", handle.name, exc)
+    finally:
+        done.set()
 
 
 def serve(workspace: Workspace, sock: socket.socket) -> None:
     """Serve ``workspace`` on ``sock`` until interrupted (Ctrl-C or SIGTERM)."""
     import uvicorn
 
-    threading.Thread(target=_open_stores, args=(workspace,), daemon=True).start()
     config = uvicorn.Config(create_app(workspace), log_level="warning", lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

@@ -89,9 +89,9 @@ def start_server(apps: Apps, include: list[Path] | None = None) -> Server:
 
     server.url = wait_for(address, timeout=120, what="the server's address")
     wait_for(
-        lambda: httpx.get(f"{server.url}/api/health", timeout=30).status_code == 200,
+        lambda: httpx.get(f"{server.url}/api/health", timeout=30).json()["tracking_ready"],
         timeout=120,
-        what="the server's health",
+        what="the server's health with its MLflow stores open",
     )
     return server
 

@@ -144,6 +144,23 @@ def test_events_follow_a_run_and_retry_starts_from_the_failed_step(
         assert again.status_code == 409 and "already ended" in again.json()["error"]
 
 
+def test_a_10_mb_log_is_streamed_whole(apps: Apps, server: Server) -> None:
+    with server.client(apps.token()) as client:
+        run_id = start(client, loud=10_000_000)
+        wait_run(client, "vision", run_id, {"succeeded"})
+        url = f"/api/apps/vision/runs/{run_id}/logs"
+        with client.stream("GET", url, params={"step": "prepare"}) as answer:
+            assert answer.headers.get("transfer-encoding") == "chunked"
+            assert "content-length" not in answer.headers
+            size, chunks, tail = 0, 0, b""
+            for chunk in answer.iter_raw():
+                size, chunks, tail = size + len(chunk), chunks + 1, (tail + chunk)[-200:]
+    header = len("==> prepare attempt 1 <==\nnote: hello\n")
+    assert size == header + 10_000_000, size
+    assert chunks > 10
+    assert tail.endswith(("000099999 <b>é</b> " + "x" * 79 + "\n").encode())
+
+
 def test_browser_sessions_need_the_csrf_token(apps: Apps, server: Server) -> None:
     with server.client() as browser:
         signed = browser.post("/api/session", json={"token": apps.token()})
