@@ -9,6 +9,7 @@ tracking server the models its services serve or that carry its team in the tag
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,9 +45,32 @@ def tracking_errors(app: AppHandle) -> Iterator[None]:
         raise Unavailable(f"the tracking server of {app.name!r} does not answer: {exc}") from None
 
 
+_locks_lock = threading.Lock()
+_locks: dict[str, threading.Lock] = {}  # one per embedded store: it opens once at a time
+_ready: set[str] = set()
+
+
+def open_store(app: AppHandle) -> None:
+    """Open ``app``'s own embedded MLflow store once per process: a fresh one creates its
+    tables first, which takes seconds. The server does it for each application as it
+    starts, so a first request finds it ready (or waits for that opening to end)."""
+    if not _own_store(app) or app.tracking_uri in _ready:
+        return
+    from mlflow import MlflowClient
+
+    uri = app.tracking_uri
+    with _locks_lock:
+        lock = _locks.setdefault(uri, threading.Lock())
+    with lock:
+        if uri not in _ready:
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
+            _ready.add(uri)
+
+
 def _client(app: AppHandle) -> Any:
     from mlflow import MlflowClient
 
+    open_store(app)
     uri = app.tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

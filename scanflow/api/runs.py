@@ -27,12 +27,15 @@ from scanflow.api.views import (
 )
 from scanflow.api.workspace import AppHandle, store_errors
 from scanflow.errors import EngineError, SpecError, StoreError
-from scanflow.store import RunRecord
+from scanflow.store import TERMINAL, RunRecord
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
 SORTABLE = ("created_at", "started_at", "finished_at", "status", "workflow", "id")
+ENDED = TERMINAL | {"interrupted"}
+RESTART_SECONDS = 60.0  # how long a retry waits for the engine to record the run running
+RESTART_POLL_SECONDS = 0.02
 _FILTER = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(>=|<=|!=|=|>|<)\s*(.*)$")
 
 
@@ -314,7 +317,21 @@ def resume(app: AppHandle, run_id: str) -> ActionResult:
         return engine.resume(run.id)
 
     _engine_call(f"retry run {run.id}", retry)
+    _wait_restarted(app, run)
     return ActionResult(message=f"run {run.id} retried from its failed step", run_id=run.id)
+
+
+def _wait_restarted(app: AppHandle, before: RunRecord) -> None:
+    """Wait until the store shows ``before`` (an ended run) started again, so that a client
+    reading the run right after the retry never sees its old end: engines start a resumed
+    run on a thread or a cluster and record it as running a moment later."""
+    deadline = time.monotonic() + RESTART_SECONDS
+    while time.monotonic() < deadline:
+        current = get_record(app, before.id)
+        if shown_status(current) not in ENDED or current.finished_at != before.finished_at:
+            return
+        time.sleep(RESTART_POLL_SECONDS)
+    log.warning("run %s was retried but is not recorded as running yet", before.id)
 
 
 def cancel(app: AppHandle, run_id: str) -> ActionResult:

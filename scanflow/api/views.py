@@ -171,3 +171,6 @@ class TokenView(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+    tracking_ready: bool = Field(
+        description="the embedded MLflow stores are open (the server opens them as it starts)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,19 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _allowed(request: Request) -> list[str]:
+    """Every method of every route on the request's path (one path may have several
+    routes, one per method; the router's own ``Allow`` names only the first)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     """The server of ``workspace``; tokens are kept in the workspace's home store."""
     from sqlalchemy.exc import DBAPIError
@@ -41,6 +55,10 @@ def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     )
     app.state.workspace = workspace
     app.state.tokens = tokens or Tokens(workspace.home_store())
+    app.state.tracking_ready = threading.Event()
+    threading.Thread(
+        target=_open_stores, args=(workspace, app.state.tracking_ready), daemon=True
+    ).start()
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -51,8 +69,11 @@ def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # the API's errors all read {"error": ...}, as its OpenAPI document says
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(request))
         return JSONResponse(
-            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(DBAPIError)
@@ -78,6 +99,21 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock.bind((host, port))
     sock.listen(2048)  # connections wait in the backlog until the server takes them
     return sock
+
+
+def _open_stores(workspace: Workspace, done: threading.Event) -> None:
+    """Open each application's embedded MLflow store ahead of the first request."""
+    from scanflow.api.models import open_store, tracking_errors
+
+    try:
+        for handle in workspace.apps.values():
+            try:
+                with tracking_errors(handle):
+                    open_store(handle)
+            except ApiError as exc:
+                log.warning("cannot open the MLflow store of %r yet: %s", handle.name, exc)
+    finally:
+        done.set()
 
 
 def serve(workspace: Workspace, sock: socket.socket) -> None:

@@ -20,12 +20,10 @@ from scanflow.api import runs as runs_api
 from scanflow.api.errors import ApiError
 from scanflow.api.views import RunView
 from scanflow.api.workspace import AppHandle
-from scanflow.store import TERMINAL
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
-ENDED = TERMINAL | {"interrupted"}
 
 
 def _shape(view: RunView) -> tuple[Any, ...]:
@@ -49,7 +47,7 @@ async def _stream(app: AppHandle, run_id: str) -> AsyncIterator[dict[str, str]]:
         if shape != last:
             last = shape
             yield {"event": "run", "data": view.model_dump_json()}
-        if view.status in ENDED:
+        if view.status in runs_api.ENDED:
             yield {"event": "end", "data": json.dumps({"status": view.status})}
             return
         await asyncio.sleep(POLL_SECONDS)

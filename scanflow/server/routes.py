@@ -99,11 +99,12 @@ def _app_view(h: AppHandle) -> AppView:
 
 # -- open ------------------------------------------------------------------------------
 @open_router.get("/health", response_model=Health)
-def health() -> Health:
+def health(request: Request) -> Health:
     """Liveness: the server answers (no token needed)."""
     from scanflow import __version__
 
-    return Health(status="ok", version=__version__)
+    ready = request.app.state.tracking_ready.is_set()
+    return Health(status="ok", version=__version__, tracking_ready=ready)
 
 
 @open_router.post("/session", response_model=SessionOut, responses=ERRORS)

@@ -6,8 +6,10 @@ STEPS = """
 import sys, time
 from pathlib import Path
 
-def prepare(note, dataset):
+def prepare(note, dataset, loud):
     print("note:", note)
+    for i in range(int(loud) // 100):  # `loud` bytes more of log: lines of 100 bytes
+        print(f"{i:09d} <b>é</b> " + "x" * 79)
     Path(dataset).write_text(note)
 
 def train(dataset, model, gate, fail):
@@ -31,7 +33,7 @@ name: {name}
 team: {team}
 workflows:
 - name: pipe
-  parameters: {{note: hello, gate: "", fail: "", lr: 0.1}}
+  parameters: {{note: hello, gate: "", fail: "", lr: 0.1, loud: 0}}
   executors:
   - name: prepare
     function: steps:prepare

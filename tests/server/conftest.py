@@ -64,9 +64,12 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **options)
 
 
-def start_server(apps: Apps) -> Server:
+def start_server(apps: Apps, include: list[Path] | None = None) -> Server:
+    """A server of ``vision`` and ``include`` (default: audio and radio)."""
     command = [sys.executable, "-m", "scanflow.cli.main", "--app", str(apps.vision), "server"]
-    command += ["--port", "0", "--include", str(apps.audio), "--include", str(apps.radio)]
+    command += ["--port", "0"]
+    for folder in [apps.audio, apps.radio] if include is None else include:
+        command += ["--include", str(folder)]
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=apps.root
     )
@@ -86,23 +89,27 @@ def start_server(apps: Apps) -> Server:
 
     server.url = wait_for(address, timeout=120, what="the server's address")
     wait_for(
-        lambda: httpx.get(f"{server.url}/api/health", timeout=30).status_code == 200,
+        lambda: httpx.get(f"{server.url}/api/health", timeout=30).json()["tracking_ready"],
         timeout=120,
-        what="the server's health",
+        what="the server's health with its MLflow stores open",
     )
     return server
 
 
-@pytest.fixture
-def server(apps: Apps) -> Iterator[Server]:
-    server = start_server(apps)
-    yield server
+def stop_server(server: Server) -> None:
     server.proc.terminate()
     try:
         server.proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.proc.kill()
         server.proc.wait()
+
+
+@pytest.fixture
+def server(apps: Apps) -> Iterator[Server]:
+    server = start_server(apps)
+    yield server
+    stop_server(server)
 
 
 def wait_run(client: httpx.Client, app: str, run_id: str, states: set[str]) -> dict:
@@ -113,3 +120,17 @@ def wait_run(client: httpx.Client, app: str, run_id: str, states: set[str]) -> d
         return data if data["status"] in states else None
 
     return wait_for(view, timeout=180, what=f"run {run_id} to be {states}")
+
+
+def make_model(tracking_uri: str) -> None:
+    """Model ``digits`` with three versions, each from a run with an accuracy."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    experiment = client.create_experiment("train")
+    client.create_registered_model("digits")
+    for accuracy in (0.81, 0.86, 0.9):
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "accuracy", accuracy)
+        client.create_model_version("digits", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.set_registered_model_alias("digits", "champion", "2")

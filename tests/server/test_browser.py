@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 
-from .conftest import Apps, Server, wait_run
-from .test_server_http import make_model, start
+from .conftest import Apps, Server, make_model, wait_run
+from .test_server_http import start
 
 IMAGES = Path(os.environ.get("SCANFLOW_SCREENSHOTS") or tempfile.mkdtemp(prefix="screens-"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -153,3 +153,18 @@ def test_markup_in_parameters_and_logs_is_shown_as_text(
     page.wait_for_function("document.getElementById('log').textContent.includes('onerror')")
     assert page.evaluate("window.pwned") is None
     assert page.locator("#log img, #log script, #run-params img").count() == 0
+
+
+def test_a_10_mb_log_is_capped_on_the_page(browser, apps: Apps, server: Server) -> None:
+    with server.client(apps.token()) as client:
+        run_id = start(client, loud=10_000_000)
+        wait_run(client, "vision", run_id, {"succeeded"})
+    page = signed_in(browser, server, apps.token())
+    page.goto(f"/apps/vision/runs/{run_id}")
+    page.locator('#dag g.node[data-step="prepare"]').click()
+    page.wait_for_selector("#log a")  # the link to the whole log ends the shown part
+    shown = page.evaluate("document.getElementById('log').textContent.length")
+    assert 1_000_000 < shown < (1 << 20) + 100, shown
+    assert page.get_attribute("#log a", "href").endswith("/logs?step=prepare")
+    page.locator('#dag g.node[data-step="report"]').click()  # the page still answers
+    wait_for(lambda: "<script>alert('log')</script>" in page.text_content("#log"), 60, "the log")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import wait_for
 
-from .conftest import Apps, Server, start_server, wait_run
+from .conftest import Apps, Server, make_model, start_server, wait_run
 
 
 def start(client: httpx.Client, app: str = "vision", **parameters) -> str:
@@ -131,12 +131,34 @@ def test_events_follow_a_run_and_retry_starts_from_the_failed_step(
         fail.unlink()
         answer = client.post(f"/api/apps/vision/runs/{run_id}/retry")
         assert answer.status_code == 200, answer.text
+        # the answer comes once the run is recorded as started again, never its old end
+        now = client.get(f"/api/apps/vision/runs/{run_id}").json()
+        assert (
+            now["status"] in ("pending", "running") or now["finished_at"] != seen[-1]["finished_at"]
+        ), now
         view = wait_run(client, "vision", run_id, {"succeeded", "failed"})
         assert view["status"] == "succeeded"
         attempts = {s["name"]: len(s["attempts"]) for s in view["steps"]}
         assert attempts == {"prepare": 1, "train": 2, "report": 1}
         again = client.post(f"/api/apps/vision/runs/{run_id}/cancel")
         assert again.status_code == 409 and "already ended" in again.json()["error"]
+
+
+def test_a_10_mb_log_is_streamed_whole(apps: Apps, server: Server) -> None:
+    with server.client(apps.token()) as client:
+        run_id = start(client, loud=10_000_000)
+        wait_run(client, "vision", run_id, {"succeeded"})
+        url = f"/api/apps/vision/runs/{run_id}/logs"
+        with client.stream("GET", url, params={"step": "prepare"}) as answer:
+            assert answer.headers.get("transfer-encoding") == "chunked"
+            assert "content-length" not in answer.headers
+            size, chunks, tail = 0, 0, b""
+            for chunk in answer.iter_raw():
+                size, chunks, tail = size + len(chunk), chunks + 1, (tail + chunk)[-200:]
+    header = len("==> prepare attempt 1 <==\nnote: hello\n")
+    assert size == header + 10_000_000, size
+    assert chunks > 10
+    assert tail.endswith(("000099999 <b>é</b> " + "x" * 79 + "\n").encode())
 
 
 def test_browser_sessions_need_the_csrf_token(apps: Apps, server: Server) -> None:
@@ -158,20 +180,6 @@ def test_browser_sessions_need_the_csrf_token(apps: Apps, server: Server) -> Non
         )
         assert done.status_code == 200, done.text
         wait_run(browser, "vision", done.json()["run_id"], {"succeeded"})
-
-
-def make_model(tracking_uri: str) -> None:
-    """Model ``digits`` with three versions, each from a run with an accuracy."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    experiment = client.create_experiment("train")
-    client.create_registered_model("digits")
-    for accuracy in (0.81, 0.86, 0.9):
-        run = client.create_run(experiment)
-        client.log_metric(run.info.run_id, "accuracy", accuracy)
-        client.create_model_version("digits", f"runs:/{run.info.run_id}/model", run.info.run_id)
-    client.set_registered_model_alias("digits", "champion", "2")
 
 
 def test_models_promote_and_roll_back(apps: Apps, server: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from scanflow.store import Store
 
 POLL_SECONDS = 0.2
+CHUNK_BYTES = 64 * 1024  # a log is read and sent in blocks of this size
 
 
 def read_logs(store: Store, run_id: str, step: str | None, follow: bool) -> Iterator[str]:
@@ -46,9 +48,19 @@ def _new_chunks(
             if offset is None:
                 yield f"==> {name} attempt {attempt.number} <==\n"
                 offset = 0
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-            offsets[attempt.log_path] = offset + len(chunk)
-            if chunk:
-                yield chunk.decode("utf-8", "replace")
+            yield from _read_from(path, offset, attempt.log_path, offsets)
+
+
+def _read_from(path: Path, offset: int, key: str, offsets: dict[str, int]) -> Iterator[str]:
+    """The file from ``offset`` on in blocks of :data:`CHUNK_BYTES` (never whole); a
+    character cut at the end of the file is read again next time."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    offsets[key] = offset
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while block := handle.read(CHUNK_BYTES):
+            text = decoder.decode(block)
+            offset += len(block)
+            offsets[key] = offset - len(decoder.getstate()[0])
+            if text:
+                yield text

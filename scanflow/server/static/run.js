@@ -120,9 +120,10 @@ async function loadLogs(name) {
     var part = await reader.read();
     if (part.done) break;
     var text = decoder.decode(part.value, { stream: true });
-    pre.append(document.createTextNode(text));  // text, never markup
-    shown += text.length;
-    if (shown > LOG_LIMIT) {
+    var room = LOG_LIMIT - shown;  // a chunk never carries the page past the limit
+    pre.append(document.createTextNode(text.slice(0, room)));  // text, never markup
+    shown += Math.min(text.length, room);
+    if (text.length > room) {
       reader.cancel();
       var more = document.createElement("a");
       more.href = url; more.textContent = "\n… the log goes on: open it whole";
