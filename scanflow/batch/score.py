@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -140,13 +141,34 @@ def _stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+@contextmanager
+def _process_uris_kept() -> Iterator[None]:
+    """Resolving sets MLflow's process-wide URIs (and their environment variables, which
+    child processes inherit); a caller scoring in its own process gets its own back."""
+    import mlflow
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {key: os.environ.get(key) for key in keys}
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
+        mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _resolve(model: str, manifest: Manifest, tracking_uri: str | None, staging: Path) -> Any:
     """Resolve the model URI; a resumed run keeps the version it started with."""
     uri = model
     if "version" in manifest.header and parse_uri(model).kind == "alias":
         uri = f"models:/{parse_uri(model).name}/{manifest.header['version']}"
     try:
-        resolved = resolve(uri, tracking_uri=tracking_uri, cache_dir=staging / ".models")
+        with _process_uris_kept():
+            resolved = resolve(uri, tracking_uri=tracking_uri, cache_dir=staging / ".models")
     except ModelLoadError as exc:
         raise BatchError(f"cannot score with model {model}: {exc}") from exc
     if "version" not in manifest.header:
