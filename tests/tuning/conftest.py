@@ -74,3 +74,14 @@ def tiny(make_project):
         return make_project(spec(study, **options), {"steps.py": STEPS})
 
     return make
+
+
+def scanflow_cli(*args: str):
+    """Run the ``scanflow`` command in its own process (its output is its own, whatever an
+    earlier test did to this process's streams or logging)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "scanflow"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -82,13 +82,14 @@ def test_every_algorithm_draws_inside_the_space(algorithm, pruner):
         assert params["fit.kind"] in ("a", "b")
 
 
-def test_the_cli_reports_a_bad_study_without_a_traceback(tmp_path, capsys):
+def test_the_cli_reports_a_bad_study_without_a_traceback(tmp_path):
     from conftest import write_files
 
-    from scanflow.cli.main import main
+    from .conftest import scanflow_cli
 
     bad = STUDY.replace("low: 0.0, high: 1.0", "low: 0.0, high: 1.0, log: true")
     write_files(tmp_path, {"scanflow.yaml": spec(bad), "steps.py": "def prep(dataset): ...\n"})
-    assert main(["--app", str(tmp_path), "tune", "train"]) == 2
-    err = capsys.readouterr().err
+    done = scanflow_cli("--app", str(tmp_path), "tune", "train")
+    assert done.returncode == 2
+    err = done.stderr
     assert "log scale needs 'low' > 0" in err and "Traceback" not in err

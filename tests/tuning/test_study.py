@@ -115,16 +115,17 @@ def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
     assert [t.value for t in study.trials] == [0.25, 0.25]
 
 
-def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, capsys):
-    from scanflow.cli.main import main
+def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny):
+    from .conftest import scanflow_cli
 
     project = tiny(STUDY.replace("max_trials: 3", "max_trials: 2"))
-    assert main(["--app", str(project.base_dir), "tune", "show"]) == 1  # never ran
-    assert "has not run yet" in capsys.readouterr().err
-    assert main(["--app", str(project.base_dir), "tune", "train"]) == 0
-    capsys.readouterr()
-    assert main(["--app", str(project.base_dir), "tune", "show", "--study", "search"]) == 0
-    out = capsys.readouterr().out
+    app = str(project.base_dir)
+    never = scanflow_cli("--app", app, "tune", "show")
+    assert never.returncode == 1 and "has not run yet" in never.stderr  # never ran
+    assert scanflow_cli("--app", app, "tune", "train").returncode == 0
+    shown = scanflow_cli("--app", app, "tune", "show", "--study", "search")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
     study = load(project, find_study(project, None, "search"))
     best = study.best_trial
     assert f"best: trial {best.number} (run {best.user_attrs['run_id']}) score=" in out
