@@ -143,8 +143,8 @@ def test_a_second_tuner_on_the_same_study_is_refused(tiny):
     assert not (project.state_dir / "runs").exists()  # no trial ran
 
 
-def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, capsys, tmp_path):
-    from scanflow.cli.main import main
+def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, tmp_path):
+    from .conftest import scanflow_cli
 
     objectives = (
         "objective:\n      - {metric: score, step: fit}\n"
@@ -158,8 +158,9 @@ def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, capsys, tmp_p
     for trial in study.trials:
         assert trial.values == pytest.approx([trial.params["x"], 2 * trial.params["x"]])
     plots = tmp_path / "plots"
-    assert main(["--app", str(project.base_dir), "tune", "show", "--plots", str(plots)]) == 0
-    assert capsys.readouterr().out.count("best: trial") == 3
+    shown = scanflow_cli("--app", str(project.base_dir), "tune", "show", "--plots", str(plots))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("best: trial") == 3
     assert sorted(p.name for p in plots.iterdir()) == ["history.png", "pareto.png"]
     assert (plots / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
