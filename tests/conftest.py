@@ -16,6 +16,18 @@ from scanflow.spec import Project, load_project
 pytest_plugins = ["k8s.fixtures"]
 
 
+# Under pytest-xdist, the tests that share one resource of the machine run in one worker:
+# the test cluster with its Argo controller, and the image builder's store and registry.
+SHARED_RESOURCES = {"k8s": ("tests/k8s/", "[kubernetes"), "images": ("tests/build/",)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for group, marks in SHARED_RESOURCES.items():
+            if any(mark in item.nodeid for mark in marks):
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
 def write_files(root: Path, files: dict[str, str]) -> None:
     """Write ``{relative path: text}`` under ``root`` (text is dedented)."""
     for name, text in files.items():

@@ -53,6 +53,7 @@ from scanflow.store.store import now
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.3
+RAN = ("succeeded",)  # a step state reached only by running
 FLAVOURS = ("argo", "jobs")
 NO_ARGO = (
     "the cluster at {host} has no Argo Workflows (the CustomResourceDefinition "
@@ -171,12 +172,21 @@ class KubernetesEngine:
         run = self.store.get_run(run_id)
         yield StepEvent(run.id, "", "running", message=f"run {run.id} started")
         seen: dict[str, tuple[str, str]] = {}
+        ended_before = {s.name for s in self.store.steps(run.id) if s.status in TERMINAL}
         while True:
             run = self.get_run(run.id)
             for step in self.store.steps(run.id):
                 now_state = (step.status, step.error or "")
-                if seen.get(step.name, ("pending", "")) != now_state:
+                before = seen.get(step.name, ("pending", ""))
+                if before != now_state:
                     seen[step.name] = now_state
+                    if (
+                        before[0] == "pending"
+                        and step.status in RAN
+                        and step.name not in ended_before
+                    ):
+                        # it started and ended between two polls: say it ran, as it did
+                        yield StepEvent(run.id, step.name, "running")
                     duration = (
                         step.finished_at - step.started_at
                         if step.finished_at and step.started_at and step.status in TERMINAL
