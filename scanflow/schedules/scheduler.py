@@ -77,8 +77,12 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         alias_lookup: AliasLookup | None = None,
         s3_client: Any = None,
+        engine_options: dict[str, Any] | None = None,
     ) -> None:
+        """``engine``: default, the application's (``target``) made with ``engine_options``
+        (e.g. ``{"tracking": False}``); ``clock``: epoch seconds."""
         self.project = project
+        self._engine_options = engine_options or {}
         self.store = store or Store.for_state_dir(project.state_dir)
         self.book = ScheduleBook(self.store)
         self.clock = clock
@@ -109,7 +113,7 @@ class Scheduler:
         if self._engine is None:
             from scanflow.engines.registry import get_engine
 
-            self._engine = get_engine(self.project)
+            self._engine = get_engine(self.project, **self._engine_options)
         return self._engine
 
     # -- state --------------------------------------------------------------------------
@@ -155,16 +159,24 @@ class Scheduler:
         return self.fire(self.schedule(name), "manual", {"by": "scanflow schedule trigger"})
 
     def fire(
+        self, schedule: Schedule, kind: str, cause: dict[str, Any], due_at: float | None = None
+    ) -> FiringRecord:
+        """Start a run of ``schedule`` for ``cause``, or record why not (``skipped`` when
+        ``max_concurrent`` runs are going, ``failed`` when the engine refused)."""
+        firing = self._fire(schedule, kind, cause, due_at, defer=False)
+        assert firing is not None, "only a deferred firing is None"
+        return firing
+
+    def _fire(
         self,
         schedule: Schedule,
         kind: str,
         cause: dict[str, Any],
-        due_at: float | None = None,
+        due_at: float | None,
         *,
-        defer: bool = False,
+        defer: bool,
     ) -> FiringRecord | None:
-        """Start a run of ``schedule`` for ``cause``, or record why not; None when
-        ``defer`` and ``max_concurrent`` runs are going (the caller tries again later)."""
+        """:meth:`fire`, or None when ``defer`` and ``max_concurrent`` runs are going."""
         now = self.clock()
         firing = FiringRecord(
             schedule=schedule.name, kind=kind, due_at=due_at, fired_at=now, cause=cause
@@ -243,7 +255,7 @@ class Scheduler:
             )
         handled = dues[-1]
         for due in run:
-            firing = self.fire(
+            firing = self._fire(
                 schedule,
                 schedule.kind,
                 {"due": _iso(due)},
@@ -265,7 +277,7 @@ class Scheduler:
         state = self.book.state(schedule.name)
         causes, watermark = self._watcher(schedule).check(state.watermark if state else None)
         self.book.save_state(schedule.name, now, watermark=watermark)
-        return [f for c in causes if (f := self.fire(schedule, schedule.kind, c)) is not None]
+        return [self.fire(schedule, schedule.kind, cause) for cause in causes]
 
     def _watcher(self, schedule: Schedule) -> Watcher:
         if schedule.name not in self._watchers:
@@ -309,6 +321,14 @@ class Scheduler:
         while not stop.is_set():
             self.tick()
             stop.wait(self.wait_time())
+
+    def cancel_runs(self) -> None:
+        """Cancel the runs of every schedule that are still going (when shutting down)."""
+        if self._engine is None:
+            return
+        for schedule in self.schedules:
+            for run in self.book.active_runs(schedule.name):
+                self._engine.cancel(run.id)
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """:meth:`run` on a daemon thread; set the returned event to stop it."""

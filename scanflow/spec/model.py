@@ -21,7 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-from scanflow.spec.names import DNS1123_LABEL, Name, Parameters, ParameterValue, Scalar  # noqa: F401
+from scanflow.spec.names import (  # noqa: F401 - re-exported
+    DNS1123_LABEL,
+    Name,
+    Parameters,
+    ParameterValue,
+    Scalar,
+    _check_parameter,
+)
 from scanflow.spec.schedule import Schedule
 
 

@@ -21,6 +21,7 @@ from scanflow.schedules.timing import next_due
 
 if TYPE_CHECKING:
     from scanflow.kube.render.context import Context
+    from scanflow.spec.model import Application, Executor
     from scanflow.spec.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,16 @@ def render(ctx: Context) -> list[dict]:
             )
             continue
         wf = schedule.workflow
+
+        def image_of(_app: Application, executor: Executor, wf: str = wf) -> str:
+            return ctx.image(f"{wf}/{executor.name}", "executor")
+
         plans = plan_run(
             app,
             wf,
             TEMPLATE_RUN_ID,
             dict(schedule.parameters),
-            image_of=lambda _app, ex, wf=wf: ctx.image(f"{wf}/{ex.name}", "executor"),
+            image_of=image_of,
             tracking_uri=ctx.tracking_uri(),
             by_reference=True,
         )
