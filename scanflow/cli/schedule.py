@@ -12,6 +12,8 @@ from scanflow.cli.output import OutputFormat, console, err_console, print_json
 from scanflow.errors import ScanflowError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from scanflow.schedules import Scheduler
     from scanflow.store.schedule_models import FiringRecord
 
@@ -91,6 +93,13 @@ def list_schedules(ctx: typer.Context, output: Output = OutputFormat.table) -> N
             _firing_text(v.last),
             _when(v.next_due) if v.next_due else ("on event" if not v.paused else "-"),
         )
+    _print(table)
+
+
+def _print(table: Table) -> None:
+    """Print ``table`` whole: cells wrap rather than being cut (run ids stay copyable)."""
+    for column in table.columns:
+        column.overflow = "fold"
     console.print(table)
 
 
@@ -156,4 +165,4 @@ def history(
         table.add_row(
             _when(f.fired_at), f.schedule, f.kind, cause, f.status, f.run_id or f.reason or ""
         )
-    console.print(table)
+    _print(table)
