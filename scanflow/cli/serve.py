@@ -202,7 +202,7 @@ def up(
     tracking = _tracking(None, proj, proj.base_dir)
     running: list[ServiceProcess] = []
     children: list[Any] = []
-    scheduler, stop = None, None
+    scheduler, stop, ticking = None, None, None
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -244,7 +244,7 @@ def up(
             from scanflow.schedules import Scheduler
 
             scheduler = Scheduler(proj, engine_options={"tracking": not no_tracking})
-            _, stop = scheduler.start()
+            ticking, stop = scheduler.start()
             names = ", ".join(s.name for s in proj.app.schedules)
             console.print(f"[green]scheduler[/] {names}  ('scanflow schedule list')")
         watched = [(p.service.name, p.proc) for p in running]
@@ -256,8 +256,9 @@ def up(
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
-        if stop is not None and scheduler is not None:
+        if stop is not None and ticking is not None and scheduler is not None:
             stop.set()
+            ticking.join(60)
             scheduler.cancel_runs()
         for proc in running:
             proc.stop()

@@ -316,7 +316,7 @@ class Scheduler:
         return wake - now if wake > now else 1.0  # overdue and not fired: runs still going
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until ``stop`` is set."""
+        """Tick until ``stop`` is set (see :meth:`start` for the one-scheduler rule)."""
         log.info("scheduler of %s started", self.project.app.name)
         while not stop.is_set():
             self.tick()
@@ -331,9 +331,33 @@ class Scheduler:
                 self._engine.cancel(run.id)
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
-        """:meth:`run` on a daemon thread; set the returned event to stop it."""
+        """:meth:`run` on a daemon thread; set the returned event to stop it.
+
+        One scheduler per application: a second one (another ``scanflow up``) would fire
+        every schedule twice, so it is refused while the first holds
+        ``.scanflow/scheduler.lock``.
+        """
+        from filelock import FileLock, Timeout
+
+        self.project.state_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.project.state_dir / "scheduler.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ScanflowError(
+                f"another scheduler runs the schedules of {self.project.app.name!r} "
+                f"(it holds {lock.lock_file}); stop that 'scanflow up' first, or start this "
+                "one with --no-schedules"
+            ) from None
         stop = threading.Event()
-        thread = threading.Thread(target=self.run, args=(stop,), name="scheduler", daemon=True)
+
+        def run_then_unlock() -> None:
+            try:
+                self.run(stop)
+            finally:
+                lock.release()
+
+        thread = threading.Thread(target=run_then_unlock, name="scheduler", daemon=True)
         thread.start()
         return thread, stop
 

@@ -130,7 +130,11 @@ def mlflow_alias_lookup(tracking_uri: str) -> AliasLookup:
 
 class UpstreamFinished:
     """Runs of ``workflow`` in this store that finished (with ``status``, or any) since the
-    last look; one firing per run."""
+    last look; one firing per run. Runs are looked for :data:`LOOKBACK` seconds before
+    the newest one seen too (a run may be recorded finished a moment after another that
+    finished later), each firing once."""
+
+    LOOKBACK = 60.0
 
     def __init__(
         self, store: Store, workflow: str, status: str, clock: Callable[[], float]
@@ -138,23 +142,32 @@ class UpstreamFinished:
         self.store, self.workflow, self.status, self.clock = store, workflow, status, clock
 
     def check(self, watermark: Watermark | None) -> tuple[list[Cause], Watermark]:
-        if watermark is None:
-            return [], {"since": self.clock()}
-        since = watermark["since"]
+        first = watermark is None
+        since = self.clock() if watermark is None else watermark["since"]
+        seen = set() if watermark is None else set(watermark.get("seen", []))
+        runs = self._finished_after(since - self.LOOKBACK)
+        newest = max([since, *(r.finished_at or since for r in runs)])
+        keep = [r.id for r in runs if (r.finished_at or since) > newest - self.LOOKBACK]
+        if first:  # what finished before the schedule started does not fire
+            return [], {"since": newest, "seen": keep}
+        causes = [
+            {"run_id": r.id, "workflow": r.workflow, "status": r.status}
+            for r in runs
+            if r.id not in seen
+        ]
+        return causes, {"since": newest, "seen": keep}
+
+    def _finished_after(self, after: float) -> list[RunRecord]:
         statuses = TERMINAL if self.status == "any" else {self.status}
         with self.store.session() as s:
-            runs = list(
+            return list(
                 s.scalars(
                     select(RunRecord)
                     .where(
                         RunRecord.workflow == self.workflow,
-                        RunRecord.finished_at > since,
+                        RunRecord.finished_at > after,
                         RunRecord.status.in_(statuses),
                     )
                     .order_by(RunRecord.finished_at)
                 )
             )
-        if not runs:
-            return [], watermark
-        causes = [{"run_id": r.id, "workflow": r.workflow, "status": r.status} for r in runs]
-        return causes, {"since": runs[-1].finished_at}

@@ -19,6 +19,8 @@ from pathlib import Path
 
 
 def work(result, n=1):
+    if n < 0:
+        raise SystemExit(f"n={n} is negative")
     Path(result).write_text(str(n * 2))
 
 

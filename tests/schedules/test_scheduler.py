@@ -170,3 +170,22 @@ def test_an_unknown_schedule_names_the_known_ones(scheduler_for) -> None:
     scheduler = scheduler_for(HOURLY)
     with pytest.raises(ScheduleNotFound, match=r"no schedule 'hourley'.*known: hourly"):
         scheduler.pause("hourley")
+
+
+def test_one_scheduler_per_application(scheduler_for, clock) -> None:
+    import pytest
+
+    from scanflow.errors import ScanflowError
+
+    first = scheduler_for(HOURLY)
+    thread, stop = first.start()
+    try:
+        second = Scheduler(first.project, engine=first.engine, clock=clock)
+        with pytest.raises(ScanflowError, match="another scheduler runs the schedules"):
+            second.start()
+    finally:
+        stop.set()
+        thread.join(60)
+    again, stop = Scheduler(first.project, engine=first.engine, clock=clock).start()
+    stop.set()  # free again once the first stopped
+    again.join(60)

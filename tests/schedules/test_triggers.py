@@ -97,12 +97,15 @@ def test_a_moved_registry_alias_fires_with_old_and_new_version(
 def test_a_finished_upstream_workflow_fires_with_its_run_id(scheduler_for, clock) -> None:
     import time
 
-    clock.now = time.time()  # runs finish on the wall clock: the watermark compares with it
     scheduler = scheduler_for(
         "- name: after-quick\n  workflow: held\n  after: quick\n  poll: 1s\n"
         "  parameters: {gate: ''}\n"
     )
-    assert scheduler.tick() == []
+    before = follow(scheduler.engine, scheduler.engine.submit("quick"))
+    failed = follow(scheduler.engine, scheduler.engine.submit("quick", {"n": -1}))
+    assert (before.status, failed.status) == ("succeeded", "failed")
+    clock.now = time.time()  # runs finish on the wall clock: the watermark compares with it
+    assert scheduler.tick() == []  # what finished before the schedule started does not fire
     upstream = follow(scheduler.engine, scheduler.engine.submit("quick"))
     assert upstream.status == "succeeded"
     clock.now = time.time() + 1
