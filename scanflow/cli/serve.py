@@ -254,7 +254,7 @@ def up(
         failed = [name for name, proc in watched if proc.poll() is not None]
         raise ScanflowError(f"{', '.join(failed)} exited; see the log printed above")
     except KeyboardInterrupt:
-        console.print("stopping")
+        console.print("stopping services, schedules and the control server")
     finally:
         if stop is not None and ticking is not None and scheduler is not None:
             stop.set()

@@ -194,8 +194,8 @@ class Scheduler:
             try:
                 firing.run_id = self.engine.submit(schedule.workflow, dict(schedule.parameters))
                 firing.status = "started"
-            except ScanflowError as exc:
-                firing.status, firing.reason = "failed", str(exc)
+            except Exception as exc:  # noqa: BLE001 - recorded on the firing, the loop goes on
+                firing.status, firing.reason = "failed", str(exc) or type(exc).__name__
         log.info(
             "schedule %s fired (%s): %s %s",
             schedule.name,
@@ -239,6 +239,9 @@ class Scheduler:
         fired = []
         if missed or dropped:
             count = len(missed) + dropped
+            cause: dict[str, Any] = {"missed": count}
+            if missed:
+                cause["last_missed"] = _iso(missed[-1])
             fired.append(
                 self.book.add_firing(
                     FiringRecord(
@@ -246,7 +249,7 @@ class Scheduler:
                         kind=schedule.kind,
                         due_at=missed[-1] if missed else dues[0],
                         fired_at=now,
-                        cause={"missed": count, "last_missed": _iso(max(missed, default=dues[0]))},
+                        cause=cause,
                         status="skipped",
                         reason=f"{count} due time(s) missed while the scheduler was not running "
                         f"(catch_up: {schedule.catch_up})",

@@ -189,3 +189,31 @@ def test_one_scheduler_per_application(scheduler_for, clock) -> None:
     again, stop = Scheduler(first.project, engine=first.engine, clock=clock).start()
     stop.set()  # free again once the first stopped
     again.join(60)
+
+
+def test_a_run_the_engine_refuses_is_recorded_as_failed_with_its_error(make_project, clock) -> None:
+    from scanflow.engines.local import LocalEngine
+
+    project = make_project(
+        """
+name: refused
+workflows:
+- name: wf
+  executors:
+  - name: step
+    script: step.py
+schedules:
+- name: hourly
+  workflow: wf
+  interval: 1h
+""",
+        {"step.py": "print('hi')\n"},
+    )
+    (project.base_dir / "step.py").unlink()  # gone after the spec was loaded
+    scheduler = Scheduler(project, engine=LocalEngine(project, tracking=False), clock=clock)
+    scheduler.tick()
+    clock.advance(3600)
+    [firing] = scheduler.tick()
+    assert firing.status == "failed" and firing.run_id is None
+    assert "script file 'step.py' not found" in firing.reason
+    assert scheduler.tick() == []  # the due time was handled: it is not retried every tick
