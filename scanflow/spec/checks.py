@@ -135,13 +135,13 @@ def _schedule_problems(app: Application, base_dir: Path | None) -> list[Problem]
     for si, schedule in enumerate(app.schedules):
         loc: Loc = ("schedules", si)
         for field_name in ("workflow", "after"):
-            value = getattr(schedule, field_name)
+            value = getattr(schedule, field_name, None)  # None: failed its own validation
             if value is not None and value not in names:
                 hint = did_you_mean(value, names) or f"; workflows: {', '.join(names) or 'none'}"
                 problems.append(Problem((*loc, field_name), f"no workflow {value!r}{hint}"))
-        if schedule.workflow in names:
+        if getattr(schedule, "workflow", None) in names:
             known = _parameter_names(app.workflow(schedule.workflow))
-            for key in schedule.parameters:
+            for key in getattr(schedule, "parameters", {}):
                 if key not in known:
                     hint = did_you_mean(key, known) or f"; known: {', '.join(known) or 'none'}"
                     problems.append(
@@ -150,7 +150,7 @@ def _schedule_problems(app: Application, base_dir: Path | None) -> list[Problem]
                             f"workflow {schedule.workflow!r} has no parameter {key!r}{hint}",
                         )
                     )
-        watch = schedule.watch
+        watch = getattr(schedule, "watch", None)
         if base_dir is not None and watch and "://" not in watch:
             if not (base_dir / watch).is_dir():
                 problems.append(

@@ -153,7 +153,8 @@ def test_up_without_server_runs_only_the_scheduler(tmp_path: Path) -> None:
         wait_for(lambda: "scheduler often" in out.read_text(), 120, "the scheduler")
     finally:
         assert _stop(proc) == 0
-    assert "control server" not in out.read_text()
+    assert "control server http" not in out.read_text()
+    assert not (root / ".scanflow" / "server").exists()  # no server was started
 
 
 def test_up_with_nothing_to_start_says_so(tmp_path: Path) -> None:

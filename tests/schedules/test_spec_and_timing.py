@@ -147,3 +147,22 @@ def test_intervals_count_from_the_epoch_and_long_gaps_keep_the_newest() -> None:
     dues, dropped = due_times(minutely, _utc("2027-01-01 00:00"), _utc("2027-01-02 00:00"))
     assert len(dues) == MAX_DUE and dropped == 24 * 60 - MAX_DUE
     assert _iso(dues[-1]) == "2027-01-02 00:00"
+
+
+def test_a_malformed_field_does_not_hide_the_rules_across_objects() -> None:
+    problems = _problems(
+        """
+- name: a
+  workflow: quik
+  interval: 5m
+- name: b
+  workflow: quick
+  cron: "0 3 * *"
+  parameters: {m: 1}
+"""
+    )
+    assert [p.split(": ", 2)[1] for p in problems] == [
+        "schedules[0].workflow",
+        "schedules[1].cron",
+        "schedules[1].parameters.m",
+    ]
