@@ -249,10 +249,14 @@ def up(
             console.print(f"[green]scheduler[/] {names}  ('scanflow schedule list')")
         watched = [(p.service.name, p.proc) for p in running]
         watched += [("control server", c.proc) for c in children]
-        while all(proc.poll() is None for _, proc in watched):
+
+        def stopped() -> list[str]:
+            gone = [name for name, proc in watched if proc.poll() is not None]
+            return gone + (["scheduler"] if ticking is not None and not ticking.is_alive() else [])
+
+        while not stopped():
             time.sleep(0.5)
-        failed = [name for name, proc in watched if proc.poll() is not None]
-        raise ScanflowError(f"{', '.join(failed)} exited; see the log printed above")
+        raise ScanflowError(f"{', '.join(stopped())} stopped; see the logs printed above")
     except KeyboardInterrupt:
         console.print("stopping services, schedules and the control server")
     finally:

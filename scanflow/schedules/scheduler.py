@@ -322,8 +322,13 @@ class Scheduler:
         """Tick until ``stop`` is set (see :meth:`start` for the one-scheduler rule)."""
         log.info("scheduler of %s started", self.project.app.name)
         while not stop.is_set():
-            self.tick()
-            stop.wait(self.wait_time())
+            try:
+                self.tick()
+                wait = self.wait_time()
+            except Exception:  # noqa: BLE001 - e.g. the store busy for long: try again soon
+                log.exception("scheduler of %s: tick failed", self.project.app.name)
+                wait = MAX_WAIT
+            stop.wait(wait)
 
     def cancel_runs(self) -> None:
         """Cancel the runs of every schedule that are still going (when shutting down)."""

@@ -109,6 +109,7 @@ def _stop(proc: subprocess.Popen) -> int:
     return proc.wait(60)
 
 
+@pytest.mark.slow  # starts scanflow up and the control server as processes
 def test_up_starts_the_control_server_and_the_scheduler(tmp_path: Path) -> None:
     from scanflow.schedules.records import ScheduleBook
     from scanflow.store import Store
@@ -143,6 +144,7 @@ def test_up_starts_the_control_server_and_the_scheduler(tmp_path: Path) -> None:
         httpx.get(f"{url}/api/health", timeout=5)  # the server stopped with it
 
 
+@pytest.mark.slow
 def test_up_without_server_runs_only_the_scheduler(tmp_path: Path) -> None:
     root = tmp_path / "app"
     every = "- name: often\n  workflow: quick\n  interval: 3600s\n"
