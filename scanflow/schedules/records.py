@@ -50,7 +50,8 @@ class ScheduleBook:
 
     def active_runs(self, name: str) -> list[RunRecord]:
         """Runs started by schedule ``name`` that are not over (a local run whose engine
-        process is gone counts as over: it is interrupted, not running)."""
+        process is gone counts as over: it is interrupted, not running; a run on a
+        cluster goes on without the process that submitted it)."""
         from scanflow.engines.local.recovery import interrupted
 
         with self.store.session() as s:
@@ -59,4 +60,4 @@ class ScheduleBook:
                 .join(FiringRecord, FiringRecord.run_id == RunRecord.id)
                 .where(FiringRecord.schedule == name, RunRecord.status.not_in(TERMINAL))
             )
-            return [r for r in runs if not interrupted(r)]
+            return [r for r in runs if r.engine != "local" or not interrupted(r)]
