@@ -64,6 +64,8 @@ def _listed(app_dir: Path) -> dict[str, dict]:
 
 
 def test_list_pause_resume_trigger_and_history(app_dir: Path) -> None:
+    code, out, _ = cli("--app", str(app_dir), "validate", "-o", "json")
+    assert code == 0 and json.loads(out)["schedules"] == ["hourly", "on-data"]
     listed = _listed(app_dir)
     assert listed["hourly"]["trigger"] == "cron 0 * * * * (UTC)"
     assert listed["hourly"]["next_due"] == math.ceil((time.time() + 1) / 3600) * 3600
