@@ -64,6 +64,7 @@ def _differences(store: Store) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from scanflow.store import agent_models, schedule_models, token_models  # noqa: F401
     from scanflow.store.models import Base
 
     with store._engine.connect() as connection:
@@ -84,7 +85,7 @@ def test_a_store_made_before_migrations_opens_and_upgrades(tmp_path: Path) -> No
     assert "alembic_version" not in _tables(db) and "agent_state" not in _tables(db)
 
     store = Store.for_state_dir(state)
-    assert schema.current(store._engine) == schema.head() == "0004"
+    assert schema.current(store._engine) == schema.head() == "0006"
     assert _differences(store) == []  # the same tables, columns and indexes as a new store
     old = store.get_run("old-run")
     assert (old.status, old.parameters, old.engine) == ("failed", {"n": 3}, "local")
@@ -135,7 +136,7 @@ def test_concurrent_first_opens_of_one_store_are_safe(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
     with sqlite3.connect(state / "scanflow.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0006",)]
     assert _differences(Store.for_state_dir(state)) == []
 
 

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "notebook",
     "score",
     "tune",
+    "schedule",
 ]
 
 app = typer.Typer(

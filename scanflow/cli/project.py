@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
             "workflows": {w.name: [e.name for e in w.executors] for w in proj.app.workflows},
             "services": [s.name for s in proj.app.services],
             "agents": [a.name for a in proj.app.agents],
+            "schedules": [s.name for s in proj.app.schedules],
         }
         if output is OutputFormat.json:
             print_json({"valid": True, **summary})
@@ -83,7 +84,8 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"[green]valid[/]: application [bold]{proj.app.name}[/] (team {proj.app.team}): "
             f"{len(summary['workflows'])} workflow(s), {steps} executor(s), "
-            f"{len(summary['services'])} service(s), {len(summary['agents'])} agent(s)"
+            f"{len(summary['services'])} service(s), {len(summary['agents'])} agent(s), "
+            f"{len(summary['schedules'])} schedule(s)"
         )
 
     @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -169,21 +170,56 @@ def up(
     service: Annotated[list[str] | None, typer.Option(help="Only these services")] = None,
     base_port: Annotated[int, typer.Option(help="First port for services without one")] = 8080,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 120.0,
+    server: Annotated[
+        bool, typer.Option("--server/--no-server", help="Start the control server")
+    ] = True,
+    server_port: Annotated[
+        int, typer.Option(help="The control server's port (0: a free one, printed)")
+    ] = 0,
+    schedules: Annotated[
+        bool, typer.Option("--schedules/--no-schedules", help="Run the schedules")
+    ] = True,
+    no_tracking: Annotated[
+        bool, typer.Option("--no-tracking", help="Scheduled runs do not log to MLflow")
+    ] = False,
 ) -> None:
-    """Serve every service declared in the application until interrupted."""
+    """Serve every service, run the schedules and the control server until interrupted."""
     from scanflow.serving.process import ServiceProcess
     from scanflow.spec import load_project
 
     proj = load_project(_app_dir(ctx))
     chosen = [s for s in proj.app.services if not service or s.name in service]
-    if not chosen:
+    if service and not chosen:
         raise ScanflowError(
-            f"no services to serve in {proj.spec_path} (declared: "
+            f"no service {', '.join(service)} in {proj.spec_path} (declared: "
             f"{', '.join(s.name for s in proj.app.services) or 'none'})"
+        )
+    run_schedules = schedules and bool(proj.app.schedules)
+    if not (chosen or run_schedules or server):
+        raise ScanflowError(
+            f"nothing to start for {proj.spec_path}: no services, no schedules, and --no-server"
         )
     tracking = _tracking(None, proj, proj.base_dir)
     running: list[ServiceProcess] = []
+    children: list[Any] = []
+    scheduler, stop, ticking = None, None, None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
+        if server:
+            from scanflow.server.process import ServerProcess
+
+            control = ServerProcess(
+                proj.base_dir, proj.state_dir / "server" / "server.log", port=server_port
+            )
+            children.append(control)
+            url = control.wait_url(timeout)
+            console.print(
+                f"[green]control server[/] {url}  log {control.log_file}", highlight=False
+            )
         for i, svc in enumerate(chosen):
             log = proj.state_dir / "serving" / svc.name / "server.log"
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -204,15 +240,35 @@ def up(
                 f"{status['model_version'] or '[red]not ready[/]'}  "
                 f"workers {status['workers']}  log {proc.log_file}"
             )
-        while all(p.proc.poll() is None for p in running):
+        if run_schedules:
+            from scanflow.schedules import Scheduler
+
+            scheduler = Scheduler(proj, engine_options={"tracking": not no_tracking})
+            ticking, stop = scheduler.start()
+            names = ", ".join(s.name for s in proj.app.schedules)
+            console.print(f"[green]scheduler[/] {names}  ('scanflow schedule list')")
+        watched = [(p.service.name, p.proc) for p in running]
+        watched += [("control server", c.proc) for c in children]
+
+        def stopped() -> list[str]:
+            gone = [name for name, proc in watched if proc.poll() is not None]
+            return gone + (["scheduler"] if ticking is not None and not ticking.is_alive() else [])
+
+        while not stopped():
             time.sleep(0.5)
-        failed = [p.service.name for p in running if p.proc.poll() is not None]
-        raise ScanflowError(f"service(s) {', '.join(failed)} exited; see their server.log")
+        raise ScanflowError(f"{', '.join(stopped())} stopped; see the logs printed above")
     except KeyboardInterrupt:
-        console.print("stopping services")
+        console.print("stopping services, schedules and the control server")
     finally:
+        if stop is not None and ticking is not None and scheduler is not None:
+            stop.set()
+            ticking.join(60)
+            scheduler.cancel_runs()
         for proc in running:
             proc.stop()
+        for child in children:
+            child.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def scale(

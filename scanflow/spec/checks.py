@@ -72,7 +72,9 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
     problems = _duplicates([w.name for w in app.workflows], ("workflows",), "workflow")
     problems += _duplicates([s.name for s in app.services], ("services",), "service")
     problems += _duplicates([a.name for a in app.agents], ("agents",), "agent")
+    problems += _duplicates([s.name for s in app.schedules], ("schedules",), "schedule")
     problems += _target_problems(app)
+    problems += _schedule_problems(app, base_dir)
     for wi, workflow in enumerate(app.workflows):
         wloc: Loc = ("workflows", wi)
         names = [e.name for e in workflow.executors]
@@ -124,6 +126,53 @@ def find_problems(app: Application, base_dir: Path | None = None) -> list[Proble
                 )
             )
     return problems
+
+
+def _schedule_problems(app: Application, base_dir: Path | None) -> list[Problem]:
+    """A schedule's workflow, parameters, upstream workflow and watched folder must exist."""
+    names = [w.name for w in app.workflows]
+    problems = []
+    for si, schedule in enumerate(app.schedules):
+        loc: Loc = ("schedules", si)
+        for field_name in ("workflow", "after"):
+            value = getattr(schedule, field_name, None)  # None: failed its own validation
+            if value is not None and value not in names:
+                hint = did_you_mean(value, names) or f"; workflows: {', '.join(names) or 'none'}"
+                problems.append(Problem((*loc, field_name), f"no workflow {value!r}{hint}"))
+        if getattr(schedule, "workflow", None) in names:
+            known = _parameter_names(app.workflow(schedule.workflow))
+            for key in getattr(schedule, "parameters", {}):
+                if key not in known:
+                    hint = did_you_mean(key, known) or f"; known: {', '.join(known) or 'none'}"
+                    problems.append(
+                        Problem(
+                            (*loc, "parameters", key),
+                            f"workflow {schedule.workflow!r} has no parameter {key!r}{hint}",
+                        )
+                    )
+        watch = getattr(schedule, "watch", None)
+        if base_dir is not None and watch and "://" not in watch:
+            if not (base_dir / watch).is_dir():
+                problems.append(
+                    Problem(
+                        (*loc, "watch"),
+                        f"folder {watch!r} not found in {base_dir}; create it or fix the path "
+                        "(relative to the folder of scanflow.yaml; 's3://bucket/prefix' for S3)",
+                    )
+                )
+        elif watch and "://" in watch and not watch.startswith("s3://"):
+            problems.append(
+                Problem((*loc, "watch"), f"{watch!r}: only folders and 's3://bucket/prefix'")
+            )
+    return problems
+
+
+def _parameter_names(workflow: Workflow) -> list[str]:
+    """What a run of ``workflow`` may set: its parameters, ``step.key`` and bare ``key``."""
+    names = set(workflow.parameters)
+    for executor in workflow.executors:
+        names |= set(executor.parameters) | {f"{executor.name}.{k}" for k in executor.parameters}
+    return sorted(names)
 
 
 def closing_dependency(workflow: Workflow, cycle: list[str], wloc: Loc) -> Loc:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from scanflow.spec.model import Agent, Application, Executor, Service, Workflow
+from scanflow.spec.model import Agent, Application, Executor, Schedule, Service, Workflow
 
 M = TypeVar("M", bound=BaseModel)
 _MAX_ROUNDS = 8
@@ -34,11 +34,13 @@ def lenient_application(data: dict[str, Any]) -> tuple[Application, set[int]]:
         workflows.append(workflow.model_copy(update={"executors": executors}))
     services = _items(data.get("services"))
     agents = _items(data.get("agents"))
+    schedules = _items(data.get("schedules"))
     app = Application.model_construct(
         name=data.get("name") if isinstance(data.get("name"), str) else "<application>",
         workflows=workflows,
         services=[_lenient(Service, s, f"<service {i}>") for i, s in enumerate(services)],
         agents=[_lenient(Agent, a, f"<agent {i}>") for i, a in enumerate(agents)],
+        schedules=[_lenient(Schedule, s, f"<schedule {i}>") for i, s in enumerate(schedules)],
     )
     return app, unnamed
 

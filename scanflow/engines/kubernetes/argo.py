@@ -117,19 +117,27 @@ def render_cron_workflow(
     schedule: str,
     *,
     timezone: str | None = None,
+    name: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    concurrency_policy: str = "Forbid",
+    starting_deadline_seconds: int | None = None,
+    suspend: bool = False,
 ) -> dict:
-    """A CronWorkflow that runs ``workflow`` on ``schedule`` (cron syntax), never two at once."""
+    """A CronWorkflow that runs ``workflow`` on ``schedule`` (cron syntax or ``@every``),
+    by default never two at once; ``name`` defaults to ``<app>-<workflow>-cron``."""
     from hera.workflows import CronWorkflow
 
     return _build(
         CronWorkflow,
         app,
         plans,
-        name=dns_label(app.name, workflow, "cron"),
+        name=name or dns_label(app.name, workflow, "cron"),
         namespace=namespace,
         labels=labels_of(app, component=workflow, kind="schedule"),
-        parameters=run_parameters(app.workflow(workflow), {}),
+        parameters=run_parameters(app.workflow(workflow), parameters or {}),
         schedules=[schedule],
         timezone=timezone,
-        concurrency_policy="Forbid",
+        concurrency_policy=concurrency_policy,
+        starting_deadline_seconds=starting_deadline_seconds,
+        cron_suspend=suspend or None,
     )

@@ -1,5 +1,6 @@
 """Manifests of an application, rendered from its spec as typed ``kubernetes`` models:
-the namespace, the application's token, the tracker stack, each service and each agent.
+the namespace, the application's token, the tracker stack, each service, each agent and
+each time schedule (a CronWorkflow).
 
 >>> objects = render(project, {"*": "registry.example/digits:1"})  # doctest: +SKIP
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from scanflow.kube.render import agents, services, tracker
+from scanflow.kube.render import agents, schedules, services, tracker
 from scanflow.kube.render.context import Context
 from scanflow.kube.render.secrets import TOKEN_SECRET, generated
 
@@ -42,4 +43,5 @@ def render(project: Project, overrides: Mapping[str, str] | None = None) -> list
         objects += services.render(ctx, spec)
     for agent in app.agents:
         objects += agents.render(ctx, agent)
+    objects += schedules.render(ctx)
     return objects
