@@ -84,7 +84,7 @@ def test_a_store_made_before_migrations_opens_and_upgrades(tmp_path: Path) -> No
     assert "alembic_version" not in _tables(db) and "agent_state" not in _tables(db)
 
     store = Store.for_state_dir(state)
-    assert schema.current(store._engine) == schema.head() == "0004"
+    assert schema.current(store._engine) == schema.head() == "0005"
     assert _differences(store) == []  # the same tables, columns and indexes as a new store
     old = store.get_run("old-run")
     assert (old.status, old.parameters, old.engine) == ("failed", {"n": 3}, "local")
@@ -135,7 +135,7 @@ def test_concurrent_first_opens_of_one_store_are_safe(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
     with sqlite3.connect(state / "scanflow.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0005",)]
     assert _differences(Store.for_state_dir(state)) == []
 
 

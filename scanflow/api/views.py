@@ -79,6 +79,9 @@ class RunSummary(BaseModel):
     started_at: float | None
     finished_at: float | None
     duration: float | None
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="last value of each metric (when asked for)"
+    )
 
 
 class RunView(RunSummary):
@@ -87,6 +90,35 @@ class RunView(RunSummary):
     mlflow_run_id: str | None
     tracking_uri: str | None
     steps: list[StepView]
+
+
+class ValueRow(BaseModel):
+    """One parameter or metric across compared runs (run id -> value)."""
+
+    name: str
+    values: dict[str, Any]
+    differs: bool
+
+
+class MetricCurve(BaseModel):
+    """Every value a run logged for one metric (in one of its steps)."""
+
+    run_id: str
+    metric: str
+    step: str
+    steps: list[int]
+    values: list[float]
+    timestamps: list[float]
+
+
+class CompareView(BaseModel):
+    """Runs side by side, from one workflow or several: parameters, last metric values,
+    and the metric curves to overlay."""
+
+    runs: list[RunSummary]
+    parameters: list[ValueRow]
+    metrics: list[ValueRow]
+    curves: list[MetricCurve]
 
 
 class ActionResult(BaseModel):

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from scanflow.api import agents as agents_api
+from scanflow.api import compare as compare_api
 from scanflow.api import models as models_api
 from scanflow.api import runs as runs_api
 from scanflow.api import services as services_api
@@ -21,6 +22,7 @@ from scanflow.api.views import (
     ActionResult,
     AgentView,
     AppView,
+    CompareView,
     DecisionView,
     Health,
     ModelView,
@@ -156,10 +158,24 @@ def list_runs(
     sort: str = Query("-created_at", max_length=100),
     offset: int = Query(0, ge=0),
     limit: int = Query(50, ge=1, le=runs_api.MAX_LIMIT),
+    metric: list[str] = Query(
+        default_factory=list, description="Metric filters like accuracy>=0.9 (last values)."
+    ),
+    metrics: bool = Query(False, description="Include each run's last metric values."),
 ) -> Page[RunSummary]:
     """A page of runs, filtered and sorted by the database."""
-    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit)
+    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit, metric, metrics)
     return runs_api.list_runs(handle, query)
+
+
+@router.get("/apps/{app}/compare", response_model=CompareView)
+def compare_runs(
+    handle: AppHandle = Depends(app_for),
+    run: list[str] = Query(default_factory=list, description="Two to ten run ids."),
+) -> CompareView:
+    """Runs side by side (also of different workflows): parameter differences, last
+    metric values and every logged value of each metric."""
+    return compare_api.compare(handle, run)
 
 
 @router.get("/apps/{app}/runs/{run_id}", response_model=RunView)
