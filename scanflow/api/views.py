@@ -141,6 +141,42 @@ class ServiceView(BaseModel):
     status: dict[str, Any] = Field(default_factory=dict)
 
 
+class ServicePoint(BaseModel):
+    """A service at one sample: rates over the interval before it, gauges at it."""
+
+    at: float
+    ready: bool
+    workers: int | None = None
+    workers_target: int | None = None
+    model_version: str | None = None
+    requests_per_s: float | None = None
+    errors_per_s: float | None = None
+    p95_ms: float | None = Field(
+        default=None, description="upper bound of the latency bucket holding the 95th percentile"
+    )
+
+
+class VersionSpan(BaseModel):
+    """A model version serving without interruption, from the prediction log."""
+
+    version: str
+    first_at: float
+    last_at: float
+    predictions: int
+
+
+class ServiceHistory(BaseModel):
+    """What a service did over time: samples taken by this server (since ``since``, every
+    ``interval`` seconds) and which version served when (from the prediction log)."""
+
+    app: str
+    name: str
+    interval: float
+    since: float | None
+    points: list[ServicePoint]
+    versions: list[VersionSpan]
+
+
 class AgentView(BaseModel):
     app: str
     name: str

@@ -178,6 +178,33 @@ def run_page(
     return render("run.html", request, who=who, app=handle, run=run, run_data=run.model_dump())
 
 
+@router.get("/apps/{app}/services", response_class=HTMLResponse)
+def services_page(request: Request, app: str, who: Identity = Depends(viewer)) -> HTMLResponse:
+    handle = _app(request, app, who)
+    services = services_api.list_services(handle)
+    return render("services.html", request, who=who, app=handle, services=services)
+
+
+@router.get("/apps/{app}/services/{name}", response_class=HTMLResponse)
+def service_page(
+    request: Request, app: str, name: str, who: Identity = Depends(viewer)
+) -> HTMLResponse:
+    handle = _app(request, app, who)
+    service = services_api.service_view(handle, name)
+    spec = next(s for s in handle.project.app.services if s.name == name)
+    history = request.app.state.sampler.history(handle, name)
+    return render(
+        "service.html",
+        request,
+        who=who,
+        app=handle,
+        service=service,
+        spec=spec,
+        history=history,
+        history_data=history.model_dump(),
+    )
+
+
 @router.get("/apps/{app}/models", response_class=HTMLResponse)
 def models_page(request: Request, app: str, who: Identity = Depends(viewer)) -> HTMLResponse:
     handle = _app(request, app, who)

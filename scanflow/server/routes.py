@@ -29,6 +29,7 @@ from scanflow.api.views import (
     Page,
     RunSummary,
     RunView,
+    ServiceHistory,
     ServiceView,
     WorkflowView,
 )
@@ -233,6 +234,13 @@ def list_services(handle: AppHandle = Depends(app_for)) -> list[ServiceView]:
 @router.get("/apps/{app}/services/{name}", response_model=ServiceView)
 def get_service(name: str, handle: AppHandle = Depends(app_for)) -> ServiceView:
     return services_api.service_view(handle, name)
+
+
+@router.get("/apps/{app}/services/{name}/history", response_model=ServiceHistory)
+def get_service_history(name: str, request: Request, handle: AppHandle = Depends(app_for)) -> Any:
+    """Requests/s, errors/s, p95 latency and workers over the last hour (sampled by this
+    server since it started) and which model version served when (prediction log)."""
+    return request.app.state.sampler.history(handle, name)
 
 
 @router.get("/apps/{app}/agents", response_model=list[AgentView])
