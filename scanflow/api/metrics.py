@@ -94,7 +94,7 @@ def _stale(app: AppHandle) -> list[tuple[str, float, str | None]]:
                 or_(sync.run_id.is_(None), sync.finished_at != RunRecord.finished_at),
             )
         ).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1] or 0.0, r[2]) for r in rows]  # finished_at is set (filtered)
 
 
 def _last_values(client: Any, mlflow_ids: dict[str, tuple[str, str]]) -> list[RunMetricRecord]:
@@ -140,7 +140,8 @@ def sync(app: AppHandle) -> int:
     by_uri: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
     uris = {run_id: uri for run_id, _, uri in stale}
     for run_id, step, mlflow_id in steps:
-        by_uri[uris[run_id] or app.tracking_uri][mlflow_id] = (run_id, step)
+        if mlflow_id is not None:
+            by_uri[uris[run_id] or app.tracking_uri][mlflow_id] = (run_id, step)
     records: list[RunMetricRecord] = []
     done = set(ended)
     for uri, mlflow_ids in by_uri.items():

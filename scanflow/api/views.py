@@ -208,6 +208,35 @@ class DecisionView(BaseModel):
     mlflow_run_id: str | None
 
 
+class LineageStep(BaseModel):
+    """One link of a decision's chain, with the evidence it opens."""
+
+    kind: str = Field(
+        description="data, drift, decision, retrain, gate, alias, served, outcome or an action"
+    )
+    title: str
+    state: str = Field(description="ok, bad, wait (not yet) or idle (skipped)")
+    at: float | None
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    link: str | None = Field(default=None, description="the dashboard page it points at")
+
+
+class Lineage(BaseModel):
+    """A decision from the data that raised it to its outcome, and what a person may do."""
+
+    decision: DecisionView
+    steps: list[LineageStep]
+    followups: list[DecisionView] = Field(
+        description="later decisions about this one: approvals, rollbacks, reverts"
+    )
+    can_approve: bool
+    can_revert: bool
+    revert: dict[str, Any] | None = Field(
+        default=None, description="the alias move a revert makes: model, alias, from, to"
+    )
+
+
 class VersionView(BaseModel):
     version: str
     run_id: str | None
@@ -216,6 +245,16 @@ class VersionView(BaseModel):
     created_at: float
     aliases: list[str]
     metrics: dict[str, float] = Field(default_factory=dict)
+    workflow_run: str | None = Field(default=None, description="the Scanflow run that made it")
+    workflow: str | None = None
+    step: str | None = None
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="the parameters of that run (its data among them)"
+    )
+    datasets: list[str] = Field(
+        default_factory=list, description="datasets the MLflow run logged as inputs"
+    )
+    promoted_by: str | None = Field(default=None, description="the decision that promoted it")
 
 
 class ModelView(BaseModel):
@@ -224,6 +263,7 @@ class ModelView(BaseModel):
     aliases: dict[str, str]
     latest_version: str | None
     versions: list[VersionView] = Field(default_factory=list)
+    team: str | None = None
 
 
 class TokenView(BaseModel):

@@ -19,7 +19,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from scanflow.api import agents as agents_api
 from scanflow.api import compare as compare_api
+from scanflow.api import lineage as lineage_api
 from scanflow.api import metrics as metrics_api
+from scanflow.api import model_lineage
 from scanflow.api import models as models_api
 from scanflow.api import runs as runs_api
 from scanflow.api import services as services_api
@@ -217,10 +219,26 @@ def model_page(
     request: Request, app: str, name: str, who: Identity = Depends(viewer)
 ) -> HTMLResponse:
     handle = _app(request, app, who)
-    model = models_api.get_model(handle, name)
+    model = model_lineage.with_lineage(handle, models_api.get_model(handle, name))
     metric_names = sorted({k for v in model.versions for k in v.metrics})
     return render(
         "model.html", request, who=who, app=handle, model=model, metric_names=metric_names
+    )
+
+
+@router.get("/apps/{app}/decisions/{decision_id}", response_class=HTMLResponse)
+def decision_page(
+    request: Request, app: str, decision_id: str, who: Identity = Depends(viewer)
+) -> HTMLResponse:
+    handle = _app(request, app, who)
+    view = lineage_api.lineage(handle, decision_id)
+    return render(
+        "decision.html",
+        request,
+        who=who,
+        app=handle,
+        lineage=view,
+        lineage_data=view.model_dump(include={"steps"}),
     )
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from scanflow.api import agents as agents_api
 from scanflow.api import compare as compare_api
+from scanflow.api import lineage as lineage_api
+from scanflow.api import model_lineage
 from scanflow.api import models as models_api
 from scanflow.api import runs as runs_api
 from scanflow.api import services as services_api
@@ -25,6 +27,7 @@ from scanflow.api.views import (
     CompareView,
     DecisionView,
     Health,
+    Lineage,
     ModelView,
     Page,
     RunSummary,
@@ -263,6 +266,13 @@ def get_decision(decision_id: str, handle: AppHandle = Depends(app_for)) -> Deci
     return agents_api.decision(handle, decision_id)
 
 
+@router.get("/apps/{app}/decisions/{decision_id}/lineage", response_model=Lineage)
+def get_lineage(decision_id: str, handle: AppHandle = Depends(app_for)) -> Lineage:
+    """The decision's chain: data window, drift evidence, decision, retrain run, gate,
+    alias move, served version, outcome; each link with its evidence."""
+    return lineage_api.lineage(handle, decision_id)
+
+
 @router.get("/apps/{app}/models", response_model=list[ModelView])
 def list_models(handle: AppHandle = Depends(app_for)) -> list[ModelView]:
     return models_api.list_models(handle)
@@ -270,7 +280,8 @@ def list_models(handle: AppHandle = Depends(app_for)) -> list[ModelView]:
 
 @router.get("/apps/{app}/models/{name}", response_model=ModelView)
 def get_model(name: str, handle: AppHandle = Depends(app_for)) -> ModelView:
-    return models_api.get_model(handle, name)
+    """Versions with their aliases, metrics and origin (run, data, team, decision)."""
+    return model_lineage.with_lineage(handle, models_api.get_model(handle, name))
 
 
 # -- act (admin token; CSRF token with the browser's cookie) ----------------------------
@@ -296,6 +307,22 @@ def cancel_run(run_id: str, handle: AppHandle = Depends(admin_app)) -> ActionRes
 @router.post("/apps/{app}/services/{name}/scale", response_model=ActionResult)
 def scale_service(name: str, body: ScaleIn, handle: AppHandle = Depends(admin_app)) -> ActionResult:
     return services_api.scale(handle, name, body.workers)
+
+
+@router.post("/apps/{app}/decisions/{decision_id}/approve", response_model=ActionResult)
+def approve_decision(
+    decision_id: str, handle: AppHandle = Depends(admin_app), who: Identity = Depends(admin)
+) -> ActionResult:
+    """Let the agent carry out a plan that waits for a person's approval."""
+    return lineage_api.approve(handle, decision_id, f"{who.team}/{who.token_id}")
+
+
+@router.post("/apps/{app}/decisions/{decision_id}/revert", response_model=ActionResult)
+def revert_decision(
+    decision_id: str, handle: AppHandle = Depends(admin_app), who: Identity = Depends(admin)
+) -> ActionResult:
+    """Undo the decision's alias move (point the alias back where it was)."""
+    return lineage_api.revert(handle, decision_id, f"{who.team}/{who.token_id}")
 
 
 @router.post("/apps/{app}/models/{name}/aliases/{alias}", response_model=ActionResult)

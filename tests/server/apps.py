@@ -54,4 +54,5 @@ workflows:
 agents:
 - name: watcher
   role: monitor
+  config: {{model: digits, alias: champion, service: digits}}
 """
