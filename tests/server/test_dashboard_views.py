@@ -86,7 +86,7 @@ def test_compare_two_runs_in_the_browser(browser, shared, two_runs) -> None:  # 
     )
     page.check(f'input[name="run"][value="{slow}"]')
     page.check(f'input[name="run"][value="{fast}"]')
-    page.screenshot(path=str(IMAGES / "dashboard-runs.png"))
+    page.screenshot(path=str(IMAGES / "dashboard-runs-metrics.png"))
     page.click("#compare")
     page.wait_for_url("**/compare?*")
     lr = page.locator('#param-diff tr[data-name="lr"] td').all_text_contents()
