@@ -269,7 +269,7 @@ def client_get(server: Server, apps: Apps, path: str) -> dict:
     return answer.json()
 
 
-def test_open_a_decisions_evidence_then_revert_it(browser, shared, decisions) -> None:  # noqa: F811
+def test_open_a_decisions_evidence_then_revert_it(browser, shared, two_runs, decisions) -> None:  # noqa: F811
     apps, server = shared
     page = signed_in(browser, server, apps.token(), theme="dark")
     page.goto("/apps/vision/agents")
@@ -298,6 +298,13 @@ def test_open_a_decisions_evidence_then_revert_it(browser, shared, decisions) ->
         assert client.get("/api/apps/vision/models/digits").json()["aliases"] == {"champion": "2"}
         again = client.post(f"/api/apps/vision/decisions/{decisions['promoted']}/revert")
     assert again.status_code == 409 and "already reverted" in again.json()["error"]
+    page.goto("/apps/vision/models/digits")  # where each version comes from
+    assert page.text_content('tr[data-version="4"] td.made-by a') == two_runs[1]
+    assert "lr=0.5" in page.text_content('tr[data-version="4"] td.data')
+    page.click('tr[data-version="3"] a.promoted-by')
+    page.wait_for_url(f"**/decisions/{decisions['promoted']}")
+    page.go_back()
+    page.screenshot(path=str(IMAGES / "dashboard-model-lineage-dark.png"), full_page=True)
 
 
 def test_approve_a_plan_that_waits_for_a_person(browser, shared, decisions) -> None:  # noqa: F811
