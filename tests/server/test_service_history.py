@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from scanflow.api.service_history import Sample, percentile_bound, points, served_versions
 from scanflow.serving.predictions import PredictionLogWriter, log_dir
 
@@ -45,3 +47,36 @@ def test_which_version_served_when_comes_from_the_prediction_log(tmp_path: Path)
         ("1", 6.0, 6.0, 1),
     ]
     assert served_versions(tmp_path, "other") == []
+
+
+def test_the_sampler_records_a_service_that_does_not_answer_as_down(tmp_path: Path) -> None:
+    from conftest import free_port, write_files
+
+    from scanflow.api.errors import NotFound
+    from scanflow.api.workspace import Workspace
+    from scanflow.server.sampler import ServiceSampler
+
+    spec = f"""
+name: shop
+team: vision
+services:
+- name: digits
+  model: models:/digits@champion
+  port: {free_port()}
+"""
+    write_files(tmp_path / "shop", {"scanflow.yaml": spec})
+    workspace = Workspace([tmp_path / "shop"])
+    writer = PredictionLogWriter(log_dir(tmp_path / "shop" / ".scanflow", "digits"))
+    writer.append({"ts": 5.0, "model_version": "7"})
+    writer.close()
+    sampler = ServiceSampler(workspace, interval=60.0, keep=2)
+    for _ in range(3):
+        sampler.sample_once()
+    handle = workspace.apps["shop"]
+    history = sampler.history(handle, "digits")
+    assert len(history.points) == 2  # only the newest `keep` samples are kept
+    assert all(p.ready is False and p.requests_per_s is None for p in history.points)
+    assert [(v.version, v.predictions) for v in history.versions] == [("7", 1)]
+    with pytest.raises(NotFound, match="no service 'nope'"):
+        sampler.history(handle, "nope")
+    workspace.close()
