@@ -155,7 +155,7 @@ def compare_page(
     request: Request,
     app: str,
     run: list[str] = Query(default_factory=list),
-    all: bool = Query(False, description="Show the parameters that are equal too."),
+    show_all: bool = Query(False, alias="all", description="Show equal parameters too."),
     who: Identity = Depends(viewer),
 ) -> HTMLResponse:
     handle = _app(request, app, who)
@@ -166,7 +166,7 @@ def compare_page(
         who=who,
         app=handle,
         view=view,
-        show_all=all,
+        show_all=show_all,
         compare_data=view.model_dump(include={"runs": {"__all__": {"id"}}, "curves": True}),
     )
 

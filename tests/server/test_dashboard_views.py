@@ -96,6 +96,8 @@ def test_compare_two_runs_in_the_browser(browser, shared, two_runs) -> None:  # 
     legend = page.locator('figure.chart[data-chart="loss"] .u-legend').text_content()
     assert slow in legend and fast in legend
     page.screenshot(path=str(IMAGES / "dashboard-compare.png"), full_page=True)
+    page.click("text=show all")
+    page.wait_for_selector('#param-diff tr.same[data-name="note"]')
 
 
 @pytest.fixture(scope="module")
