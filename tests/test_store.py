@@ -64,7 +64,12 @@ def _differences(store: Store) -> list:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from scanflow.store import agent_models, schedule_models, token_models  # noqa: F401
+    from scanflow.store import (  # noqa: F401
+        agent_models,
+        metric_models,
+        schedule_models,
+        token_models,
+    )
     from scanflow.store.models import Base
 
     with store._engine.connect() as connection:

@@ -21,6 +21,8 @@ class Decision(BaseModel):
 
     ``key`` groups decisions for the guardrails (cooldown, actions per day); it defaults to
     the first step's action. A decision with no steps is recorded but acts on nothing.
+    With ``approval`` the plan waits (status ``awaiting``) until a person approves it on
+    the control server; the agent then carries it out.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +33,7 @@ class Decision(BaseModel):
     key: str | None = None
     correlation_id: str | None = None
     guarded: bool = True
+    approval: bool = False
 
     @property
     def action(self) -> str:
@@ -50,6 +53,7 @@ def decide(
     key: str | None = None,
     correlation_id: str | None = None,
     guarded: bool = True,
+    approval: bool = False,
 ) -> Decision:
     """Shorthand: ``decide("drift confirmed", ("retrain", {...}), "promote", evidence={...})``."""
     plan = [Step(action=s) if isinstance(s, str) else Step(action=s[0], params=s[1]) for s in steps]
@@ -60,6 +64,7 @@ def decide(
         key=key,
         correlation_id=correlation_id,
         guarded=guarded,
+        approval=approval,
     )
 
 

@@ -413,8 +413,18 @@ class AgentRuntime:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await asyncio.to_thread(self.state.heartbeat)
+                await self.start_approved()
             except Exception as exc:  # noqa: BLE001
                 log.warning("agent %s heartbeat failed: %s", self.name, exc)
+
+    async def start_approved(self) -> list[str]:
+        """Queue the plans a person approved since the last look (checked every heartbeat)."""
+        started = []
+        for row in await asyncio.to_thread(self.state.approved):
+            await asyncio.to_thread(self.state.update_decision, row.id, status="pending")
+            self._queue_plan(row.id)
+            started.append(row.id)
+        return started
 
     async def _tick_loop(self) -> None:
         while True:
@@ -465,7 +475,8 @@ class AgentRuntime:
         if message is not None:
             await asyncio.to_thread(self.state.processed, message["id"])
         for record in records:
-            self._queue_plan(record.id)
+            if record.status == "pending":  # an awaiting one waits for a person
+                self._queue_plan(record.id)
         for record in blocked:
             self._audit(record.id)
         return [r.id for r in records + blocked]
@@ -591,7 +602,7 @@ class AgentRuntime:
             action=decision.action,
             key=decision.guard_key,
             reason=decision.reason,
-            status="pending",
+            status="awaiting" if decision.approval else "pending",
             guarded=decision.guarded,
             evidence=decision.evidence,
             steps=[

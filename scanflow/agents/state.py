@@ -23,7 +23,7 @@ from scanflow.store.agent_models import (
     DecisionRecord,
 )
 
-OPEN = ("pending", "running")
+OPEN = ("pending", "running", "awaiting", "approved")  # awaiting: a person must approve
 ACTED = ("running", "succeeded", "failed")
 
 
@@ -196,6 +196,17 @@ class AgentState:
                 s.scalars(
                     select(DecisionRecord)
                     .where(DecisionRecord.agent == self.agent, DecisionRecord.status.in_(OPEN))
+                    .order_by(DecisionRecord.created_at)
+                )
+            )
+
+    def approved(self) -> list[DecisionRecord]:
+        """Decisions a person approved that this agent has not started yet, oldest first."""
+        with self.store.session() as s:
+            return list(
+                s.scalars(
+                    select(DecisionRecord)
+                    .where(DecisionRecord.agent == self.agent, DecisionRecord.status == "approved")
                     .order_by(DecisionRecord.created_at)
                 )
             )

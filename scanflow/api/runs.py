@@ -44,8 +44,9 @@ class RunQuery:
     """Which runs, in which order, which page.
 
     ``params`` holds filters on parameters such as ``lr>=0.1`` or ``dataset=digits``
-    (numbers compare as numbers); ``sort`` is a field of :data:`SORTABLE` or
-    ``param.NAME``, ``-`` first for descending.
+    (numbers compare as numbers), ``metrics`` filters on the runs' last metric values
+    (``accuracy>=0.9``); ``sort`` is a field of :data:`SORTABLE`, ``param.NAME`` or
+    ``metric.NAME``, ``-`` first for descending. ``with_metrics`` fills each run's metrics.
     """
 
     status: list[str] = field(default_factory=list)
@@ -54,10 +55,17 @@ class RunQuery:
     sort: str = "-created_at"
     offset: int = 0
     limit: int = 50
+    metrics: list[str] = field(default_factory=list)
+    with_metrics: bool = False
 
     def __post_init__(self) -> None:
         self.status = [s for s in self.status if s.strip()]  # empty form fields mean "any"
         self.params = [p for p in self.params if p.strip()]
+        self.metrics = [m for m in self.metrics if m.strip()]
+
+    @property
+    def uses_metrics(self) -> bool:
+        return bool(self.metrics or self.with_metrics or "metric." in self.sort)
 
     def check(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -100,19 +108,38 @@ def param_condition(text: str) -> ColumnElement[bool]:
     }[op]
 
 
+def metric_condition(text: str) -> ColumnElement[bool]:
+    """The SQL condition of one metric filter (``name op number``)."""
+    from scanflow.api import metrics
+
+    found = _FILTER.match(text.strip())
+    if not found:
+        raise Invalid(
+            f"metric filter {text!r} is not NAME<op>NUMBER with op one of = != > < >= <= "
+            "(e.g. accuracy>=0.9)"
+        )
+    name, op, raw = found.groups()
+    return metrics.condition(name, op, metrics.check_number(text, raw))
+
+
 def _order(sort: str) -> Any:
+    from scanflow.api import metrics
+
     descending = sort.startswith("-")
     key = sort.lstrip("-+")
     if key.startswith("param."):
         column: Any = RunRecord.parameters[key.removeprefix("param.")].as_float()
+    elif key.startswith("metric."):
+        column = metrics.sort_column(key.removeprefix("metric."))
     elif key in SORTABLE:
         column = getattr(RunRecord, key)
     else:
         raise Invalid(
-            f"cannot sort by {key!r}: use one of {', '.join(SORTABLE)} or param.NAME "
-            "('-' first for descending)"
+            f"cannot sort by {key!r}: use one of {', '.join(SORTABLE)}, param.NAME or "
+            "metric.NAME ('-' first for descending)"
         )
-    return column.desc() if descending else column.asc()
+    ordered = column.desc() if descending else column.asc()
+    return ordered if key in SORTABLE else ordered.nulls_last()  # runs without it last
 
 
 def _duration(start: float | None, end: float | None) -> float | None:
@@ -148,13 +175,18 @@ def summary(run: RunRecord) -> RunSummary:
 
 def list_runs(app: AppHandle, query: RunQuery) -> Page[RunSummary]:
     """One page of ``app``'s runs matching ``query``, counted and sorted by the database."""
+    from scanflow.api import metrics
+
     query.check()
+    if query.uses_metrics:
+        metrics.sync(app)
     conditions: list[ColumnElement[bool]] = [RunRecord.app == app.name]
     if query.status:
         conditions.append(RunRecord.status.in_(query.status))
     if query.workflow:
         conditions.append(RunRecord.workflow == query.workflow)
     conditions += [param_condition(p) for p in query.params]
+    conditions += [metric_condition(m) for m in query.metrics]
     order = [_order(query.sort), RunRecord.id.desc()]
     with store_errors(f"application {app.name!r}"), app.store.session() as s:
         total = s.scalar(select(func.count()).select_from(RunRecord).where(*conditions)) or 0
@@ -166,6 +198,10 @@ def list_runs(app: AppHandle, query: RunQuery) -> Page[RunSummary]:
             .limit(query.limit)
         ).all()
         items = [summary(r) for r in rows]
+    if query.uses_metrics:
+        found = metrics.values(app, [r.id for r in items])
+        for item in items:
+            item.metrics = found[item.id]
     return Page[RunSummary](items=items, total=total, offset=query.offset, limit=query.limit)
 
 

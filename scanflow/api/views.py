@@ -79,6 +79,9 @@ class RunSummary(BaseModel):
     started_at: float | None
     finished_at: float | None
     duration: float | None
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="last value of each metric (when asked for)"
+    )
 
 
 class RunView(RunSummary):
@@ -87,6 +90,35 @@ class RunView(RunSummary):
     mlflow_run_id: str | None
     tracking_uri: str | None
     steps: list[StepView]
+
+
+class ValueRow(BaseModel):
+    """One parameter or metric across compared runs (run id -> value)."""
+
+    name: str
+    values: dict[str, Any]
+    differs: bool
+
+
+class MetricCurve(BaseModel):
+    """Every value a run logged for one metric (in one of its steps)."""
+
+    run_id: str
+    metric: str
+    step: str
+    steps: list[int]
+    values: list[float]
+    timestamps: list[float]
+
+
+class CompareView(BaseModel):
+    """Runs side by side, from one workflow or several: parameters, last metric values,
+    and the metric curves to overlay."""
+
+    runs: list[RunSummary]
+    parameters: list[ValueRow]
+    metrics: list[ValueRow]
+    curves: list[MetricCurve]
 
 
 class ActionResult(BaseModel):
@@ -107,6 +139,42 @@ class ServiceView(BaseModel):
     model_version: str | None = None
     error: str | None = None
     status: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServicePoint(BaseModel):
+    """A service at one sample: rates over the interval before it, gauges at it."""
+
+    at: float
+    ready: bool
+    workers: int | None = None
+    workers_target: int | None = None
+    model_version: str | None = None
+    requests_per_s: float | None = None
+    errors_per_s: float | None = None
+    p95_ms: float | None = Field(
+        default=None, description="upper bound of the latency bucket holding the 95th percentile"
+    )
+
+
+class VersionSpan(BaseModel):
+    """A model version serving without interruption, from the prediction log."""
+
+    version: str
+    first_at: float
+    last_at: float
+    predictions: int
+
+
+class ServiceHistory(BaseModel):
+    """What a service did over time: samples taken by this server (since ``since``, every
+    ``interval`` seconds) and which version served when (from the prediction log)."""
+
+    app: str
+    name: str
+    interval: float
+    since: float | None
+    points: list[ServicePoint]
+    versions: list[VersionSpan]
 
 
 class AgentView(BaseModel):
@@ -140,6 +208,35 @@ class DecisionView(BaseModel):
     mlflow_run_id: str | None
 
 
+class LineageStep(BaseModel):
+    """One link of a decision's chain, with the evidence it opens."""
+
+    kind: str = Field(
+        description="data, drift, decision, retrain, gate, alias, served, outcome or an action"
+    )
+    title: str
+    state: str = Field(description="ok, bad, wait (not yet) or idle (skipped)")
+    at: float | None
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    link: str | None = Field(default=None, description="the dashboard page it points at")
+
+
+class Lineage(BaseModel):
+    """A decision from the data that raised it to its outcome, and what a person may do."""
+
+    decision: DecisionView
+    steps: list[LineageStep]
+    followups: list[DecisionView] = Field(
+        description="later decisions about this one: approvals, rollbacks, reverts"
+    )
+    can_approve: bool
+    can_revert: bool
+    revert: dict[str, Any] | None = Field(
+        default=None, description="the alias move a revert makes: model, alias, from, to"
+    )
+
+
 class VersionView(BaseModel):
     version: str
     run_id: str | None
@@ -148,6 +245,16 @@ class VersionView(BaseModel):
     created_at: float
     aliases: list[str]
     metrics: dict[str, float] = Field(default_factory=dict)
+    workflow_run: str | None = Field(default=None, description="the Scanflow run that made it")
+    workflow: str | None = None
+    step: str | None = None
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="the parameters of that run (its data among them)"
+    )
+    datasets: list[str] = Field(
+        default_factory=list, description="datasets the MLflow run logged as inputs"
+    )
+    promoted_by: str | None = Field(default=None, description="the decision that promoted it")
 
 
 class ModelView(BaseModel):
@@ -156,6 +263,7 @@ class ModelView(BaseModel):
     aliases: dict[str, str]
     latest_version: str | None
     versions: list[VersionView] = Field(default_factory=list)
+    team: str | None = None
 
 
 class TokenView(BaseModel):

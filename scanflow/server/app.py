@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from pathlib import Path
@@ -15,6 +16,7 @@ from scanflow.api.errors import ApiError
 from scanflow.api.tokens import Tokens
 from scanflow.api.workspace import Workspace
 from scanflow.errors import ScanflowError
+from scanflow.server.sampler import INTERVAL, ServiceSampler
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,18 @@ def _allowed(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _sample_seconds() -> float:
+    """How often services are sampled: ``$SCANFLOW_SAMPLE_SECONDS`` (default 5)."""
+    raw = os.environ.get("SCANFLOW_SAMPLE_SECONDS", "")
+    try:
+        value = float(raw) if raw else INTERVAL
+    except ValueError:
+        raise ScanflowError(f"SCANFLOW_SAMPLE_SECONDS={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ScanflowError(f"SCANFLOW_SAMPLE_SECONDS={raw!r} must be more than 0")
+    return value
+
+
 def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     """The server of ``workspace``; tokens are kept in the workspace's home store."""
     from sqlalchemy.exc import DBAPIError
@@ -55,6 +69,8 @@ def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     )
     app.state.workspace = workspace
     app.state.tokens = tokens or Tokens(workspace.home_store())
+    app.state.sampler = ServiceSampler(workspace, _sample_seconds())
+    app.state.sampler.start()
     app.state.tracking_ready = threading.Event()
     threading.Thread(
         target=_open_stores, args=(workspace, app.state.tracking_ready), daemon=True

@@ -18,6 +18,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from scanflow.api import agents as agents_api
+from scanflow.api import compare as compare_api
+from scanflow.api import lineage as lineage_api
+from scanflow.api import metrics as metrics_api
+from scanflow.api import model_lineage
 from scanflow.api import models as models_api
 from scanflow.api import runs as runs_api
 from scanflow.api import services as services_api
@@ -101,6 +105,10 @@ def overview(request: Request, who: Identity = Depends(viewer)) -> HTMLResponse:
     return render("overview.html", request, who=who, apps=apps)
 
 
+def _names(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 @router.get("/apps/{app}/runs", response_class=HTMLResponse)
 def runs_page(
     request: Request,
@@ -108,20 +116,26 @@ def runs_page(
     status: list[str] = Query(default_factory=list),
     workflow: str | None = Query(None),
     param: list[str] = Query(default_factory=list),
+    metric: list[str] = Query(default_factory=list),
     sort: str = Query("-created_at"),
     offset: int = Query(0, ge=0),
     limit: int = Query(50, ge=1, le=runs_api.MAX_LIMIT),
-    cols: str = Query("", description="Parameter columns, comma separated."),
+    cols: str | None = Query(None, description="Parameter columns, comma separated."),
+    mcols: str | None = Query(None, description="Metric columns, comma separated."),
     who: Identity = Depends(viewer),
 ) -> HTMLResponse:
     handle = _app(request, app, who)
     query = runs_api.RunQuery(
-        [s for s in status if s], workflow or None, [p for p in param if p], sort, offset, limit
+        status, workflow or None, param, sort, offset, limit, metric, with_metrics=True
     )
     page = runs_api.list_runs(handle, query)
-    columns = [c.strip() for c in cols.split(",") if c.strip()]
-    if not columns:
-        columns = sorted({k for r in page.items for k in r.parameters})[:6]
+    param_names = sorted(
+        {k for w in handle.project.app.workflows for k in (w.parameters or {})}
+        | {k for r in page.items for k in r.parameters}
+    )
+    metric_names = metrics_api.names(handle)
+    columns = _names(cols) if cols is not None else param_names[:6]
+    metric_columns = _names(mcols) if mcols is not None else metric_names[:4]
     return render(
         "runs.html",
         request,
@@ -130,7 +144,30 @@ def runs_page(
         page=page,
         query=query,
         columns=columns,
-        cols=",".join(columns),
+        metric_columns=metric_columns,
+        param_names=param_names,
+        metric_names=metric_names,
+    )
+
+
+@router.get("/apps/{app}/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    app: str,
+    run: list[str] = Query(default_factory=list),
+    show_all: bool = Query(False, alias="all", description="Show equal parameters too."),
+    who: Identity = Depends(viewer),
+) -> HTMLResponse:
+    handle = _app(request, app, who)
+    view = compare_api.compare(handle, run)
+    return render(
+        "compare.html",
+        request,
+        who=who,
+        app=handle,
+        view=view,
+        show_all=show_all,
+        compare_data=view.model_dump(include={"runs": {"__all__": {"id"}}, "curves": True}),
     )
 
 
@@ -141,6 +178,33 @@ def run_page(
     handle = _app(request, app, who)
     run = runs_api.get_run(handle, run_id)
     return render("run.html", request, who=who, app=handle, run=run, run_data=run.model_dump())
+
+
+@router.get("/apps/{app}/services", response_class=HTMLResponse)
+def services_page(request: Request, app: str, who: Identity = Depends(viewer)) -> HTMLResponse:
+    handle = _app(request, app, who)
+    services = services_api.list_services(handle)
+    return render("services.html", request, who=who, app=handle, services=services)
+
+
+@router.get("/apps/{app}/services/{name}", response_class=HTMLResponse)
+def service_page(
+    request: Request, app: str, name: str, who: Identity = Depends(viewer)
+) -> HTMLResponse:
+    handle = _app(request, app, who)
+    service = services_api.service_view(handle, name)
+    spec = next(s for s in handle.project.app.services if s.name == name)
+    history = request.app.state.sampler.history(handle, name)
+    return render(
+        "service.html",
+        request,
+        who=who,
+        app=handle,
+        service=service,
+        spec=spec,
+        history=history,
+        history_data=history.model_dump(),
+    )
 
 
 @router.get("/apps/{app}/models", response_class=HTMLResponse)
@@ -155,10 +219,26 @@ def model_page(
     request: Request, app: str, name: str, who: Identity = Depends(viewer)
 ) -> HTMLResponse:
     handle = _app(request, app, who)
-    model = models_api.get_model(handle, name)
+    model = model_lineage.with_lineage(handle, models_api.get_model(handle, name))
     metric_names = sorted({k for v in model.versions for k in v.metrics})
     return render(
         "model.html", request, who=who, app=handle, model=model, metric_names=metric_names
+    )
+
+
+@router.get("/apps/{app}/decisions/{decision_id}", response_class=HTMLResponse)
+def decision_page(
+    request: Request, app: str, decision_id: str, who: Identity = Depends(viewer)
+) -> HTMLResponse:
+    handle = _app(request, app, who)
+    view = lineage_api.lineage(handle, decision_id)
+    return render(
+        "decision.html",
+        request,
+        who=who,
+        app=handle,
+        lineage=view,
+        lineage_data=view.model_dump(include={"steps"}),
     )
 
 

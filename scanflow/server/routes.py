@@ -13,6 +13,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from scanflow.api import agents as agents_api
+from scanflow.api import compare as compare_api
+from scanflow.api import lineage as lineage_api
+from scanflow.api import model_lineage
 from scanflow.api import models as models_api
 from scanflow.api import runs as runs_api
 from scanflow.api import services as services_api
@@ -21,12 +24,15 @@ from scanflow.api.views import (
     ActionResult,
     AgentView,
     AppView,
+    CompareView,
     DecisionView,
     Health,
+    Lineage,
     ModelView,
     Page,
     RunSummary,
     RunView,
+    ServiceHistory,
     ServiceView,
     WorkflowView,
 )
@@ -156,10 +162,24 @@ def list_runs(
     sort: str = Query("-created_at", max_length=100),
     offset: int = Query(0, ge=0),
     limit: int = Query(50, ge=1, le=runs_api.MAX_LIMIT),
+    metric: list[str] = Query(
+        default_factory=list, description="Metric filters like accuracy>=0.9 (last values)."
+    ),
+    metrics: bool = Query(False, description="Include each run's last metric values."),
 ) -> Page[RunSummary]:
     """A page of runs, filtered and sorted by the database."""
-    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit)
+    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit, metric, metrics)
     return runs_api.list_runs(handle, query)
+
+
+@router.get("/apps/{app}/compare", response_model=CompareView)
+def compare_runs(
+    handle: AppHandle = Depends(app_for),
+    run: list[str] = Query(default_factory=list, description="Two to ten run ids."),
+) -> CompareView:
+    """Runs side by side (also of different workflows): parameter differences, last
+    metric values and every logged value of each metric."""
+    return compare_api.compare(handle, run)
 
 
 @router.get("/apps/{app}/runs/{run_id}", response_model=RunView)
@@ -219,6 +239,13 @@ def get_service(name: str, handle: AppHandle = Depends(app_for)) -> ServiceView:
     return services_api.service_view(handle, name)
 
 
+@router.get("/apps/{app}/services/{name}/history", response_model=ServiceHistory)
+def get_service_history(name: str, request: Request, handle: AppHandle = Depends(app_for)) -> Any:
+    """Requests/s, errors/s, p95 latency and workers over the last hour (sampled by this
+    server since it started) and which model version served when (prediction log)."""
+    return request.app.state.sampler.history(handle, name)
+
+
 @router.get("/apps/{app}/agents", response_model=list[AgentView])
 def list_agents(handle: AppHandle = Depends(app_for)) -> list[AgentView]:
     return agents_api.list_agents(handle)
@@ -239,6 +266,13 @@ def get_decision(decision_id: str, handle: AppHandle = Depends(app_for)) -> Deci
     return agents_api.decision(handle, decision_id)
 
 
+@router.get("/apps/{app}/decisions/{decision_id}/lineage", response_model=Lineage)
+def get_lineage(decision_id: str, handle: AppHandle = Depends(app_for)) -> Lineage:
+    """The decision's chain: data window, drift evidence, decision, retrain run, gate,
+    alias move, served version, outcome; each link with its evidence."""
+    return lineage_api.lineage(handle, decision_id)
+
+
 @router.get("/apps/{app}/models", response_model=list[ModelView])
 def list_models(handle: AppHandle = Depends(app_for)) -> list[ModelView]:
     return models_api.list_models(handle)
@@ -246,7 +280,8 @@ def list_models(handle: AppHandle = Depends(app_for)) -> list[ModelView]:
 
 @router.get("/apps/{app}/models/{name}", response_model=ModelView)
 def get_model(name: str, handle: AppHandle = Depends(app_for)) -> ModelView:
-    return models_api.get_model(handle, name)
+    """Versions with their aliases, metrics and origin (run, data, team, decision)."""
+    return model_lineage.with_lineage(handle, models_api.get_model(handle, name))
 
 
 # -- act (admin token; CSRF token with the browser's cookie) ----------------------------
@@ -272,6 +307,22 @@ def cancel_run(run_id: str, handle: AppHandle = Depends(admin_app)) -> ActionRes
 @router.post("/apps/{app}/services/{name}/scale", response_model=ActionResult)
 def scale_service(name: str, body: ScaleIn, handle: AppHandle = Depends(admin_app)) -> ActionResult:
     return services_api.scale(handle, name, body.workers)
+
+
+@router.post("/apps/{app}/decisions/{decision_id}/approve", response_model=ActionResult)
+def approve_decision(
+    decision_id: str, handle: AppHandle = Depends(admin_app), who: Identity = Depends(admin)
+) -> ActionResult:
+    """Let the agent carry out a plan that waits for a person's approval."""
+    return lineage_api.approve(handle, decision_id, f"{who.team}/{who.token_id}")
+
+
+@router.post("/apps/{app}/decisions/{decision_id}/revert", response_model=ActionResult)
+def revert_decision(
+    decision_id: str, handle: AppHandle = Depends(admin_app), who: Identity = Depends(admin)
+) -> ActionResult:
+    """Undo the decision's alias move (point the alias back where it was)."""
+    return lineage_api.revert(handle, decision_id, f"{who.team}/{who.token_id}")
 
 
 @router.post("/apps/{app}/models/{name}/aliases/{alias}", response_model=ActionResult)

@@ -197,6 +197,41 @@ def test_plans_run_in_order_pass_results_and_stop_on_a_gate(store) -> None:
     assert [s["status"] for s in rows[1].steps] == ["done", "failed", "skipped"]
 
 
+def test_a_plan_that_asks_for_a_person_waits_for_the_approval(store) -> None:
+    reg = Registry()
+    calls: list[str] = []
+
+    @reg.actuator
+    def promote(ctx: Any) -> dict:
+        calls.append("promote")
+        return {"version": "2"}
+
+    @reg.rule
+    def plan(facts: Any) -> Any:
+        if facts.event and facts.event.data.get("go"):
+            return decide("better model", "promote", approval=True)
+        return None
+
+    async def scenario() -> tuple[str, str, list[str]]:
+        rt = AgentRuntime(AgentSetup("careful", reg), store)
+        await rt.start()
+        [decision_id] = await rt.tick(Event("time", {"go": True}))
+        state = AgentState(store, "careful")
+        waiting = state.decision(decision_id).status
+        assert await rt.start_approved() == [] and calls == []
+        # a second crossing while the first waits is refused as in progress
+        [blocked] = await rt.tick(Event("time", {"go": True}))
+        assert state.decision(blocked).outcome.startswith("in progress")
+        state.update_decision(decision_id, status="approved")  # what the server's approve does
+        started = await rt.start_approved()
+        await until(lambda: state.decision(decision_id).status == "succeeded", what="the plan")
+        await rt.stop()
+        return waiting, decision_id, started
+
+    waiting, decision_id, started = run(scenario())
+    assert waiting == "awaiting" and started == [decision_id] and calls == ["promote"]
+
+
 def test_guardrails_block_and_record_once_per_interval(store) -> None:
     reg = Registry()
     acted: list[float] = []

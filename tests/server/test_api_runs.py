@@ -13,10 +13,17 @@ from scanflow.api.runs import RunQuery
 from scanflow.api.workspace import AppHandle
 from scanflow.spec import load_project
 from scanflow.store import RunRecord
+from scanflow.store.metric_models import RunMetricRecord
 
 from .apps import STEPS, pipeline
 
 N = 10_000
+
+
+def accuracy(run_id: str) -> float:
+    return (int(run_id.split("-")[1]) * 37 % 1000) / 1000
+
+
 STATES = ["succeeded", "failed", "running", "cancelled"]
 
 
@@ -46,6 +53,11 @@ def handle(tmp_path_factory) -> AppHandle:
     ]
     with handle.store.session() as s:
         s.add_all(rows)
+        s.flush()
+        s.add_all(  # metrics as copied from MLflow, for every second run
+            RunMetricRecord(run_id=r.id, key="accuracy", value=accuracy(r.id), step="train")
+            for r in rows[::2]
+        )
     yield handle
     handle.close()
 
@@ -93,12 +105,51 @@ def test_the_list_query_uses_the_indexes(handle) -> None:
     assert "ix_runs_app_status_created" in " ".join(str(row) for row in plan)
 
 
+def test_metric_filters_sorting_and_values(handle) -> None:
+    with handle.store.session() as s:
+        rows = s.query(RunRecord).filter(RunRecord.app == "vision").all()
+        want = {r.id for r in rows if r.status == "succeeded" and int(r.id[5:]) % 2 == 0}
+        want = {i for i in want if accuracy(i) >= 0.9 and r_lr(rows, i) < 0.5}
+    query = RunQuery(status=["succeeded"], params=["lr<0.5"], metrics=["accuracy>=0.9"], limit=500)
+    page = runs_api.list_runs(handle, query)
+    assert page.total == len(want) > 0
+    assert {r.id for r in page.items} == want
+    assert all(r.metrics == {"accuracy": accuracy(r.id)} for r in page.items)
+    best = runs_api.list_runs(handle, RunQuery(sort="-metric.accuracy", limit=20))
+    values = [r.metrics["accuracy"] for r in best.items]
+    assert values == sorted(values, reverse=True) and values[0] == 0.998
+    worst = runs_api.list_runs(handle, RunQuery(sort="metric.accuracy", offset=8900, limit=50))
+    assert worst.items[-1].metrics == {}  # runs without the metric come last either way
+
+
+def r_lr(rows: list[RunRecord], run_id: str) -> float:
+    return next(r.parameters["lr"] for r in rows if r.id == run_id)
+
+
+def test_a_metric_filter_searches_the_metrics_index(handle) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.dialects import sqlite
+
+    statement = select(RunRecord.id).where(
+        RunRecord.app == "vision",
+        RunRecord.status == "failed",
+        runs_api.metric_condition("accuracy>=0.5"),
+    )
+    compiled = statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    with handle.store.session() as s:
+        plan = " ".join(str(r) for r in s.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+    assert "ix_runs_app_status_created" in plan
+    assert "SEARCH run_metrics USING" in plan and "SCAN run_metrics" not in plan
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
         (RunQuery(params=["lr~1"]), "is not NAME<op>VALUE"),
         (RunQuery(params=["data.name>set1"]), "compares text"),
         (RunQuery(sort="spec"), "cannot sort by 'spec'"),
+        (RunQuery(metrics=["accuracy>high"]), "must compare with a number"),
+        (RunQuery(metrics=["accuracy"]), "is not NAME<op>NUMBER"),
         (RunQuery(limit=0), "limit 0 is out of range"),
     ],
 )

@@ -14,6 +14,12 @@ from typing import Any
 import numpy as np
 
 Detector = Callable[[np.ndarray, np.ndarray], dict[str, Any]]
+TOP_FEATURES = 8  # per-feature statistics kept as evidence: the most drifted ones
+
+
+def top_features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The :data:`TOP_FEATURES` features with the smallest p-values, for the evidence."""
+    return sorted(rows, key=lambda r: (r["p"] is None, r["p"]))[:TOP_FEATURES]
 
 
 def ks_detector(reference: np.ndarray, current: np.ndarray, alpha: float = 0.05) -> dict[str, Any]:
@@ -35,6 +41,19 @@ def ks_detector(reference: np.ndarray, current: np.ndarray, alpha: float = 0.05)
         "features": int(varying.size),
         "drifted_features": drifted,
         "threshold": threshold,
+        "per_feature": top_features(
+            [
+                {
+                    "feature": str(i),
+                    "test": "ks",
+                    "statistic": float(st),
+                    "p": float(p),
+                    "threshold": threshold,
+                    "drift": bool(p < threshold),
+                }
+                for i, st, p in zip(varying, np.atleast_1d(result.statistic), pvalues, strict=True)
+            ]
+        ),
     }
 
 
@@ -54,6 +73,19 @@ def monitoring_detector(reference: np.ndarray, current: np.ndarray) -> dict[str,
         "features": len(features),
         "drifted_features": drifted,
         "detector": result.detector,
+        "per_feature": top_features(
+            [
+                {
+                    "feature": f.feature,
+                    "test": f.test,
+                    "statistic": float(f.statistic),
+                    "p": f.adjusted_p_value,
+                    "threshold": f.threshold,
+                    "drift": bool(f.drift),
+                }
+                for f in features
+            ]
+        ),
     }
 
 

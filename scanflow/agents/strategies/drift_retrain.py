@@ -25,6 +25,7 @@ from scanflow.agents.declare import Registry, import_object
 from scanflow.agents.facts import Facts, Reading
 from scanflow.agents.guards import Guardrails
 from scanflow.agents.plans import Decision, decide
+from scanflow.agents.state import OPEN
 from scanflow.agents.strategies.base import Strategy, StrategyConfig
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ class DriftRetrainConfig(StrategyConfig):
     swap_timeout: float = Field(default=60.0, gt=0)
     min_live_rows: int = Field(default=200, ge=1)
     live_tolerance: float = Field(default=0.05, ge=0)
+    approval: bool = Field(
+        default=False, description="a person approves each retraining on the dashboard first"
+    )
     cooldown: float = Field(default=300.0, ge=0)
     max_actions_per_day: int | None = Field(default=6, ge=0)
     interval: float = Field(default=2.0, gt=0)
@@ -116,6 +120,13 @@ def confirm(
         "onset": drifted_windows[0].get("start"),
         "reference": current[-1]["reference"],
         "version": current[-1].get("version"),
+        "min_score": min_score,
+        "threshold": current[-1].get("threshold"),
+        "per_feature": current[-1].get("per_feature") or [],
+        "window_scores": [
+            {k: w.get(k) for k in ("start", "end", "rows", "score", "p_min", "drift")}
+            for w in current
+        ],
     }
 
 
@@ -232,7 +243,7 @@ class DriftRetrain(Strategy):
             if evidence is None:
                 return None
             for past in facts.decisions:
-                handled = past["status"] in ("pending", "running") or "promote" in past["results"]
+                handled = past["status"] in OPEN or "promote" in past["results"]
                 if (
                     past["action"] == "retrain"
                     and handled
@@ -247,6 +258,7 @@ class DriftRetrain(Strategy):
                 ("promote", {}),
                 key="retrain",
                 evidence={**evidence, "detected_at": facts.now},
+                approval=config.approval,
             )
 
         @reg.rule(name="live_quality")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scanflow.agents.strategies.data import labels_of, predictions_of, rows_of
+from scanflow.agents.strategies.detect import TOP_FEATURES
 
 MAX_PENDING = 20_000
 
@@ -88,6 +89,7 @@ def advance(
             windows.append(
                 {
                     **{k: v for k, v in verdict.items() if isinstance(v, bool | int | float | str)},
+                    "per_feature": list(verdict.get("per_feature") or [])[:TOP_FEATURES],
                     "rows": window_rows,
                     "start": mark["carry_start"],
                     "end": record.get("ts"),

@@ -41,6 +41,7 @@ document.addEventListener("DOMContentLoaded", function () {
       var next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
       document.documentElement.dataset.theme = next;
       localStorage.setItem("scanflow-theme", next);
+      document.dispatchEvent(new Event("scanflow:theme"));  // charts redraw in its colours
     });
   }
   var form = document.getElementById("login-form");

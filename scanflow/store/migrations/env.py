@@ -4,6 +4,7 @@ from alembic import context
 
 from scanflow.store import (
     agent_models,  # noqa: F401 - registers the agents' tables
+    metric_models,  # noqa: F401 - registers the run metrics tables
     token_models,  # noqa: F401 - registers the API tokens table
 )
 from scanflow.store.models import Base
