@@ -1,6 +1,7 @@
 """``score``: the built-in batch inference executor (``function: scanflow.batch:score``).
 
-The parent process reads the inputs and cuts them into chunks; worker processes (each
+The parent process cuts the inputs into chunks (CSV: read here; Parquet: only their row
+numbers, grouped into spans that the workers read themselves); worker processes (each
 loading the model once) parse, predict and write one part per chunk; the parent records
 finished chunks in the manifest, then renames the staging folder to the output folder.
 """
@@ -25,7 +26,15 @@ from scanflow.batch import worker
 from scanflow.batch.errors import BatchError, BatchInputError
 from scanflow.batch.features import Features, features_for
 from scanflow.batch.manifest import Manifest, staging_for
-from scanflow.batch.source import Chunk, InputFile, chunks, columns_of, list_inputs, parquet_rows
+from scanflow.batch.source import (
+    Chunk,
+    InputFile,
+    chunks,
+    columns_of,
+    list_inputs,
+    parquet_rows,
+    parquet_spans,
+)
 from scanflow.serving.errors import ModelLoadError
 from scanflow.serving.model import LoadedModel, load_model
 from scanflow.serving.resolve import parse_uri, resolve
@@ -219,11 +228,16 @@ def _run(
     manifest: Manifest,
     summary: Summary,
 ) -> None:
-    todo = _todo(job, inputs, readable, size, manifest, summary)
-    if workers == 1:
+    target = _span_rows(readable, size, workers)
+    todo = _todo(job, inputs, readable, size, target, manifest, summary)
+    if workers == 1 or _rows_known(readable) <= size:  # one chunk: no process pays back
+        from threadpoolctl import threadpool_limits
+
         worker.init(job, model, limit_threads=False)
-        for chunk in todo:
-            _record(manifest, worker.score_chunk(chunk))
+        with threadpool_limits(workers):  # idle BLAS threads spin: one per core asked for
+            for task in todo:
+                for result in worker.iter_task(task):
+                    _record(manifest, [result])
         return
     context = _context()
     shared = model if context.get_start_method() == "fork" else None  # spawn: loaded anew
@@ -232,8 +246,8 @@ def _run(
     )
     pending: set[Future] = set()
     try:
-        for chunk in todo:
-            pending.add(pool.submit(worker.score_chunk, chunk))
+        for task in todo:
+            pending.add(pool.submit(worker.score_task, task))
             if len(pending) >= 2 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -253,6 +267,22 @@ def _run(
     pool.shutdown()
 
 
+SPANS_PER_WORKER = 4  # Parquet spans per worker at least (a slow span is not left alone)
+
+
+def _span_rows(readable: list[InputFile], size: int, workers: int) -> int:
+    """Rows per Parquet span: at most a row group, and few enough for every worker to
+    get several spans (never less than a chunk)."""
+    return max(size, _rows_known(readable) // (SPANS_PER_WORKER * workers))
+
+
+def _rows_known(readable: list[InputFile]) -> int:
+    """The rows of the Parquet inputs (CSV counts as unknown: very many)."""
+    if any(f.format == "csv" for f in readable):
+        return 1 << 62
+    return sum(parquet_rows(f.path) for f in readable)
+
+
 def _context() -> Any:
     """``fork`` where there is one (the workers share the parent's loaded model and its
     imported modules, so they start at once), else ``spawn``."""
@@ -264,23 +294,29 @@ def _todo(
     inputs: list[InputFile],
     readable: list[InputFile],
     size: int,
+    target: int,
     manifest: Manifest,
     summary: Summary,
-) -> Iterator[Chunk]:
-    """The chunks still to score; a file that breaks while read is failed or skipped."""
+) -> Iterator[list[Chunk]]:
+    """The tasks still to score (lists of consecutive chunks of one file); a file that
+    breaks while read by this process is failed or skipped."""
     columns = ([job.id_column] if job.id_column else []) + list(job.features.names)
     for number, source in enumerate(inputs):
         if source not in readable:
+            continue
+        spans = parquet_spans(source, number, size, target) if source.format == "parquet" else None
+        if spans is not None:
+            for span in spans:
+                left = [c for c in span if not _done(c, manifest, job, summary)]
+                if left:
+                    yield left
             continue
         index, start = 0, 0
         try:
             for chunk in chunks(source, number, size, columns):
                 index, start = chunk.index + 1, chunk.start + size
-                done = manifest.done.get(chunk.key)
-                if done and (Path(job.parts) / f"part-{chunk.key}.parquet").is_file():
-                    summary.chunks_resumed += 1
-                    continue
-                yield chunk
+                if not _done(chunk, manifest, job, summary):
+                    yield [chunk]
         except BatchInputError:
             raise
         except Exception as exc:
@@ -300,10 +336,18 @@ def _todo(
             )
 
 
-def _record(manifest: Manifest, result: worker.ChunkResult) -> None:
-    entry = dataclasses.asdict(result)
-    entry["part"] = True
-    manifest.add(entry)
+def _done(chunk: Chunk, manifest: Manifest, job: worker.Job, summary: Summary) -> bool:
+    """Whether ``chunk`` was finished by an earlier call (then it counts as resumed)."""
+    entry = manifest.done.get(chunk.key)
+    part = Path(job.parts) / f"part-{chunk.key}.parquet"
+    if entry and (not entry.get("part") or part.is_file()):
+        summary.chunks_resumed += 1
+        return True
+    return False
+
+
+def _record(manifest: Manifest, results: list[worker.ChunkResult]) -> None:
+    manifest.add_many([dataclasses.asdict(result) for result in results])
 
 
 def _totals(summary: Summary, manifest: Manifest, started: float) -> None:
