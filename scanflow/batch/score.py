@@ -85,7 +85,8 @@ def score(
     """Score ``data`` (a CSV/Parquet file or a folder of them) with the MLflow model
     ``model`` into the folder ``predictions`` (Parquet parts).
 
-    ``workers`` processes (0: one per core) score chunks of ``chunk_size`` rows;
+    ``workers`` processes score chunks of ``chunk_size`` rows (0: one per core, or this
+    process alone for less than ``IN_PROCESS_ROWS`` rows);
     ``on_error`` is ``fail`` (stop at the first bad row, output not written) or ``skip``
     (leave bad rows and unreadable files out, counted). ``track`` logs to MLflow (default:
     when running as a workflow step). A run killed half-way resumes when called again."""
@@ -94,7 +95,6 @@ def score(
         raise BatchError(f"on_error is {on_error!r}; use one of: {', '.join(POLICIES)}")
     if int(chunk_size) < 1:
         raise BatchError(f"chunk_size is {chunk_size}; it must be at least 1")
-    workers = int(workers) or len(os.sched_getaffinity(0))
     inputs = list_inputs(data)
     output = Path(predictions)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -126,7 +126,10 @@ def score(
             files=tuple((str(f.path), f.format) for f in inputs),
             name_files=len(inputs) > 1,
         )
-        _run(job, loaded, inputs, readable, int(chunk_size), workers, manifest, summary)
+        rows = _rows_estimate(readable)
+        workers = _workers(int(workers), rows, int(chunk_size))
+        target = max(int(chunk_size), rows // (SPANS_PER_WORKER * workers))
+        _run(job, loaded, inputs, readable, int(chunk_size), target, workers, manifest, summary)
     finally:
         manifest.close()
     _totals(summary, manifest, started)
@@ -224,17 +227,17 @@ def _run(
     inputs: list[InputFile],
     readable: list[InputFile],
     size: int,
+    target: int,
     workers: int,
     manifest: Manifest,
     summary: Summary,
 ) -> None:
-    target = _span_rows(readable, size, workers)
     todo = _todo(job, inputs, readable, size, target, manifest, summary)
-    if workers == 1 or _rows_known(readable) <= size:  # one chunk: no process pays back
+    if workers == 1:
         from threadpoolctl import threadpool_limits
 
         worker.init(job, model, limit_threads=False)
-        with threadpool_limits(workers):  # idle BLAS threads spin: one per core asked for
+        with threadpool_limits(1):  # as in a worker (idle BLAS threads spin)
             for task in todo:
                 for result in worker.iter_task(task):
                     _record(manifest, [result])
@@ -268,19 +271,32 @@ def _run(
 
 
 SPANS_PER_WORKER = 4  # Parquet spans per worker at least (a slow span is not left alone)
+IN_PROCESS_ROWS = 100_000  # fewer rows than this: forking workers does not pay back
+CSV_SAMPLE = 1 << 20  # bytes of a CSV file read to estimate its rows
 
 
-def _span_rows(readable: list[InputFile], size: int, workers: int) -> int:
-    """Rows per Parquet span: at most a row group, and few enough for every worker to
-    get several spans (never less than a chunk)."""
-    return max(size, _rows_known(readable) // (SPANS_PER_WORKER * workers))
+def _workers(asked: int, rows: int, size: int) -> int:
+    """The processes to use: as asked (0: one per core, or one for a small table); one
+    when there is a single chunk."""
+    if rows <= size:
+        return 1
+    if asked:
+        return asked
+    return len(os.sched_getaffinity(0)) if rows >= IN_PROCESS_ROWS else 1
 
 
-def _rows_known(readable: list[InputFile]) -> int:
-    """The rows of the Parquet inputs (CSV counts as unknown: very many)."""
-    if any(f.format == "csv" for f in readable):
-        return 1 << 62
-    return sum(parquet_rows(f.path) for f in readable)
+def _rows_estimate(readable: list[InputFile]) -> int:
+    """The rows of the inputs: exact for Parquet, from the first lines' length for CSV."""
+    rows = 0
+    for source in readable:
+        if source.format == "parquet":
+            rows += parquet_rows(source.path)
+            continue
+        with source.path.open("rb") as fh:
+            sample = fh.read(CSV_SAMPLE)
+        lines = max(sample.count(b"\n"), 1)
+        rows += lines * source.path.stat().st_size // max(len(sample), 1)
+    return rows
 
 
 def _context() -> Any:

@@ -1,14 +1,13 @@
 """The input side: which files, their columns, and their rows cut into numbered chunks.
 
 A chunk is ``size`` consecutive data rows of one file, so chunk ``k`` of a file always
-holds the same rows and a resumed run can skip the chunks it already scored. CSV chunks
-travel as raw bytes (header + lines) and are parsed by the workers, in parallel; Parquet
-chunks travel as Arrow record batches of the needed columns. CSV fields must not hold
-line breaks (one line is one row). Parquet chunks travel as their row numbers only: a
-worker reads a *span* of consecutive chunks itself (memory-mapped, only the needed columns
-and row groups), so the data is decoded in parallel and never crosses a pipe; spans follow
-the row groups so that no row group is decoded twice. A file whose row groups are far
-larger than a span is read by the parent instead and sent as Arrow record batches.
+holds the same rows and a resumed run can skip the chunks it already scored. The data
+itself does not cross a pipe: a CSV chunk travels as its byte range (see ``lines``; CSV
+fields must not hold line breaks, one line is one row), and Parquet chunks as their row
+numbers, grouped in *spans* that a worker reads at once (memory-mapped, only the needed
+columns and row groups); spans follow the row groups so that none is decoded twice. A
+Parquet file whose row groups are far larger than a span is read by the parent instead
+and its chunks sent as Arrow record batches. Workers parse the chunks, in parallel.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scanflow.batch.errors import BatchError, BatchInputError
+from scanflow.batch.lines import line_ranges
 
 SMALL_GROUP = 65_536  # rows of a row group cheap enough to decode for a span of any size
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -40,8 +40,8 @@ class Chunk:
     file: int
     index: int
     start: int
-    payload: Any  # CSV: bytes (header + lines); Parquet: a RecordBatch, or None (see span)
-    rows: int = 0  # the row count of a chunk sent without its payload
+    payload: Any  # CSV: Lines, then bytes; Parquet: a RecordBatch, or None in a span
+    rows: int = 0  # the row count of a chunk sent without its data (0: unknown)
 
     @property
     def key(self) -> str:
@@ -167,22 +167,10 @@ def read_span(reader: Any, span: list[Chunk], columns: list[str]) -> list[Chunk]
 
 
 def _csv_chunks(path: Path, file: int, size: int) -> Iterator[Chunk]:
-    with path.open("rb") as fh:
-        header = fh.readline()
-        start = 0
-        for index in itertools.count():
-            lines = [line for line in itertools.islice(fh, size) if line.strip()]
-            while len(lines) < size:  # blank lines do not count as rows
-                more = [line for line in itertools.islice(fh, size - len(lines)) if line.strip()]
-                if not more and fh.peek(1) == b"":
-                    break
-                lines += more
-            if not lines:
-                return
-            if not lines[-1].endswith(b"\n"):
-                lines[-1] += b"\n"
-            yield Chunk(file, index, start, header + b"".join(lines))
-            start += len(lines)
+    start = 0
+    for index, where in enumerate(line_ranges(path, size)):
+        yield Chunk(file, index, start, where, where.rows)
+        start += where.rows
 
 
 def _parquet_chunks(path: Path, file: int, size: int, columns: list[str]) -> Iterator[Chunk]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from scanflow.batch.errors import BatchInputError
 from scanflow.batch.features import Features
+from scanflow.batch.lines import read_lines
 from scanflow.batch.manifest import RESULT_KEY
 from scanflow.batch.parse import ROW_ID, parse_chunk
 from scanflow.batch.source import Chunk, read_span
@@ -85,26 +86,33 @@ def score_task(task: list[Chunk]) -> list[ChunkResult]:
 
 
 def iter_task(task: list[Chunk]) -> Iterator[ChunkResult]:
-    """Each chunk of ``task`` scored and written, in order; a Parquet span is read first
-    (a span that cannot be read fails, or with policy ``skip`` counts as bad rows)."""
-    read_s = 0.0
-    if task and task[0].payload is None:
-        started = time.perf_counter()
-        try:
-            task = read_span(_reader(task[0].file), task, _columns(_state["job"]))
-        except Exception as exc:
-            yield from _unreadable(task, exc)
-            return
-        read_s = time.perf_counter() - started
+    """Each chunk of ``task`` read, scored and written, in order (a task that cannot be
+    read fails, or with policy ``skip`` counts as bad rows)."""
+    started = time.perf_counter()
+    try:
+        task = _read(task)
+    except Exception as exc:
+        yield from _unreadable(task, exc)
+        return
+    read_s = time.perf_counter() - started
     for chunk in task:
         yield score_chunk(chunk, read_s)
-        read_s = 0.0  # the span's read counts once, with its first chunk
+        read_s = 0.0  # the task's read counts once, with its first chunk
 
 
-def _reader(file: int) -> Any:
+def _read(task: list[Chunk]) -> list[Chunk]:
+    """``task`` with its chunks' data: a Parquet span's record batches, CSV lines."""
+    path, fmt = _state["job"].files[task[0].file]
+    if fmt == "parquet" and task[0].payload is None:
+        return read_span(_reader(path), task, _columns(_state["job"]))
+    if fmt == "csv":
+        return [dataclasses.replace(c, payload=read_lines(path, c.payload)) for c in task]
+    return task
+
+
+def _reader(path: str) -> Any:
     import pyarrow.parquet as pq
 
-    path = _state["job"].files[file][0]
     readers = _state.setdefault("readers", {})
     if path not in readers:
         readers.clear()
