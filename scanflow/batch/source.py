@@ -109,13 +109,14 @@ def parquet_spans(
     source: InputFile, file: int, size: int, target: int
 ) -> Iterator[list[Chunk]] | None:
     """The chunks of the Parquet file ``source`` without their data, grouped into spans of
-    about ``target`` rows that end where a row group ends (a worker reads a span's row
-    groups once); None when the row groups are so large that spans would decode most of
-    them several times (then :func:`chunks` reads the file in the parent)."""
+    at least ``target`` rows and at least a row group, that end where a row group ends (a
+    worker reads a span's row groups once); None when the row groups are so large that
+    spans would leave the other workers idle (then :func:`chunks` reads the file here)."""
     groups = row_groups(source.path)
-    if max(groups, default=0) > 4 * max(target, size, SMALL_GROUP):
+    largest = max(groups, default=0)
+    if largest > 4 * max(target, size, SMALL_GROUP):
         return None
-    return _spans(groups, file, size, target)
+    return _spans(groups, file, size, max(target, largest))
 
 
 def row_groups(path: Path) -> list[int]:
