@@ -5,7 +5,10 @@ same chunk size, same Parquet output.
     .venv/bin/python bench/batch/score.py --rows 1000000 --repeats 3 \
         [--ray-python /path/to/venv-with-ray/bin/python]
 
-Prints one JSON line per trial and a summary (median rows/s per method and format).
+Every method first scores a small table once (imports and lazy loading are not timed);
+then each trial runs the methods back to back, in a rotating order, per format. Prints
+one JSON line per run (wall and CPU seconds of the process and its children, where the
+time went, the load average) and a summary (medians).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,10 +63,21 @@ def build(work: Path, rows: int) -> tuple[str, Path, dict[str, Path]]:
     paths = {"parquet": work / "pixels.parquet", "csv": work / "pixels.csv"}
     pq.write_table(table, paths["parquet"], row_group_size=100_000)
     pacsv.write_csv(table, paths["csv"])
+    pq.write_table(table.slice(0, WARM_ROWS), work / "warm.parquet")
+    pacsv.write_csv(table.slice(0, WARM_ROWS), work / "warm.csv")
     return uri, model_dir, paths
 
 
-def run_pandas(uri: str, data: Path, out: Path, chunk: int) -> float:
+WARM_ROWS = 20_000
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (user + system)."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_pandas(uri: str, data: Path, out: Path, chunk: int) -> dict:
     """The baseline: pyfunc model, pandas chunks in one process, one Parquet file out."""
     import mlflow.pyfunc
     import pandas as pd
@@ -72,25 +87,37 @@ def run_pandas(uri: str, data: Path, out: Path, chunk: int) -> float:
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model("models:/digits@champion")
     version = mlflow.MlflowClient().get_model_version_by_alias("digits", "champion").version
+    load = time.perf_counter()
     if data.suffix == ".csv":
         chunks = pd.read_csv(data, chunksize=chunk, dtype=dict.fromkeys(PIXELS, "float64"))
     else:
         chunks = (b.to_pandas() for b in pq.ParquetFile(data).iter_batches(batch_size=chunk))
     parts = []
-    for frame in chunks:
+    read = predict = 0.0
+    mark = time.perf_counter()
+    for frame in chunks:  # the phase timers around the loop's two steps cost nothing
+        got = time.perf_counter()
         prediction = model.predict(frame[PIXELS])
         parts.append(pd.DataFrame({"id": frame["id"], "prediction": prediction}))
+        read, predict, mark = (
+            read + got - mark,
+            predict + time.perf_counter() - got,
+            time.perf_counter(),
+        )
+    written = time.perf_counter()
     result = pd.concat(parts, ignore_index=True)
     result["model_version"] = version
     result.to_parquet(out)
-    return time.perf_counter() - started
+    end = time.perf_counter()
+    phases = {"load": load - started, "read": read, "predict": predict, "write": end - written}
+    return {"seconds": end - started, "phases": _rounded(phases)}
 
 
-def run_scanflow(uri: str, data: Path, out: Path, chunk: int, workers: int) -> float:
+def run_scanflow(uri: str, data: Path, out: Path, chunk: int, workers: int) -> dict:
     from scanflow.batch import score
 
     started = time.perf_counter()
-    score(
+    summary = score(
         "models:/digits@champion",
         str(data),
         str(out),
@@ -100,7 +127,16 @@ def run_scanflow(uri: str, data: Path, out: Path, chunk: int, workers: int) -> f
         tracking_uri=uri,
         track=False,
     )
-    return time.perf_counter() - started
+    phases = {  # summed over the workers
+        "read": summary.read_seconds,
+        "predict": summary.predict_seconds,
+        "write": summary.write_seconds,
+    }
+    return {"seconds": time.perf_counter() - started, "phases": _rounded(phases)}
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 2) for k, v in values.items()}
 
 
 def run_ray(python: str, model_dir: Path, data: Path, out: Path, chunk: int, workers: int) -> dict:
@@ -168,48 +204,48 @@ def main() -> None:
     parser.add_argument("--ray-python", help="Python of a virtualenv with ray[data] installed")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    formats = args.formats.split(",")
     try:
         uri, model_dir, paths = build(work, args.rows)
-        results: dict[str, list[float]] = {}
+
+        def methods(data: Path) -> dict:
+            found = {
+                "pandas": lambda o: run_pandas(uri, data, o, args.chunk_size),
+                "scanflow": lambda o: run_scanflow(uri, data, o, args.chunk_size, args.workers),
+            }
+            if args.ray_python:
+                found["ray"] = lambda o: run_ray(
+                    args.ray_python, model_dir, data, o, args.chunk_size, args.workers
+                )
+            return found
+
+        for fmt in formats:  # warm-up: imports, lazy loading, the registry's first queries
+            for name, run in methods(work / f"warm.{fmt}").items():
+                if name != "ray":
+                    run(work / f"warm-{name}-{fmt}")
+        rates: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         for trial in range(args.repeats):
-            for fmt in args.formats.split(","):
-                data = paths[fmt]
-                methods = {
-                    "pandas": lambda o, d=data: run_pandas(uri, d, o, args.chunk_size),
-                    "scanflow": lambda o, d=data: run_scanflow(
-                        uri, d, o, args.chunk_size, args.workers
-                    ),
-                }
-                if args.ray_python:
-                    methods["ray"] = lambda o, d=data: run_ray(
-                        args.ray_python, model_dir, d, o, args.chunk_size, args.workers
-                    )
-                for name, run in methods.items():
+            for fmt in formats:
+                order = list(methods(paths[fmt]).items())
+                shift = trial % len(order)
+                for name, run in order[shift:] + order[:shift]:
                     out = work / f"out-{name}-{fmt}-{trial}"
                     load = os.getloadavg()[0]
+                    cpu = cpu_seconds()
                     got = run(out)
-                    seconds = got["seconds"] if isinstance(got, dict) else got
-                    rate = args.rows / seconds
-                    results.setdefault(f"{name}/{fmt}", []).append(rate)
-                    extra = got if isinstance(got, dict) else {}
-                    print(
-                        json.dumps(
-                            {
-                                "trial": trial,
-                                "method": name,
-                                "format": fmt,
-                                "seconds": round(seconds, 2),
-                                "rows_per_s": round(rate),
-                                "load1": load,
-                                **extra,
-                            }
-                        ),
-                        flush=True,
-                    )
+                    cpu = cpu_seconds() - cpu
+                    rate = args.rows / got["seconds"]
+                    rates.setdefault(f"{name}/{fmt}", []).append(rate)
+                    if name != "ray":  # Ray's workers are not this process's children
+                        cpus.setdefault(f"{name}/{fmt}", []).append(cpu)
+                    record = {"trial": trial, "method": name, "format": fmt, "load1": load}
+                    record |= {"rows_per_s": round(rate), "cpu_seconds": round(cpu, 2)}
+                    print(json.dumps(record | got), flush=True)
                     shutil.rmtree(out, ignore_errors=True)
-                    Path(out).unlink(missing_ok=True) if Path(out).is_file() else None
-        summary = {k: round(statistics.median(v)) for k, v in results.items()}
-        for fmt in args.formats.split(","):
+                    out.unlink(missing_ok=True)
+        summary: dict[str, float] = {k: round(statistics.median(v)) for k, v in rates.items()}
+        for fmt in formats:
             base = summary[f"pandas/{fmt}"]
             summary[f"scanflow_vs_pandas/{fmt}"] = round(summary[f"scanflow/{fmt}"] / base, 2)
             if f"ray/{fmt}" in summary:
@@ -220,6 +256,9 @@ def main() -> None:
             json.dumps(
                 {
                     "median_rows_per_s": summary,
+                    "median_cpu_seconds": {
+                        k: round(statistics.median(v), 2) for k, v in cpus.items()
+                    },
                     "rows": args.rows,
                     "chunk_size": args.chunk_size,
                     "workers": args.workers,

@@ -3,7 +3,9 @@
 Parts and the manifest live in a staging folder beside the output (``.NAME.partial``);
 the output folder appears, renamed from it, only once every chunk is done. The manifest
 is JSON lines: a header (what is scored, with which model version) and one line per
-finished chunk, appended and fsynced after the chunk's part file is in place. A run
+finished chunk, appended and fsynced after the chunk's part file is in place. A part
+also carries its chunk's record in its footer (``RESULT_KEY``), so a part renamed into
+place just before a crash, but not yet in the manifest, is adopted on resume. A run
 started again with the same inputs, model and options goes on from it; anything else
 starts over.
 """
@@ -20,6 +22,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.jsonl"
+RESULT_KEY = b"scanflow.chunk"  # a part's footer metadata key: its chunk's record (JSON)
 
 
 def staging_for(output: Path) -> Path:
@@ -44,8 +47,10 @@ class Manifest:
         if header is not None and header.get("fingerprint") == fingerprint:
             for tmp in folder.glob(".part-*.tmp"):  # left by a killed worker
                 tmp.unlink(missing_ok=True)
+            manifest = cls(folder, header, done)
+            manifest.add_many(_unrecorded_parts(folder, done))
             logger.info("resuming %s: %d chunk(s) already scored", folder, len(done))
-            return cls(folder, header, done)
+            return manifest
         if folder.exists():
             logger.info("starting %s afresh (inputs, model or options changed)", folder)
             shutil.rmtree(folder)
@@ -56,20 +61,42 @@ class Manifest:
     def pin(self, **values: Any) -> None:
         """Write the header of a new run (e.g. the resolved model version)."""
         self.header.update(values)
-        self._append({"header": self.header})
+        self._write([{"header": self.header}])
 
     def add(self, entry: dict[str, Any]) -> None:
         """Record a finished chunk (its part file is already in place)."""
-        self.done[entry["key"]] = entry
-        self._append(entry)
+        self.add_many([entry])
+
+    def add_many(self, entries: list[dict[str, Any]]) -> None:
+        """Record finished chunks (one write and sync for all of them)."""
+        for entry in entries:
+            self.done[entry["key"]] = entry
+        if entries:
+            self._write(entries)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        self._fh.write("".join(json.dumps(record) + "\n" for record in records))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()
 
-    def _append(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+
+def _unrecorded_parts(folder: Path, done: dict[str, dict]) -> list[dict[str, Any]]:
+    """The records kept in the footers of parts that the manifest does not list."""
+    import pyarrow.parquet as pq
+
+    found = []
+    for part in sorted(folder.glob("part-*.parquet")):
+        if part.stem.removeprefix("part-") in done:
+            continue
+        try:
+            meta = pq.read_schema(part).metadata or {}
+            found.append(json.loads(meta[RESULT_KEY]) | {"part": True})
+        except Exception:  # not one of ours: scored again
+            logger.warning("ignoring %s: no chunk record in it", part, exc_info=True)
+    return found
 
 
 def _read(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict]]:

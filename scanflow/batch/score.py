@@ -1,6 +1,7 @@
 """``score``: the built-in batch inference executor (``function: scanflow.batch:score``).
 
-The parent process reads the inputs and cuts them into chunks; worker processes (each
+The parent process cuts the inputs into chunks (CSV: read here; Parquet: only their row
+numbers, grouped into spans that the workers read themselves); worker processes (each
 loading the model once) parse, predict and write one part per chunk; the parent records
 finished chunks in the manifest, then renames the staging folder to the output folder.
 """
@@ -25,7 +26,15 @@ from scanflow.batch import worker
 from scanflow.batch.errors import BatchError, BatchInputError
 from scanflow.batch.features import Features, features_for
 from scanflow.batch.manifest import Manifest, staging_for
-from scanflow.batch.source import Chunk, InputFile, chunks, columns_of, list_inputs, parquet_rows
+from scanflow.batch.source import (
+    Chunk,
+    InputFile,
+    chunks,
+    columns_of,
+    list_inputs,
+    parquet_rows,
+    parquet_spans,
+)
 from scanflow.serving.errors import ModelLoadError
 from scanflow.serving.model import LoadedModel, load_model
 from scanflow.serving.resolve import parse_uri, resolve
@@ -76,7 +85,8 @@ def score(
     """Score ``data`` (a CSV/Parquet file or a folder of them) with the MLflow model
     ``model`` into the folder ``predictions`` (Parquet parts).
 
-    ``workers`` processes (0: one per core) score chunks of ``chunk_size`` rows;
+    ``workers`` processes score chunks of ``chunk_size`` rows (0: one per core, or this
+    process alone for less than ``IN_PROCESS_ROWS`` rows);
     ``on_error`` is ``fail`` (stop at the first bad row, output not written) or ``skip``
     (leave bad rows and unreadable files out, counted). ``track`` logs to MLflow (default:
     when running as a workflow step). A run killed half-way resumes when called again."""
@@ -85,7 +95,6 @@ def score(
         raise BatchError(f"on_error is {on_error!r}; use one of: {', '.join(POLICIES)}")
     if int(chunk_size) < 1:
         raise BatchError(f"chunk_size is {chunk_size}; it must be at least 1")
-    workers = int(workers) or len(os.sched_getaffinity(0))
     inputs = list_inputs(data)
     output = Path(predictions)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -117,7 +126,10 @@ def score(
             files=tuple((str(f.path), f.format) for f in inputs),
             name_files=len(inputs) > 1,
         )
-        _run(job, loaded, inputs, readable, int(chunk_size), workers, manifest, summary)
+        rows = _rows_estimate(readable)
+        workers = _workers(int(workers), rows, int(chunk_size))
+        target = max(int(chunk_size), rows // (SPANS_PER_WORKER * workers))
+        _run(job, loaded, inputs, readable, int(chunk_size), target, workers, manifest, summary)
     finally:
         manifest.close()
     _totals(summary, manifest, started)
@@ -215,15 +227,20 @@ def _run(
     inputs: list[InputFile],
     readable: list[InputFile],
     size: int,
+    target: int,
     workers: int,
     manifest: Manifest,
     summary: Summary,
 ) -> None:
-    todo = _todo(job, inputs, readable, size, manifest, summary)
+    todo = _todo(job, inputs, readable, size, target, manifest, summary)
     if workers == 1:
+        from threadpoolctl import threadpool_limits
+
         worker.init(job, model, limit_threads=False)
-        for chunk in todo:
-            _record(manifest, worker.score_chunk(chunk))
+        with threadpool_limits(1):  # as in a worker (idle BLAS threads spin)
+            for task in todo:
+                for result in worker.iter_task(task):
+                    _record(manifest, [result])
         return
     context = _context()
     shared = model if context.get_start_method() == "fork" else None  # spawn: loaded anew
@@ -232,8 +249,8 @@ def _run(
     )
     pending: set[Future] = set()
     try:
-        for chunk in todo:
-            pending.add(pool.submit(worker.score_chunk, chunk))
+        for task in todo:
+            pending.add(pool.submit(worker.score_task, task))
             if len(pending) >= 2 * workers:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -253,6 +270,35 @@ def _run(
     pool.shutdown()
 
 
+SPANS_PER_WORKER = 4  # Parquet spans per worker at least (a slow span is not left alone)
+IN_PROCESS_ROWS = 100_000  # fewer rows than this: forking workers does not pay back
+CSV_SAMPLE = 1 << 20  # bytes of a CSV file read to estimate its rows
+
+
+def _workers(asked: int, rows: int, size: int) -> int:
+    """The processes to use: as asked (0: one per core, or one for a small table); one
+    when there is a single chunk."""
+    if rows <= size:
+        return 1
+    if asked:
+        return asked
+    return len(os.sched_getaffinity(0)) if rows >= IN_PROCESS_ROWS else 1
+
+
+def _rows_estimate(readable: list[InputFile]) -> int:
+    """The rows of the inputs: exact for Parquet, from the first lines' length for CSV."""
+    rows = 0
+    for source in readable:
+        if source.format == "parquet":
+            rows += parquet_rows(source.path)
+            continue
+        with source.path.open("rb") as fh:
+            sample = fh.read(CSV_SAMPLE)
+        lines = max(sample.count(b"\n"), 1)
+        rows += lines * source.path.stat().st_size // max(len(sample), 1)
+    return rows
+
+
 def _context() -> Any:
     """``fork`` where there is one (the workers share the parent's loaded model and its
     imported modules, so they start at once), else ``spawn``."""
@@ -264,23 +310,29 @@ def _todo(
     inputs: list[InputFile],
     readable: list[InputFile],
     size: int,
+    target: int,
     manifest: Manifest,
     summary: Summary,
-) -> Iterator[Chunk]:
-    """The chunks still to score; a file that breaks while read is failed or skipped."""
+) -> Iterator[list[Chunk]]:
+    """The tasks still to score (lists of consecutive chunks of one file); a file that
+    breaks while read by this process is failed or skipped."""
     columns = ([job.id_column] if job.id_column else []) + list(job.features.names)
     for number, source in enumerate(inputs):
         if source not in readable:
+            continue
+        spans = parquet_spans(source, number, size, target) if source.format == "parquet" else None
+        if spans is not None:
+            for span in spans:
+                left = [c for c in span if not _done(c, manifest, job, summary)]
+                if left:
+                    yield left
             continue
         index, start = 0, 0
         try:
             for chunk in chunks(source, number, size, columns):
                 index, start = chunk.index + 1, chunk.start + size
-                done = manifest.done.get(chunk.key)
-                if done and (Path(job.parts) / f"part-{chunk.key}.parquet").is_file():
-                    summary.chunks_resumed += 1
-                    continue
-                yield chunk
+                if not _done(chunk, manifest, job, summary):
+                    yield [chunk]
         except BatchInputError:
             raise
         except Exception as exc:
@@ -300,10 +352,18 @@ def _todo(
             )
 
 
-def _record(manifest: Manifest, result: worker.ChunkResult) -> None:
-    entry = dataclasses.asdict(result)
-    entry["part"] = True
-    manifest.add(entry)
+def _done(chunk: Chunk, manifest: Manifest, job: worker.Job, summary: Summary) -> bool:
+    """Whether ``chunk`` was finished by an earlier call (then it counts as resumed)."""
+    entry = manifest.done.get(chunk.key)
+    part = Path(job.parts) / f"part-{chunk.key}.parquet"
+    if entry and (not entry.get("part") or part.is_file()):
+        summary.chunks_resumed += 1
+        return True
+    return False
+
+
+def _record(manifest: Manifest, results: list[worker.ChunkResult]) -> None:
+    manifest.add_many([dataclasses.asdict(result) for result in results])
 
 
 def _totals(summary: Summary, manifest: Manifest, started: float) -> None:

@@ -1,10 +1,13 @@
 """The input side: which files, their columns, and their rows cut into numbered chunks.
 
 A chunk is ``size`` consecutive data rows of one file, so chunk ``k`` of a file always
-holds the same rows and a resumed run can skip the chunks it already scored. CSV chunks
-travel as raw bytes (header + lines) and are parsed by the workers, in parallel; Parquet
-chunks travel as Arrow record batches of the needed columns. CSV fields must not hold
-line breaks (one line is one row).
+holds the same rows and a resumed run can skip the chunks it already scored. The data
+itself does not cross a pipe: a CSV chunk travels as its byte range (see ``lines``; CSV
+fields must not hold line breaks, one line is one row), and Parquet chunks as their row
+numbers, grouped in *spans* that a worker reads at once (memory-mapped, only the needed
+columns and row groups); spans follow the row groups so that none is decoded twice. A
+Parquet file whose row groups are far larger than a span is read by the parent instead
+and its chunks sent as Arrow record batches. Workers parse the chunks, in parallel.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from scanflow.batch.errors import BatchError, BatchInputError
+from scanflow.batch.lines import line_ranges
 
+SMALL_GROUP = 65_536  # rows of a row group cheap enough to decode for a span of any size
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -35,7 +40,8 @@ class Chunk:
     file: int
     index: int
     start: int
-    payload: Any  # CSV: bytes (header line + data lines); Parquet: pyarrow.RecordBatch
+    payload: Any  # CSV: Lines, then bytes; Parquet: a RecordBatch, or None in a span
+    rows: int = 0  # the row count of a chunk sent without its data (0: unknown)
 
     @property
     def key(self) -> str:
@@ -99,23 +105,73 @@ def chunks(source: InputFile, file: int, size: int, columns: list[str]) -> Itera
         yield from _parquet_chunks(source.path, file, size, columns)
 
 
+def parquet_spans(
+    source: InputFile, file: int, size: int, target: int
+) -> Iterator[list[Chunk]] | None:
+    """The chunks of the Parquet file ``source`` without their data, grouped into spans of
+    at least ``target`` rows and at least a row group, that end where a row group ends (a
+    worker reads a span's row groups once); None when the row groups are so large that
+    spans would leave the other workers idle (then :func:`chunks` reads the file here)."""
+    groups = row_groups(source.path)
+    largest = max(groups, default=0)
+    if largest > 4 * max(target, size, SMALL_GROUP):
+        return None
+    return _spans(groups, file, size, max(target, largest))
+
+
+def row_groups(path: Path) -> list[int]:
+    """The row count of each row group of the Parquet file ``path``."""
+    meta = _parquet(path).metadata
+    return [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+
+
+def _spans(groups: list[int], file: int, size: int, target: int) -> Iterator[list[Chunk]]:
+    ends = list(itertools.accumulate(groups))
+    total = ends[-1] if ends else 0
+    span: list[Chunk] = []
+    for index, start in enumerate(range(0, total, size)):
+        end = min(start + size, total)
+        span.append(Chunk(file, index, start, None, end - start))
+        first = span[0].start
+        group_end = next(e for e in ends if e > first)
+        if end >= group_end or end - first >= target:
+            yield span
+            span = []
+    if span:
+        yield span
+
+
+def read_span(reader: Any, span: list[Chunk], columns: list[str]) -> list[Chunk]:
+    """``span`` with each chunk's record batch, read from the Parquet file ``reader``
+    (a ``pyarrow.parquet.ParquetFile``): only the row groups that hold its rows."""
+    import dataclasses
+
+    meta = reader.metadata
+    first, last = span[0].start, span[-1].start + span[-1].rows
+    wanted, offset, at = [], None, 0
+    for g in range(meta.num_row_groups):
+        rows = meta.row_group(g).num_rows
+        if at < last and at + rows > first:
+            wanted.append(g)
+            offset = at if offset is None else offset
+        at += rows
+    table = reader.read_row_groups(wanted, columns=columns, use_threads=False)
+    return [
+        dataclasses.replace(
+            chunk,
+            payload=table.slice(chunk.start - (offset or 0), chunk.rows)
+            .combine_chunks()
+            .to_batches()[0],
+        )
+        for chunk in span
+    ]
+
+
 def _csv_chunks(path: Path, file: int, size: int) -> Iterator[Chunk]:
-    with path.open("rb") as fh:
-        header = fh.readline()
-        start = 0
-        for index in itertools.count():
-            lines = [line for line in itertools.islice(fh, size) if line.strip()]
-            while len(lines) < size:  # blank lines do not count as rows
-                more = [line for line in itertools.islice(fh, size - len(lines)) if line.strip()]
-                if not more and fh.peek(1) == b"":
-                    break
-                lines += more
-            if not lines:
-                return
-            if not lines[-1].endswith(b"\n"):
-                lines[-1] += b"\n"
-            yield Chunk(file, index, start, header + b"".join(lines))
-            start += len(lines)
+    start = 0
+    for index, where in enumerate(line_ranges(path, size)):
+        yield Chunk(file, index, start, where, where.rows)
+        start += where.rows
 
 
 def _parquet_chunks(path: Path, file: int, size: int, columns: list[str]) -> Iterator[Chunk]:

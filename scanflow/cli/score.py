@@ -30,7 +30,11 @@ def register(app: typer.Typer) -> None:
             help="Comma-separated feature columns (models without column names).",
         ),
         chunk_size: int = typer.Option(10_000, "--chunk-size", help="Rows per chunk."),
-        workers: int = typer.Option(0, "--workers", help="Scoring processes (0: one per core)."),
+        workers: int = typer.Option(
+            0,
+            "--workers",
+            help="Scoring processes (0: one per core; under 100,000 rows: this process).",
+        ),
         on_error: str = typer.Option(
             "fail",
             "--on-error",

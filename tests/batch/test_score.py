@@ -266,3 +266,79 @@ def test_missing_columns_and_missing_model_are_clear_errors(store: Store, tmp_pa
             str(tmp_path / "o3"),
             on_error="ignore",
         )
+
+
+def _parquet_in_row_groups(
+    store: Store, path: Path, corrupt_group: int | None = None
+) -> pd.DataFrame:
+    """3000 rows in row groups of 1000; ``corrupt_group``'s pages overwritten."""
+    import pyarrow.parquet as pq
+
+    frame = pixels_frame(store, 3000, seed=7)
+    frame.to_parquet(path, index=False, row_group_size=1000)
+    if corrupt_group is not None:
+        data = bytearray(path.read_bytes())
+        group = pq.ParquetFile(path).metadata.row_group(corrupt_group)
+        for j in range(group.num_columns):
+            column = group.column(j)
+            begin = (column.dictionary_page_offset or column.data_page_offset) + 20
+            end = begin + column.total_compressed_size - 24
+            data[begin:end] = b"\xff" * (end - begin)
+        path.write_bytes(bytes(data))
+    return frame
+
+
+def test_parquet_row_groups_are_read_by_the_workers(store: Store, tmp_path: Path):
+    frame = _parquet_in_row_groups(store, tmp_path / "pixels.parquet")
+    summary = score(
+        "models:/digits@champion",
+        str(tmp_path / "pixels.parquet"),
+        str(tmp_path / "out"),
+        id_column="id",
+        chunk_size=400,  # chunks across row group ends
+        workers=2,
+        tracking_uri=store.tracking_uri,
+    )
+    assert (summary.rows, summary.chunks) == (3000, 8)
+    got = _read(tmp_path / "out", "id")
+    assert got["id"].tolist() == frame["id"].tolist()
+    assert np.array_equal(got["prediction"], store.estimator.predict(frame[PIXELS]))
+
+
+def test_a_corrupt_parquet_row_group_is_skipped_or_fails(store: Store, tmp_path: Path):
+    frame = _parquet_in_row_groups(store, tmp_path / "pixels.parquet", corrupt_group=1)
+    args = ("models:/digits@champion", str(tmp_path / "pixels.parquet"))
+    options = {"id_column": "id", "chunk_size": 500, "workers": 2}
+    with pytest.raises(BatchInputError, match=r"pixels\.parquet, chunk [23] \(rows 1[05]00\.\.\)"):
+        score(*args, str(tmp_path / "out1"), tracking_uri=store.tracking_uri, **options)
+    _no_partial_output(tmp_path / "out1")
+    summary = score(
+        *args, str(tmp_path / "out2"), on_error="skip", tracking_uri=store.tracking_uri, **options
+    )
+    assert (summary.rows, summary.bad_rows, summary.bad_chunks) == (2000, 1000, 2)
+    assert sorted(row for row, _ in summary.bad_examples) == [1000, 1500]
+    got = _read(tmp_path / "out2", "id")
+    good = frame.drop(index=range(1000, 2000))
+    assert got["id"].tolist() == good["id"].tolist()
+    assert np.array_equal(got["prediction"], store.estimator.predict(good[PIXELS]))
+
+
+def test_parts_written_before_a_crash_but_not_recorded_are_not_scored_again(
+    store: Store, tmp_path: Path
+):
+    """A crash between a part's rename and its manifest line: the part's footer counts."""
+    frame = _parquet_in_row_groups(store, tmp_path / "pixels.parquet")
+    args = ("models:/digits@champion", str(tmp_path / "pixels.parquet"), str(tmp_path / "out"))
+    options = {"id_column": "id", "chunk_size": 500, "workers": 2}
+    score(*args, tracking_uri=store.tracking_uri, **options)
+    staging = tmp_path / ".out.partial"
+    (tmp_path / "out").rename(staging)  # back to the state of a run killed at its end
+    (staging / "_summary.json").unlink()
+    manifest = (staging / "_manifest.jsonl").read_text().splitlines()
+    (staging / "_manifest.jsonl").write_text("\n".join(manifest[:3]) + "\n")  # 2 of 6 kept
+    summary = score(*args, tracking_uri=store.tracking_uri, **options)
+    assert (summary.chunks_resumed, summary.chunks_scored, summary.chunks) == (6, 0, 6)
+    keys = [json.loads(line).get("key") for line in (tmp_path / "out/_manifest.jsonl").open()]
+    assert sorted(k for k in keys if k) == [f"0000-{i:06d}" for i in range(6)]
+    got = _read(tmp_path / "out", "id")
+    assert got["id"].tolist() == frame["id"].tolist()
