@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from scanflow.api.errors import ApiError, Unreachable
 from scanflow.feed import JsonlFeed
 from scanflow.serving.client import ServingClient, parse_metrics  # noqa: F401 (agents import it here)
-from scanflow.serving.errors import ServingError, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class HttpServiceControl(ServingClient):
             return super().status()
         except Unreachable as exc:
             return {"ready": False, "reachable": False, "error": str(exc)}
-        except ServingError as exc:  # it answered, but refused (the token, say)
+        except ApiError as exc:  # it answered, but refused (the token, say)
             return {"ready": False, "reachable": True, "error": str(exc)}
 
     def scale(self, workers: int, *, wait: bool = True, timeout: float = 30.0) -> dict[str, Any]:

@@ -150,6 +150,7 @@ def list_runs(
     handle: AppHandle = Depends(app_for),
     status: list[str] = Query(default_factory=list, description="Only runs in these states."),
     workflow: str | None = Query(None, max_length=63),
+    engine: str | None = Query(None, max_length=63, description="Only runs of this engine."),
     param: list[str] = Query(
         default_factory=list, description="Parameter filters like lr>=0.1 or dataset=digits."
     ),
@@ -158,7 +159,7 @@ def list_runs(
     limit: int = Query(50, ge=1, le=runs_api.MAX_LIMIT),
 ) -> Page[RunSummary]:
     """A page of runs, filtered and sorted by the database."""
-    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit)
+    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit, engine)
     return runs_api.list_runs(handle, query)
 
 
