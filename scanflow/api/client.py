@@ -38,9 +38,6 @@ def _app(app: str) -> str:
 class ScanflowClient(HttpClient):
     """Talks to a Scanflow server with a team token (``Authorization: Bearer``)."""
 
-    def __enter__(self) -> ScanflowClient:
-        return self
-
     # -- read -----------------------------------------------------------------------------
     def whoami(self) -> dict[str, str]:
         """The token's team and scope."""

@@ -30,9 +30,6 @@ class ServingClient(HttpClient):
         f"(<app>/.scanflow/{TOKEN_FILE} or ${TOKEN_ENV})"
     )
 
-    def __enter__(self) -> ServingClient:
-        return self
-
     def status(self) -> dict[str, Any]:
         """Workers, model version, staging, failed versions (``GET /admin/status``)."""
         return self.call("GET", "/admin/status")

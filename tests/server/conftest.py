@@ -34,21 +34,27 @@ class Apps:
         return self.tokens.create(team, scope, **options).token
 
 
-@pytest.fixture
-def apps(tmp_path: Path) -> Iterator[Apps]:
+def make_apps(root: Path) -> Apps:
+    """The three applications in folders under ``root`` (close ``apps.tokens.store``)."""
     folders = {}
     for name, team, extra in [
         ("vision", "vision", ""),
         ("audio", "audio", ""),
         ("radio", "vision", f"tracker:\n  uri: http://127.0.0.1:{free_port()}\n"),
     ]:
-        folders[name] = tmp_path / name
+        folders[name] = root / name
         write_files(
             folders[name], {"scanflow.yaml": pipeline(name, team) + extra, "steps.py": STEPS}
         )
     store = Store.for_state_dir(folders["vision"] / ".scanflow")
-    yield Apps(tmp_path, folders["vision"], folders["audio"], folders["radio"], Tokens(store))
-    store.close()
+    return Apps(root, folders["vision"], folders["audio"], folders["radio"], Tokens(store))
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[Apps]:
+    made = make_apps(tmp_path)
+    yield made
+    made.tokens.store.close()
 
 
 @dataclass

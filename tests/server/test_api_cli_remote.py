@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,29 @@ from scanflow.api.errors import Forbidden, NotFound
 from scanflow.cli.main import main
 from scanflow.store.agent_models import DecisionRecord
 
-from .conftest import Apps, Server
+from .conftest import Apps, Server, make_apps, start_server, stop_server
 
 READS = [["runs"], ["show", "RUN"], ["decisions"], ["agents", "status"]]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Apps, Server]]:
+    """One server for this module's tests."""
+    apps = make_apps(tmp_path_factory.mktemp("remote"))
+    server = start_server(apps)
+    yield apps, server
+    stop_server(server)
+    apps.tokens.store.close()
+
+
+@pytest.fixture
+def apps(shared: tuple[Apps, Server]) -> Apps:
+    return shared[0]
+
+
+@pytest.fixture
+def server(shared: tuple[Apps, Server]) -> Server:
+    return shared[1]
 
 
 @pytest.fixture(autouse=True)
