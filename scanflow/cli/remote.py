@@ -49,9 +49,11 @@ def app_name(ctx: typer.Context, client: ScanflowClient) -> str:
     names = [a.name for a in client.apps()]
     if len(names) == 1:
         return names[0]
+    if not names:
+        raise Invalid(f"the token's team has no application on {client.base_url}")
     raise Invalid(
         f"the server holds {len(names)} applications of your team "
-        f"({', '.join(names) or 'none'}): run this in (or point --app at) the folder of "
+        f"({', '.join(names)}): run this in (or point --app at) the folder of "
         "the one you mean"
     )
 

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import free_port
 
 from scanflow.agents.messages import Message
 from scanflow.agents.state import AgentState
 from scanflow.api.client import ScanflowClient
-from scanflow.api.errors import Forbidden, NotFound
+from scanflow.api.errors import Conflict, Forbidden, NotFound
 from scanflow.cli.main import main
 from scanflow.store.agent_models import DecisionRecord
 
@@ -25,9 +27,11 @@ READS = [["runs"], ["show", "RUN"], ["decisions"], ["agents", "status"]]
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Apps, Server]]:
-    """One server for this module's tests."""
+    """One server of vision and radio (team vision) for this module's tests; audio's
+    team has no application on it. Nothing here uses MLflow: the server opens its stores
+    meanwhile."""
     apps = make_apps(tmp_path_factory.mktemp("remote"))
-    server = start_server(apps)
+    server = start_server(apps, include=[apps.radio], wait_tracking=False)
     yield apps, server
     stop_server(server)
     apps.tokens.store.close()
@@ -77,13 +81,20 @@ def record_agent_work(state: AgentState) -> None:
 def test_the_cli_shows_through_the_server_what_it_shows_from_the_store(
     apps: Apps, server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "scanflow.cli.main", "--app", str(apps.vision)]
+        + ["run", "pipe", "-p", "note=remote", "--no-tracking"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
     with ScanflowClient(server.url, apps.token("vision", "admin")) as admin:
-        run_id = admin.start_run("vision", "pipe", {"note": "remote"}).run_id
-        assert run_id is not None
-        ended = wait_for(
-            lambda: (view := admin.run("vision", run_id)).finished_at and view, 180, "the run's end"
-        )
-        assert ended.status == "succeeded", ended.steps
+        [run] = admin.runs("vision").items
+        assert run.status == "succeeded" and run.parameters["note"] == "remote"
+        with pytest.raises(Conflict, match=f"run {run.id} already ended .succeeded."):
+            admin.cancel("vision", run.id)  # an admin may act: the run refuses
+    run_id = run.id
     record_agent_work(AgentState(apps.tokens.store, "watcher"))
     read = ["--server", server.url, "--token", apps.token("vision", "read")]
     for command in READS:
@@ -125,14 +136,14 @@ def test_tokens_are_checked_and_refusals_are_clear(
         with pytest.raises(Forbidden, match="is read-only; actions need an admin token") as no:
             client.start_run("vision", "pipe")
         assert no.value.status == 403
-        with pytest.raises(NotFound, match="no application 'audio'"):  # another team's
+        with pytest.raises(NotFound, match="no application 'audio'"):
             client.runs("audio")
     # the application: this folder's, else the team's only one, else the CLI asks
     elsewhere = ["--app", str(tmp_path), "runs", "--server", server.url]
     code, _, err = scanflow(capsys, *elsewhere, "--token", read)
     assert code == 1 and "holds 2 applications of your team (radio, vision)" in err, err
-    code, out, err = scanflow(capsys, *elsewhere, "--token", apps.token("audio", "read"))
-    assert code == 0 and "no runs yet" in out, err
+    code, _, err = scanflow(capsys, *elsewhere, "--token", apps.token("audio", "read"))
+    assert code == 1 and f"the token's team has no application on {server.url}" in err, err
     code, _, err = scanflow(capsys, "--app", str(apps.audio), "decisions", "--token", read,
                             "--server", server.url)  # fmt: skip
     assert code == 1 and "no application 'audio'" in err
