@@ -59,7 +59,9 @@ def app_name(ctx: typer.Context, client: ScanflowClient) -> str:
 
 
 @contextmanager
-def connect(ctx: typer.Context, server: str, token: str | None) -> Iterator[tuple[Any, str]]:
+def connect(
+    ctx: typer.Context, server: str, token: str | None
+) -> Iterator[tuple[ScanflowClient, str]]:
     """A client of ``server`` and the application to ask it about."""
     if not token:
         raise Unauthenticated(f"--server needs a team token: pass --token or set ${TOKEN_ENV}")

@@ -285,7 +285,7 @@ def register(app: typer.Typer) -> None:
                 r.id: r for r in context.store(ctx).list_runs(workflow, limit, engine=target)
             }
             found = [runs_api.summary(r) for r in records.values()]
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": r.id,
                 "workflow": r.workflow,
