@@ -1,14 +1,16 @@
 """Local implementations of the agents' interfaces: an online service (through the serving
-client), the MLflow model registry, and JSON-lines feeds (prediction logs, labels)."""
+client), the MLflow model registry (the API layer's :class:`~scanflow.api.models.Registry`),
+and JSON-lines feeds (prediction logs, labels)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from scanflow.api.errors import ApiError, Unreachable
+from scanflow.api.models import Registry as MlflowRegistry
 from scanflow.feed import JsonlFeed
 from scanflow.serving.client import ServingClient, parse_metrics  # noqa: F401 (agents import it here)
-from scanflow.serving.errors import ServingError, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -29,54 +31,12 @@ class HttpServiceControl(ServingClient):
             return super().status()
         except Unreachable as exc:
             return {"ready": False, "reachable": False, "error": str(exc)}
-        except ServingError as exc:  # it answered, but refused (the token, say)
+        except ApiError as exc:  # it answered, but refused (the token, say)
             return {"ready": False, "reachable": True, "error": str(exc)}
 
     def scale(self, workers: int, *, wait: bool = True, timeout: float = 30.0) -> dict[str, Any]:
         """Grow or shrink to ``workers`` and (by default) wait until the pool has settled."""
         return super().scale(workers, wait=wait, timeout=timeout)
-
-
-class MlflowRegistry:
-    """The MLflow model registry at ``tracking_uri``."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        self.uri = tracking_uri
-        self._client: Any = None
-
-    def _mlflow(self) -> Any:
-        if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(self.uri, registry_uri=self.uri)
-        return self._client
-
-    def alias_version(self, model: str, alias: str) -> str | None:
-        """The version ``model@alias`` points at (None when unset)."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return str(self._mlflow().get_model_version_by_alias(model, alias).version)
-        except MlflowException:
-            return None
-
-    def set_alias(self, model: str, alias: str, version: str) -> None:
-        """Point ``model@alias`` at ``version``."""
-        self._mlflow().set_registered_model_alias(model, alias, str(version))
-
-    def versions(self, model: str) -> list[dict[str, Any]]:
-        """Every version of ``model``, oldest first."""
-        found = self._mlflow().search_model_versions(f"name = '{model}'")
-        rows = [
-            {
-                "version": str(v.version),
-                "run_id": v.run_id,
-                "source": v.source,
-                "created_at": v.creation_timestamp / 1000,
-            }
-            for v in found
-        ]
-        return sorted(rows, key=lambda r: int(r["version"]))
 
 
 def load_version(tracking_uri: str, model: str, version: str) -> Any:

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from scanflow.agents.messages import Message
 from scanflow.agents.state import AgentState, endpoint
-from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
 
 if TYPE_CHECKING:
-    import httpx
+    from scanflow.api.agent_client import AgentClient
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +83,8 @@ class Postman:
         self.state = state
         self.bus = bus
         self.policy = policy or RetryPolicy()
-        self._headers = {"content-type": "application/json", **bearer(token)}
-        self._client: httpx.AsyncClient | None = None
+        self._token = token
+        self._clients: dict[str, AgentClient] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def send(self, message: Message) -> None:
@@ -160,28 +159,19 @@ class Postman:
         await self._post(record.url, message)
 
     async def _post(self, url: str, message: Message) -> None:
-        import httpx
+        from scanflow.api.agent_client import AgentClient
+        from scanflow.api.errors import ApiError, Unreachable
 
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.policy.timeout)
+        client = self._clients.get(url)
+        if client is None:
+            client = self._clients[url] = AgentClient(url, self._token, self.policy.timeout)
         try:
-            response = await self._client.post(
-                f"{url.rstrip('/')}/inbox",
-                content=message.model_dump_json(),
-                headers=self._headers,
-            )
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"{url}: {type(exc).__name__}: {exc}") from None
-        if response.status_code < 300:
-            return
-        if response.status_code == 401:
-            raise DeliveryError(
-                f"{url}/inbox answered 401 (missing or wrong token): sender and receiver must use "
-                f"the same application token (<app>/.scanflow/{TOKEN_FILE} or ${TOKEN_ENV})",
-                final=True,
-            )
-        final = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
-        raise DeliveryError(f"{url}/inbox answered {response.status_code}: {response.text}", final)
+            await client.deliver(message)
+        except Unreachable as exc:
+            raise DeliveryError(str(exc)) from None
+        except ApiError as exc:  # refused: only a timeout or a busy receiver may change its mind
+            final = 400 <= exc.status < 500 and exc.status not in (408, 429)
+            raise DeliveryError(str(exc), final) from None
 
     async def close(self) -> None:
         """Stop delivering (pending messages stay in the outbox for the next start)."""
@@ -189,6 +179,6 @@ class Postman:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

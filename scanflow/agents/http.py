@@ -26,7 +26,7 @@ OPEN_PATHS = frozenset({"/health"})
 
 def create_app(runtime: AgentRuntime) -> FastAPI:
     """The FastAPI app of ``runtime``, guarded by ``runtime.token``."""
-    from scanflow.agents.runtime import decision_view
+    from scanflow.api.agents import decision_view
 
     app = FastAPI(title=f"scanflow agent {runtime.name}", docs_url=None, redoc_url=None)
 
@@ -60,6 +60,6 @@ def create_app(runtime: AgentRuntime) -> FastAPI:
     @app.get("/decisions")
     async def decisions(limit: int = 50) -> list[dict[str, Any]]:
         rows = await asyncio.to_thread(runtime.state.decisions, limit)
-        return [decision_view(r) for r in rows]
+        return [decision_view(r).model_dump() for r in rows]
 
     return app

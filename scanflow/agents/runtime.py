@@ -29,6 +29,7 @@ from scanflow.agents.plans import Decision, Outcome
 from scanflow.agents.state import AgentState
 from scanflow.agents.toolkit import Toolkit
 from scanflow.agents.triggers import EVENT_TRIGGERS, Event, OnMessage, Trigger
+from scanflow.api.agents import dead_letters, decision_view, recent_errors
 from scanflow.errors import ScanflowError
 from scanflow.store import Store
 from scanflow.store.agent_models import DecisionRecord
@@ -141,26 +142,6 @@ def _as_decisions(value: Any) -> list[Decision]:
     if isinstance(value, list | tuple) and all(isinstance(d, Decision) for d in value):
         return list(value)
     raise TypeError(f"a rule returns a Decision, a list of them or None, not {value!r}")
-
-
-def decision_view(row: DecisionRecord) -> dict[str, Any]:
-    """What rules see of a past decision."""
-    return {
-        "id": row.id,
-        "rule": row.rule,
-        "action": row.action,
-        "key": row.key,
-        "status": row.status,
-        "reason": row.reason,
-        "outcome": row.outcome,
-        "evidence": row.evidence,
-        "results": {
-            s["action"]: s.get("result") or {} for s in row.steps if s.get("status") == "done"
-        },
-        "created_at": row.created_at,
-        "finished_at": row.finished_at,
-        "correlation_id": row.correlation_id,
-    }
 
 
 class AgentRuntime:
@@ -468,7 +449,7 @@ class AgentRuntime:
             history=history,
             event=event,
             config=self.setup.config,
-            decisions=tuple(decision_view(r) for r in reversed(past)),
+            decisions=tuple(decision_view(r).model_dump() for r in reversed(past)),
         )
         records, blocked = await self._decide(facts, message)
         await asyncio.to_thread(self.state.commit, values, records + blocked)
@@ -767,7 +748,6 @@ class AgentRuntime:
     # -- views ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """What ``GET /status`` shows."""
-        dead = self.state.outbox("dead")
         return {
             "agent": self.name,
             "role": self.setup.role,
@@ -780,19 +760,6 @@ class AgentRuntime:
             "actuators": sorted(self.setup.registry.actuators),
             "queued": self._pending_work,
             "open_decisions": [r.id for r in self.state.open_decisions()],
-            "dead_letters": [
-                {
-                    "id": r.id,
-                    "receiver": r.receiver,
-                    "intent": r.body.get("intent"),
-                    "attempts": r.attempts,
-                    "error": r.last_error,
-                }
-                for r in dead
-            ],
-            "recent_errors": [
-                {"kind": e.kind, "at": e.at, **e.detail}
-                for e in self.state.events(limit=20)
-                if e.kind.endswith(("_error", "_timeout"))
-            ],
+            "dead_letters": [d.model_dump() for d in dead_letters(self.state)],
+            "recent_errors": recent_errors(self.state, scan=20),
         }

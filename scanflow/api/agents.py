@@ -7,57 +7,103 @@ Ctrl-C on ``scanflow agents up``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from scanflow.api.errors import NotFound
-from scanflow.api.views import AgentView, DecisionView
+from scanflow.api.views import AgentView, DeadLetterView, DecisionView
 from scanflow.api.workspace import AppHandle, store_errors
+from scanflow.store import Store
 from scanflow.store.agent_models import DecisionRecord
+
+if TYPE_CHECKING:
+    from scanflow.agents.state import AgentState
+    from scanflow.spec.model import Agent
 
 ALIVE_SECONDS = 15.0
 
 
-def list_agents(app: AppHandle) -> list[AgentView]:
-    """Every declared agent with where it runs and whether its heartbeat is recent."""
+def dead_letters(state: AgentState) -> list[DeadLetterView]:
+    """The messages ``state``'s agent gave up delivering, oldest first."""
+    return [
+        DeadLetterView(
+            id=r.id,
+            receiver=r.receiver,
+            intent=r.body.get("intent"),
+            attempts=r.attempts,
+            error=r.last_error,
+        )
+        for r in state.outbox("dead")
+    ]
+
+
+def recent_errors(state: AgentState, scan: int = 50) -> list[dict[str, Any]]:
+    """Errors and timeouts among the agent's newest ``scan`` events, newest first."""
+    return [
+        {"kind": e.kind, "at": e.at, **e.detail}
+        for e in state.events(limit=scan)
+        if e.kind.endswith(("_error", "_timeout"))
+    ]
+
+
+def agent_views(store: Store, app: str, declared: Sequence[Agent] = ()) -> list[AgentView]:
+    """The ``declared`` agents of application ``app``, then the others that ran in ``store``:
+    where each runs, whether its heartbeat is recent, its open plans, dead letters and errors."""
     from scanflow.agents.state import AgentState, endpoints
 
-    with store_errors(f"application {app.name!r}"):
-        found = {ep.agent: ep for ep in endpoints(app.store)}
-        out = []
-        for agent in app.project.app.agents:
-            ep = found.get(agent.name)
-            state = AgentState(app.store, agent.name)
-            out.append(
-                AgentView(
-                    app=app.name,
-                    name=agent.name,
-                    role=agent.role,
-                    strategy=agent.strategy,
-                    url=ep.url if ep else None,
-                    pid=ep.pid if ep else None,
-                    alive=bool(ep and time.time() - ep.heartbeat_at < ALIVE_SECONDS),
-                    heartbeat_at=ep.heartbeat_at if ep else None,
-                    open_decisions=len(state.open_decisions()),
-                    dead_letters=len(state.outbox("dead")),
-                )
+    found = {ep.agent: ep for ep in endpoints(store)}
+    kinds = {a.name: (a.role, a.strategy) for a in declared}
+    out = []
+    for name in [*kinds, *(n for n in found if n not in kinds)]:
+        ep = found.get(name)
+        state = AgentState(store, name)
+        letters = dead_letters(state)
+        role, strategy = kinds.get(name, ("", None))
+        out.append(
+            AgentView(
+                app=app,
+                name=name,
+                role=role,
+                strategy=strategy,
+                url=ep.url if ep else None,
+                pid=ep.pid if ep else None,
+                alive=bool(ep and time.time() - ep.heartbeat_at < ALIVE_SECONDS),
+                heartbeat_at=ep.heartbeat_at if ep else None,
+                open_decisions=len(state.open_decisions()),
+                dead_letters=len(letters),
+                letters=letters,
+                errors=recent_errors(state)[:5],
             )
+        )
     return out
 
 
+def list_agents(app: AppHandle) -> list[AgentView]:
+    """Every declared agent of ``app`` (and any other that ran in its store)."""
+    with store_errors(f"application {app.name!r}"):
+        return agent_views(app.store, app.name, app.project.app.agents)
+
+
 def decision_view(row: DecisionRecord) -> DecisionView:
+    """The view of one stored decision (the server's, the CLI's and what rules see)."""
+    steps = list(row.steps or [])
     return DecisionView(
         id=row.id,
         app=row.app,
         agent=row.agent,
         rule=row.rule,
         action=row.action,
+        key=row.key,
         reason=row.reason,
         status=row.status,
         evidence=row.evidence or {},
-        steps=list(row.steps or []),
+        steps=steps,
+        results={s["action"]: s.get("result") or {} for s in steps if s.get("status") == "done"},
         outcome=row.outcome,
         created_at=row.created_at,
         finished_at=row.finished_at,
         mlflow_run_id=row.mlflow_run_id,
+        correlation_id=row.correlation_id,
     )
 
 

@@ -45,3 +45,25 @@ class Invalid(ApiError):
 
 class Unavailable(ApiError):
     status = 503
+
+
+class Unreachable(Unavailable):
+    """A remote API did not answer at all (not running, or the connection failed)."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: Invalid,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Invalid,
+    503: Unavailable,
+}
+
+
+def error_for(status: int, message: str) -> ApiError:
+    """The error a client raises for an HTTP answer ``status`` (``message`` says why)."""
+    error = _BY_STATUS.get(status, ApiError)(message)
+    error.status = status
+    return error

@@ -67,12 +67,80 @@ def open_store(app: AppHandle) -> None:
             _ready.add(uri)
 
 
-def _client(app: AppHandle) -> Any:
-    from mlflow import MlflowClient
+class Registry:
+    """The MLflow model registry at ``tracking_uri``: what the server and the CLI show of
+    models and what agents read and move (:class:`~scanflow.agents.interfaces.ModelRegistry`)."""
 
+    def __init__(self, tracking_uri: str) -> None:
+        self.uri = tracking_uri
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The ``MlflowClient`` of this registry (made on first use)."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return self._client
+
+    def alias_version(self, model: str, alias: str) -> str | None:
+        """The version ``model@alias`` points at (None when unset)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(model, alias).version)
+        except MlflowException:
+            return None
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        """Point ``model@alias`` at ``version``."""
+        self.client.set_registered_model_alias(model, alias, str(version))
+
+    def version_views(
+        self, model: str, aliases: dict[str, str] | None = None, metrics: bool = False
+    ) -> list[VersionView]:
+        """Every version of ``model``, oldest first, with the ``aliases`` (alias -> version)
+        pointing at it and, with ``metrics``, the metrics of the run that made it."""
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (aliases or {}).items():
+            by_version.setdefault(version, []).append(alias)
+        found = [
+            VersionView(
+                version=str(v.version),
+                run_id=v.run_id,
+                source=v.source,
+                status=v.status,
+                created_at=v.creation_timestamp / 1000,
+                aliases=sorted(by_version.get(str(v.version), [])),
+                metrics=self._metrics(v.run_id) if metrics else {},
+            )
+            for v in self.client.search_model_versions(f"name = '{model}'")
+        ]
+        return sorted(found, key=lambda v: int(v.version))
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """Every version of ``model``, oldest first: version, run_id, source, created_at."""
+        keep = {"version", "run_id", "source", "created_at"}
+        return [v.model_dump(include=keep) for v in self.version_views(model)]
+
+    def _metrics(self, run_id: str | None) -> dict[str, float]:
+        if not run_id:
+            return {}
+        try:
+            return dict(self.client.get_run(run_id).data.metrics)
+        except Exception:  # noqa: BLE001 - a deleted run leaves the version shown
+            log.debug("no run %s in %s", run_id, self.uri)
+            return {}
+
+
+def _client(app: AppHandle) -> Any:
+    return _registry(app).client
+
+
+def _registry(app: AppHandle) -> Registry:
     open_store(app)
-    uri = app.tracking_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return Registry(app.tracking_uri)
 
 
 def _served_names(app: AppHandle) -> set[str]:
@@ -132,32 +200,10 @@ def get_model(app: AppHandle, name: str) -> ModelView:
     """Model ``name`` with every version, its aliases and its run's metrics."""
     _check_visible(app, name)
     with tracking_errors(app):
-        client = _client(app)
-        model = client.get_registered_model(name)
+        registry = _registry(app)
+        model = registry.client.get_registered_model(name)
         aliases = {k: str(v) for k, v in (model.aliases or {}).items()}
-        by_version: dict[str, list[str]] = {}
-        for alias, version in aliases.items():
-            by_version.setdefault(version, []).append(alias)
-        versions = []
-        for v in client.search_model_versions(f"name = '{name}'"):
-            metrics: dict[str, float] = {}
-            if v.run_id:
-                try:
-                    metrics = dict(client.get_run(v.run_id).data.metrics)
-                except Exception:  # noqa: BLE001 - a deleted run leaves the version shown
-                    log.debug("no run %s for %s v%s", v.run_id, name, v.version)
-            versions.append(
-                VersionView(
-                    version=str(v.version),
-                    run_id=v.run_id,
-                    source=v.source,
-                    status=v.status,
-                    created_at=v.creation_timestamp / 1000,
-                    aliases=sorted(by_version.get(str(v.version), [])),
-                    metrics=metrics,
-                )
-            )
-    versions.sort(key=lambda x: int(x.version), reverse=True)
+        versions = registry.version_views(name, aliases, metrics=True)[::-1]
     return ModelView(
         app=app.name,
         name=name,
@@ -176,6 +222,6 @@ def move_alias(app: AppHandle, name: str, alias: str, version: str) -> ActionRes
         raise Invalid(f"alias {alias!r} must be letters, digits, '-' or '_'")
     before = model.aliases.get(alias)
     with tracking_errors(app):
-        _client(app).set_registered_model_alias(name, alias, version)
+        _registry(app).set_alias(name, alias, version)
     log.info("%s@%s moved from %s to %s", name, alias, before, version)
     return ActionResult(message=f"{name}@{alias} -> version {version} (was {before or 'unset'})")

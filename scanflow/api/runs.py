@@ -27,7 +27,7 @@ from scanflow.api.views import (
 )
 from scanflow.api.workspace import AppHandle, store_errors
 from scanflow.errors import EngineError, SpecError, StoreError
-from scanflow.store import TERMINAL, RunRecord
+from scanflow.store import TERMINAL, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class RunQuery:
     limit: int = 50
     metrics: list[str] = field(default_factory=list)
     with_metrics: bool = False
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         self.status = [s for s in self.status if s.strip()]  # empty form fields mean "any"
@@ -185,6 +186,8 @@ def list_runs(app: AppHandle, query: RunQuery) -> Page[RunSummary]:
         conditions.append(RunRecord.status.in_(query.status))
     if query.workflow:
         conditions.append(RunRecord.workflow == query.workflow)
+    if query.engine:
+        conditions.append(RunRecord.engine == query.engine)
     conditions += [param_condition(p) for p in query.params]
     conditions += [metric_condition(m) for m in query.metrics]
     order = [_order(query.sort), RunRecord.id.desc()]
@@ -218,12 +221,18 @@ def get_run(app: AppHandle, run_id: str) -> RunView:
     """Run ``run_id`` with its steps and their attempts."""
     run = get_record(app, run_id)
     with store_errors(f"application {app.name!r}"):
-        steps = app.store.steps(run.id)
-        attempts = app.store.attempts(run.id)
+        return run_view(app.store, run)
+
+
+def run_view(store: Store, run: RunRecord) -> RunView:
+    """``run`` (a record of ``store``) with its steps and their attempts."""
+    steps = store.steps(run.id)
+    attempts = store.attempts(run.id)
     return RunView(
         **summary(run).model_dump(),
         mlflow_run_id=run.mlflow_run_id,
         tracking_uri=run.tracking_uri,
+        run_dir=run.run_dir,
         steps=[
             StepView(
                 name=s.name,
@@ -235,6 +244,7 @@ def get_run(app: AppHandle, run_id: str) -> RunView:
                 started_at=s.started_at,
                 finished_at=s.finished_at,
                 duration=_duration(s.started_at, s.finished_at),
+                output_dir=s.output_dir,
                 attempts=[
                     AttemptView(
                         number=a.number,
@@ -243,6 +253,7 @@ def get_run(app: AppHandle, run_id: str) -> RunView:
                         started_at=a.started_at,
                         finished_at=a.finished_at,
                         duration=_duration(a.started_at, a.finished_at),
+                        log=a.log_path,
                     )
                     for a in attempts.get(s.id, [])
                 ],

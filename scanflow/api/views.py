@@ -49,6 +49,7 @@ class AttemptView(BaseModel):
     started_at: float
     finished_at: float | None
     duration: float | None
+    log: str | None = Field(None, description="its log file, on the machine that ran it")
 
 
 class StepView(BaseModel):
@@ -62,6 +63,7 @@ class StepView(BaseModel):
     finished_at: float | None
     duration: float | None
     attempts: list[AttemptView]
+    output_dir: str | None = Field(None, description="on the machine that ran it")
 
 
 class RunSummary(BaseModel):
@@ -90,6 +92,7 @@ class RunView(RunSummary):
     mlflow_run_id: str | None
     tracking_uri: str | None
     steps: list[StepView]
+    run_dir: str | None = Field(None, description="on the machine that ran it")
 
 
 class ValueRow(BaseModel):
@@ -177,7 +180,19 @@ class ServiceHistory(BaseModel):
     versions: list[VersionSpan]
 
 
+class DeadLetterView(BaseModel):
+    """A message an agent gave up delivering."""
+
+    id: str
+    receiver: str
+    intent: str | None
+    attempts: int
+    error: str | None
+
+
 class AgentView(BaseModel):
+    """An agent: declared, or one that ran (``pid`` set) with its heartbeat and troubles."""
+
     app: str
     name: str
     role: str
@@ -188,24 +203,30 @@ class AgentView(BaseModel):
     heartbeat_at: float | None = None
     open_decisions: int = 0
     dead_letters: int = 0
+    letters: list[DeadLetterView] = Field(default_factory=list)
+    errors: list[dict[str, Any]] = Field(default_factory=list, description="newest first")
 
 
 class DecisionView(BaseModel):
-    """One decision of an agent and the evidence it acted on."""
+    """One decision of an agent and the evidence it acted on (also what rules see of past
+    decisions): ``results`` holds what each done step of its plan returned."""
 
     id: str
     app: str
     agent: str
     rule: str
     action: str
+    key: str | None = None
     reason: str
     status: str
     evidence: dict[str, Any]
     steps: list[dict[str, Any]]
+    results: dict[str, Any] = Field(default_factory=dict)
     outcome: str | None
     created_at: float
     finished_at: float | None
     mlflow_run_id: str | None
+    correlation_id: str | None = None
 
 
 class LineageStep(BaseModel):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 import typer
 
-from scanflow.cli import context
+from scanflow.cli import context, remote
 from scanflow.cli.output import OutputFormat, console, print_json
 
 
@@ -69,42 +68,32 @@ def register(app: typer.Typer) -> None:
     def status(
         ctx: typer.Context,
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
     ) -> None:
         """Agents that ran here: address, liveness, open plans, dead letters, errors."""
         from rich.table import Table
 
-        from scanflow.agents.state import AgentState, endpoints
+        from scanflow.api.agents import agent_views
 
-        store = context.store(ctx)
-        rows: list[dict[str, Any]] = []
-        for ep in endpoints(store):
-            state = AgentState(store, ep.agent)
-            alive = time.time() - ep.heartbeat_at < 15
-            rows.append(
-                {
-                    "agent": ep.agent,
-                    "url": ep.url,
-                    "pid": ep.pid,
-                    "alive": alive,
-                    "heartbeat_at": ep.heartbeat_at,
-                    "open_decisions": len(state.open_decisions()),
-                    "dead_letters": [
-                        {
-                            "id": r.id,
-                            "receiver": r.receiver,
-                            "intent": r.body.get("intent"),
-                            "attempts": r.attempts,
-                            "error": r.last_error,
-                        }
-                        for r in state.outbox("dead")
-                    ],
-                    "errors": [
-                        {"kind": e.kind, "at": e.at, **e.detail}
-                        for e in state.events(limit=50)
-                        if e.kind.endswith(("_error", "_timeout"))
-                    ][:5],
-                }
-            )
+        if server:
+            with remote.connect(ctx, server, token) as (client, name):
+                views = [v for v in client.agents(name) if v.pid is not None]  # those that ran
+        else:
+            views = agent_views(context.store(ctx), app="")
+        rows: list[dict[str, Any]] = [
+            {
+                "agent": v.name,
+                "url": v.url,
+                "pid": v.pid,
+                "alive": v.alive,
+                "heartbeat_at": v.heartbeat_at,
+                "open_decisions": v.open_decisions,
+                "dead_letters": [d.model_dump() for d in v.letters],
+                "errors": v.errors,
+            }
+            for v in views
+        ]
         if output is OutputFormat.json:
             print_json(rows)
             return
@@ -134,41 +123,40 @@ def register(app: typer.Typer) -> None:
         agent: str | None = typer.Option(None, help="Only this agent's decisions."),
         limit: int = typer.Option(50, help="How many (newest)."),
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
     ) -> None:
         """The agents' decisions as a timeline: when, who, why, what, outcome."""
         from rich.table import Table
 
-        from scanflow.agents.runtime import decision_view
-        from scanflow.agents.state import all_decisions
+        from scanflow.api.agents import decision_view
 
-        rows = all_decisions(context.store(ctx), agent, limit=limit)
+        if server:
+            with remote.connect(ctx, server, token) as (client, name):
+                views = client.decisions(name, agent, limit)[::-1]  # oldest first
+        else:
+            from scanflow.agents.state import all_decisions
+
+            views = [
+                decision_view(r) for r in all_decisions(context.store(ctx), agent, limit=limit)
+            ]
         if output is OutputFormat.json:
-            print_json(
-                [
-                    {
-                        **decision_view(r),
-                        "agent": r.agent,
-                        "steps": r.steps,
-                        "mlflow_run_id": r.mlflow_run_id,
-                    }
-                    for r in rows
-                ]
-            )
+            print_json([v.model_dump() for v in views])
             return
-        if not rows:
+        if not views:
             console.print("no decisions yet")
             return
         table = Table("time", "agent", "decision", "reason", "status", "outcome")
         colour = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
-        for r in rows:
-            c = colour.get(r.status, "cyan")
+        for v in views:
+            c = colour.get(v.status, "cyan")
             table.add_row(
-                _when(r.created_at),
-                r.agent,
-                r.action,
-                r.reason,
-                f"[{c}]{r.status}[/]",
-                r.outcome or "-",
+                _when(v.created_at),
+                v.agent,
+                v.action,
+                v.reason,
+                f"[{c}]{v.status}[/]",
+                v.outcome or "-",
             )
         console.print(table)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from scanflow.cli import context
+from scanflow.cli import context, remote
 from scanflow.cli.output import OutputFormat, console, err_console, print_json
 from scanflow.errors import ScanflowError
 from scanflow.spec.loader import Project
@@ -176,21 +176,17 @@ def engine_of_run(ctx: typer.Context, run_id: str, target: str | None) -> tuple[
     return get_engine(recorded, run.engine, tracking=False), run
 
 
-def _interrupted(run: Any) -> bool:
-    from scanflow.engines.local.recovery import interrupted
-
-    return getattr(run, "engine", "local") == "local" and interrupted(run)
-
-
-def shown_status(run: Any) -> str:
-    """The run's status, or ``interrupted`` when it is recorded as running but its engine died."""
-    return "interrupted" if _interrupted(run) else run.status
-
-
-def _interrupted_hint(run: Any) -> str:
+def _interrupted_hint(run_id: str, record: Any = None) -> str:
+    """What to do about an interrupted run: resume it here (``record``: its local record), or
+    retry it through the server."""
     from scanflow.engines.local.recovery import resume_command
 
-    return f"run {run.id} interrupted (its engine is gone); resume with `{resume_command(run)}`"
+    todo = (
+        f"resume with `{resume_command(record)}`"
+        if record is not None
+        else "retry it on the server (an admin token)"
+    )
+    return f"run {run_id} interrupted (its engine is gone); {todo}"
 
 
 def runs_table(ids: list[str]) -> Any:
@@ -207,56 +203,6 @@ def runs_table(ids: list[str]) -> Any:
     table.add_column("started", min_width=len("2026-01-01"))
     table.add_column("duration", no_wrap=True, justify="right")
     return table
-
-
-def _duration(start: float | None, end: float | None) -> float | None:
-    if start is None:
-        return None
-    return (end or time.time()) - start
-
-
-def run_summary(store: Any, run: Any) -> dict[str, Any]:
-    """A run with its steps and attempts as plain data (the ``-o json`` form)."""
-    attempts = store.attempts(run.id)
-    return {
-        "id": run.id,
-        "app": run.app,
-        "team": run.team,
-        "workflow": run.workflow,
-        "status": shown_status(run),
-        "parameters": run.parameters,
-        "error": run.error,
-        "mlflow_run_id": run.mlflow_run_id,
-        "tracking_uri": run.tracking_uri,
-        "run_dir": run.run_dir,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration": _duration(run.started_at, run.finished_at),
-        "steps": [
-            {
-                "name": s.name,
-                "status": s.status,
-                "depends_on": s.depends_on,
-                "duration": _duration(s.started_at, s.finished_at),
-                "error": s.error,
-                "cached_from": s.cached_from,
-                "output_dir": s.output_dir,
-                "mlflow_run_id": s.mlflow_run_id,
-                "attempts": [
-                    {
-                        "number": a.number,
-                        "exit_code": a.exit_code,
-                        "log": a.log_path,
-                        "error": a.error,
-                        "duration": _duration(a.started_at, a.finished_at),
-                    }
-                    for a in attempts.get(s.id, [])
-                ],
-            }
-            for s in store.steps(run.id)
-        ],
-    }
 
 
 def _fmt_seconds(value: float | None) -> str:
@@ -320,22 +266,34 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(20, "--limit", "-n", min=1),
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
         target: str = typer.Option(None, "--target", "-t", help="Only runs of this engine."),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
     ) -> None:
         """List the newest workflow runs."""
+        from scanflow.api import runs as runs_api
+
         if target:
             from scanflow.engines.registry import check_name
 
             check_name(target)
-        records = context.store(ctx).list_runs(workflow, limit, engine=target)
-        rows = [
+        records: dict[str, Any] = {}
+        if server:
+            with remote.connect(ctx, server, token) as (client, name):
+                found = client.runs(name, workflow=workflow, engine=target, limit=limit).items
+        else:
+            records = {
+                r.id: r for r in context.store(ctx).list_runs(workflow, limit, engine=target)
+            }
+            found = [runs_api.summary(r) for r in records.values()]
+        rows: list[dict[str, Any]] = [
             {
                 "id": r.id,
                 "workflow": r.workflow,
-                "status": shown_status(r),
+                "status": r.status,
                 "started_at": r.started_at,
-                "duration": _duration(r.started_at, r.finished_at),
+                "duration": r.duration,
             }
-            for r in records
+            for r in found
         ]
         if output is OutputFormat.json:
             print_json(rows)
@@ -357,9 +315,10 @@ def register(app: typer.Typer) -> None:
                 _fmt_seconds(row["duration"]),
             )
         console.print(table, soft_wrap=False)  # fit the table to the terminal
-        for record in records:
-            if _interrupted(record):
-                console.print(_interrupted_hint(record), highlight=False)
+        for row in rows:
+            if row["status"] == "interrupted":
+                hint = _interrupted_hint(row["id"], records.get(row["id"]))
+                console.print(hint, highlight=False)
 
     @app.command()
     def show(
@@ -367,13 +326,24 @@ def register(app: typer.Typer) -> None:
         run_id: str = typer.Argument(..., metavar="RUN"),
         output: OutputFormat = typer.Option(OutputFormat.table, "--output", "-o"),
         target: str = _target_option(),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
     ) -> None:
         """Show a run's DAG with step states, durations and attempts."""
         from rich.table import Table
 
-        store = context.store(ctx)
-        _, record = engine_of_run(ctx, run_id, target)
-        summary = run_summary(store, record)
+        from scanflow.api.runs import run_view
+
+        record = None
+        if server:
+            if target:
+                raise ScanflowError("--target does not go with --server (the server knows)")
+            with remote.connect(ctx, server, token) as (client, name):
+                view = client.run(name, run_id)
+        else:
+            _, record = engine_of_run(ctx, run_id, target)
+            view = run_view(context.store(ctx), record)
+        summary = view.model_dump()
         if output is OutputFormat.json:
             print_json(summary)
             return
@@ -382,8 +352,8 @@ def register(app: typer.Typer) -> None:
             f"{_styled(summary['status'])} {_fmt_seconds(summary['duration'])}"
             + (f"\n[red]{summary['error']}[/]" if summary["error"] else "")
         )
-        if _interrupted(record):
-            console.print(_interrupted_hint(record), highlight=False)
+        if summary["status"] == "interrupted":
+            console.print(_interrupted_hint(summary["id"], record), highlight=False)
         table = Table("step", "after", "status", "duration", "attempts (exit codes)", "note")
         for step in summary["steps"]:
             codes = (

@@ -284,8 +284,8 @@ def scale(
     ] = None,
 ) -> None:
     """Grow or shrink a running service's workers without dropping requests."""
+    from scanflow.api.errors import Unauthenticated, Unreachable
     from scanflow.serving.client import ServingClient
-    from scanflow.serving.errors import Unauthorized, Unreachable
 
     token, source = _admin_token(ctx, token)
     try:
@@ -296,7 +296,7 @@ def scale(
             f"cannot reach the service at {url}: {exc}; is it running "
             "(scanflow serve / scanflow up) and is the URL right?"
         ) from None
-    except Unauthorized:
+    except Unauthenticated:
         raise ScanflowError(
             f"the service at {url} refused to scale: {source}; pass the application's token "
             "with --token, set $SCANFLOW_TOKEN, or point --app at the application folder "

@@ -65,15 +65,15 @@ class PodTotals:
 def scrape(urls: Mapping[str, str], token: str | None, timeout: float = 5.0) -> dict[str, dict]:
     """``/metrics`` of each pod (pod name -> base URL); a pod that does not answer is left
     out (logged): it counts again once it answers."""
+    from scanflow.api.errors import ApiError
     from scanflow.serving.client import ServingClient
-    from scanflow.serving.errors import ServingError
 
     found: dict[str, dict] = {}
     for pod, url in urls.items():
         client = ServingClient(url, token=token, timeout=timeout)
         try:
             found[pod] = client.metrics()
-        except (ServingError, ValueError) as exc:  # no answer, or not Prometheus text
+        except (ApiError, ValueError) as exc:  # no answer, or not Prometheus text
             log.info("metrics of pod %s (%s) not read: %s", pod, url, exc)
         finally:
             client.close()

@@ -325,15 +325,15 @@ class KubeServiceControl:
         registry alias now."""
         if not self.per_pod:
             return self.http.refresh() if self.http is not None else {}
+        from scanflow.api.errors import ApiError
         from scanflow.serving.client import ServingClient
-        from scanflow.serving.errors import ServingError
 
         answers: dict[str, Any] = {}
         for pod, url in self.pod_urls().items():
             with ServingClient(url, token=self.token, timeout=10.0) as client:
                 try:
                     answers[pod] = client.refresh()
-                except ServingError as exc:
+                except ApiError as exc:
                     answers[pod] = {"error": str(exc)}
         return {"pods": answers}
 

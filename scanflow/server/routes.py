@@ -156,6 +156,7 @@ def list_runs(
     handle: AppHandle = Depends(app_for),
     status: list[str] = Query(default_factory=list, description="Only runs in these states."),
     workflow: str | None = Query(None, max_length=63),
+    engine: str | None = Query(None, max_length=63, description="Only runs of this engine."),
     param: list[str] = Query(
         default_factory=list, description="Parameter filters like lr>=0.1 or dataset=digits."
     ),
@@ -168,7 +169,7 @@ def list_runs(
     metrics: bool = Query(False, description="Include each run's last metric values."),
 ) -> Page[RunSummary]:
     """A page of runs, filtered and sorted by the database."""
-    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit, metric, metrics)
+    query = runs_api.RunQuery(status, workflow, param, sort, offset, limit, metric, metrics, engine)
     return runs_api.list_runs(handle, query)
 
 

@@ -7,9 +7,9 @@ it. Scaling and refreshing need the application's token (:mod:`scanflow.auth`)::
     client.scale(3, wait=True)       # grow to 3 workers, return once they serve
     client.status()["model_version"]
 
-Errors: :class:`~scanflow.serving.errors.Unauthorized` (401),
-:class:`~scanflow.serving.errors.Unreachable` (no answer) and
-:class:`~scanflow.serving.errors.ServingError` (any other refusal).
+Errors are those of every Scanflow client (:mod:`scanflow.api.errors`):
+:class:`~scanflow.serving.errors.Unauthorized` (401), :class:`~scanflow.serving.errors.Unreachable`
+(no answer) and another :class:`~scanflow.api.errors.ApiError` for any other refusal.
 """
 
 from __future__ import annotations
@@ -18,62 +18,30 @@ from typing import Any
 
 import httpx
 
-from scanflow.auth import TOKEN_ENV, TOKEN_FILE, bearer
-from scanflow.serving.errors import ServingError, Unauthorized, Unreachable
+from scanflow.api.http import HttpClient, check
+from scanflow.auth import TOKEN_ENV, TOKEN_FILE
 
 
-class ServingClient:
+class ServingClient(HttpClient):
     """Talks to one service's HTTP port; ``token`` is sent as ``Authorization: Bearer``."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0) -> None:
-        self.base_url = self.url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=bearer(token))
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> ServingClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise Unreachable(
-                f"{method} {self.base_url}{path} got no answer: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            data = response.json()
-        except ValueError:
-            data = {"error": response.text}
-        where = f"{response.request.method} {response.request.url}"
-        if response.status_code == 401:
-            raise Unauthorized(
-                f"{where} answered 401 (missing or wrong token): clients and services must "
-                f"use the same application token (<app>/.scanflow/{TOKEN_FILE} or ${TOKEN_ENV})"
-            )
-        if response.status_code >= 400:
-            message = data.get("error") or data.get("message") if isinstance(data, dict) else data
-            raise ServingError(f"{where} answered {response.status_code}: {message}")
-        return data
+    unauthenticated_hint = (
+        "clients and services must use the same application token "
+        f"(<app>/.scanflow/{TOKEN_FILE} or ${TOKEN_ENV})"
+    )
 
     def status(self) -> dict[str, Any]:
         """Workers, model version, staging, failed versions (``GET /admin/status``)."""
-        return self._json(self._request("GET", "/admin/status"))
+        return self.call("GET", "/admin/status")
 
     def scale(self, workers: int, *, wait: bool = False, timeout: float = 30.0) -> dict[str, Any]:
         """Grow or shrink to ``workers``; with ``wait`` return once the pool has settled."""
         body = {"workers": workers, "wait": wait, "timeout": timeout}
-        return self._json(self._request("POST", "/admin/workers", json=body, timeout=timeout + 15))
+        return self.call("POST", "/admin/workers", json=body, timeout=timeout + 15)
 
     def refresh(self) -> dict[str, Any]:
         """Look at the registry alias now rather than at the next poll."""
-        return self._json(self._request("POST", "/admin/refresh", json={}))
+        return self.call("POST", "/admin/refresh", json={})
 
     def ready(self) -> bool:
         """True when a model takes traffic."""
@@ -84,16 +52,12 @@ class ServingClient:
 
     def predict(self, rows: Any) -> tuple[Any, str]:
         """MLflow-style prediction of ``rows``; returns (predictions, model version)."""
-        response = self._request("POST", "/invocations", json={"inputs": rows})
-        data = self._json(response)
-        return data["predictions"], response.headers.get("x-model-version", "")
+        response = check(self.request("POST", "/invocations", json={"inputs": rows}))
+        return response.json()["predictions"], response.headers.get("x-model-version", "")
 
     def metrics(self) -> dict[str, Any]:
         """Cumulative request, error and latency counters and current gauges (``/metrics``)."""
-        response = self._request("GET", "/metrics")
-        if response.status_code >= 400:
-            self._json(response)
-        return parse_metrics(response.text)
+        return parse_metrics(check(self.request("GET", "/metrics")).text)
 
 
 def parse_metrics(text: str) -> dict[str, Any]:

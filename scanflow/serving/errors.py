@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from scanflow.api.errors import Unauthenticated as Unauthorized
+from scanflow.api.errors import Unreachable
 from scanflow.errors import ScanflowError
+
+__all__ = ["ModelLoadError", "RequestError", "ServingError", "Unauthorized", "Unreachable"]
 
 
 class ServingError(ScanflowError):
-    """A service could not be started or configured as asked."""
+    """A service could not be started or configured as asked.
 
-
-class Unauthorized(ServingError):
-    """A service refused an admin call because the token was missing or wrong (HTTP 401)."""
-
-
-class Unreachable(ServingError):
-    """A service did not answer at all (not running, or the connection failed)."""
+    What its clients raise (:class:`Unauthorized` for a 401, :class:`Unreachable` for no
+    answer) are the errors of every Scanflow client, from :mod:`scanflow.api.errors`.
+    """
 
 
 class RequestError(ScanflowError):

@@ -70,8 +70,11 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **options)
 
 
-def start_server(apps: Apps, include: list[Path] | None = None) -> Server:
-    """A server of ``vision`` and ``include`` (default: audio and radio)."""
+def start_server(
+    apps: Apps, include: list[Path] | None = None, wait_tracking: bool = True
+) -> Server:
+    """A server of ``vision`` and ``include`` (default: audio and radio); with
+    ``wait_tracking``, returned once its MLflow stores are open."""
     command = [sys.executable, "-m", "scanflow.cli.main", "--app", str(apps.vision), "server"]
     command += ["--port", "0"]
     for folder in [apps.audio, apps.radio] if include is None else include:
@@ -94,6 +97,8 @@ def start_server(apps: Apps, include: list[Path] | None = None) -> Server:
         return found[0].split("listening on ")[1].strip() if found else None
 
     server.url = wait_for(address, timeout=120, what="the server's address")
+    if not wait_tracking:
+        return server
     wait_for(
         lambda: httpx.get(f"{server.url}/api/health", timeout=30).json()["tracking_ready"],
         timeout=120,

@@ -1,0 +1,153 @@
+"""``--server`` and ``--token``: the CLI reads runs, decisions and agents through a real
+``scanflow server`` with a team token, and shows exactly what it shows from the store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+from scanflow.agents.messages import Message
+from scanflow.agents.state import AgentState
+from scanflow.api.client import ScanflowClient
+from scanflow.api.errors import Conflict, Forbidden, NotFound
+from scanflow.cli.main import main
+from scanflow.store.agent_models import DecisionRecord
+
+from .conftest import Apps, Server, make_apps, start_server, stop_server
+
+READS = [["runs"], ["show", "RUN"], ["decisions"], ["agents", "status"]]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Apps, Server]]:
+    """One server of vision and radio (team vision) for this module's tests; audio's
+    team has no application on it. Nothing here uses MLflow: the server opens its stores
+    meanwhile."""
+    apps = make_apps(tmp_path_factory.mktemp("remote"))
+    server = start_server(apps, include=[apps.radio], wait_tracking=False)
+    yield apps, server
+    stop_server(server)
+    apps.tokens.store.close()
+
+
+@pytest.fixture
+def apps(shared: tuple[Apps, Server]) -> Apps:
+    return shared[0]
+
+
+@pytest.fixture
+def server(shared: tuple[Apps, Server]) -> Server:
+    return shared[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCANFLOW_SERVER", raising=False)
+    monkeypatch.delenv("SCANFLOW_TOKEN", raising=False)
+
+
+def scanflow(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, " ".join(err.split())
+
+
+def record_agent_work(state: AgentState) -> None:
+    """What a running monitor leaves in the store: its address, a decision, a dead letter
+    and a sensor error."""
+    state.register("http://127.0.0.1:9")
+    now = time.time()
+    steps = [{"action": "notify", "status": "done", "result": {"sent": 1}}]
+    decision = DecisionRecord(
+        id="d-1", app="vision", agent=state.agent, rule="drift", action="notify", key="notify",
+        reason="p=0.003 < 0.01", status="succeeded", evidence={"p_value": 0.003}, steps=steps,
+        outcome="sent", created_at=now, finished_at=now + 1,
+    )  # fmt: skip
+    state.commit({}, [decision])
+    letter = Message(sender=state.agent, receiver="planner", intent="drift")
+    state.enqueue(letter)
+    state.delivery(letter.id, "dead", 5, "no answer within 5s")
+    state.event("sensor_error", error="feed unreadable")
+
+
+def test_the_cli_shows_through_the_server_what_it_shows_from_the_store(
+    apps: Apps, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "scanflow.cli.main", "--app", str(apps.vision)]
+        + ["run", "pipe", "-p", "note=remote", "--no-tracking"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    with ScanflowClient(server.url, apps.token("vision", "admin")) as admin:
+        [run] = admin.runs("vision").items
+        assert run.status == "succeeded" and run.parameters["note"] == "remote"
+        with pytest.raises(Conflict, match=f"run {run.id} already ended .succeeded."):
+            admin.cancel("vision", run.id)  # an admin may act: the run refuses
+    run_id = run.id
+    record_agent_work(AgentState(apps.tokens.store, "watcher"))
+    read = ["--server", server.url, "--token", apps.token("vision", "read")]
+    for command in READS:
+        args = [run_id if a == "RUN" else a for a in command]
+        code, local, _ = scanflow(capsys, "--app", str(apps.vision), *args, "-o", "json")
+        assert code == 0
+        code, remote, err = scanflow(capsys, "--app", str(apps.vision), *args, *read, "-o", "json")
+        assert code == 0, err
+        assert json.loads(remote) == json.loads(local), command
+        code, table, err = scanflow(capsys, "--app", str(apps.vision), *args, *read)
+        assert code == 0 and err == "", err
+        assert table == scanflow(capsys, "--app", str(apps.vision), *args)[1]
+    vision = ["--app", str(apps.vision)]
+    [shown] = json.loads(scanflow(capsys, *vision, "runs", *read, "-o", "json")[1])
+    assert shown["id"] == run_id and shown["status"] == "succeeded"
+    [agent] = json.loads(scanflow(capsys, *vision, "agents", "status", *read, "-o", "json")[1])
+    assert agent["dead_letters"][0]["error"] == "no answer within 5s"
+    assert agent["errors"][0]["error"] == "feed unreadable"
+    [decided] = json.loads(scanflow(capsys, *vision, "decisions", *read, "-o", "json")[1])
+    assert decided["evidence"] == {"p_value": 0.003}
+    assert decided["results"] == {"notify": {"sent": 1}}
+
+
+def test_tokens_are_checked_and_refusals_are_clear(
+    apps: Apps, server: Server, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    vision = ["--app", str(apps.vision), "runs", "--server", server.url]
+    code, _, err = scanflow(capsys, *vision)
+    assert code == 1 and "--server needs a team token: pass --token or set $SCANFLOW_TOKEN" in err
+    for token, reason in [("nope", "malformed token"), (apps.token()[:-3] + "abc", "wrong token")]:
+        code, _, err = scanflow(capsys, *vision, "--token", token)
+        assert code == 1 and "answered 401" in err and reason in err, err
+        assert "valid team token with --token or $SCANFLOW_TOKEN" in err
+        assert "Traceback" not in err and token not in err
+    # a read-only token reads but may not act
+    read = apps.token("vision", "read")
+    with ScanflowClient(server.url, read) as client:
+        assert [a.name for a in client.apps()] == ["radio", "vision"]
+        with pytest.raises(Forbidden, match="is read-only; actions need an admin token") as no:
+            client.start_run("vision", "pipe")
+        assert no.value.status == 403
+        with pytest.raises(NotFound, match="no application 'audio'"):
+            client.runs("audio")
+    # the application: this folder's, else the team's only one, else the CLI asks
+    elsewhere = ["--app", str(tmp_path), "runs", "--server", server.url]
+    code, _, err = scanflow(capsys, *elsewhere, "--token", read)
+    assert code == 1 and "holds 2 applications of your team (radio, vision)" in err, err
+    code, _, err = scanflow(capsys, *elsewhere, "--token", apps.token("audio", "read"))
+    assert code == 1 and f"the token's team has no application on {server.url}" in err, err
+    code, _, err = scanflow(capsys, "--app", str(apps.audio), "decisions", "--token", read,
+                            "--server", server.url)  # fmt: skip
+    assert code == 1 and "no application 'audio'" in err
+    down = f"http://127.0.0.1:{free_port()}"
+    code, _, err = scanflow(capsys, "--app", str(apps.vision), "runs", "--server", down,
+                            "--token", read)  # fmt: skip
+    assert code == 1 and f"GET {down}/api/apps/vision/runs" in err and "got no answer" in err
