@@ -19,7 +19,7 @@ test: $(STAMP) k8s-sim test-base-image
 	$(VENV)/bin/ruff check scanflow tests bench scripts
 	$(VENV)/bin/ruff format --check scanflow tests bench scripts
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2  # tests of one shared resource stay in one worker (tests/conftest.py)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scanflow tests bench scripts

@@ -16,16 +16,35 @@ from scanflow.spec import Project, load_project
 pytest_plugins = ["k8s.fixtures"]
 
 
-# Under pytest-xdist, the tests that share one resource of the machine run in one worker:
-# the test cluster with its Argo controller, and the image builder's store and registry.
+# Under pytest-xdist (make test runs `-n 2`), the tests that share one resource of the
+# machine run in one worker, first: the test cluster with its Argo controller (one per
+# machine), and the image builder's store and registry.
 SHARED_RESOURCES = {"k8s": ("tests/k8s/", "[kubernetes"), "images": ("tests/build/",)}
 
 
+def shared_resource(nodeid: str) -> str | None:
+    """The shared resource a test needs, by its node id (None: it can run anywhere)."""
+    for group, marks in SHARED_RESOURCES.items():
+        if any(mark in nodeid for mark in marks):
+            return group
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for group, marks in SHARED_RESOURCES.items():
-            if any(mark in item.nodeid for mark in marks):
-                item.add_marker(pytest.mark.xdist_group(group))
+    # the long chains of one resource start first, so the other worker takes the rest
+    items.sort(key=lambda item: shared_resource(item.nodeid) is None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedResourceScheduling(LoadScopeScheduling):
+        """Each test its own unit of work, except the tests of one shared resource."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return shared_resource(nodeid) or nodeid
+
+    return SharedResourceScheduling(config, log)
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:

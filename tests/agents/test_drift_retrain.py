@@ -148,7 +148,7 @@ def _runtime(world, store: Store, service: HttpServiceControl, **options: Any) -
         min_labelled=300,
         label_wait=0,
         holdout_path=str(project.base_dir / "holdout.npz"),
-        swap_timeout=20,
+        swap_timeout=180,  # generous: a busy machine loads slowly; failures return at once
         **options,
     )
     strategy = DriftRetrain(config)
