@@ -217,6 +217,8 @@ def _duration(start: float | None, end: float | None) -> float | None:
 
 def run_summary(store: Any, run: Any) -> dict[str, Any]:
     """A run with its steps and attempts as plain data (the ``-o json`` form)."""
+    from scanflow.engines.refs import attempt_log
+
     attempts = store.attempts(run.id)
     return {
         "id": run.id,
@@ -247,7 +249,7 @@ def run_summary(store: Any, run: Any) -> dict[str, Any]:
                     {
                         "number": a.number,
                         "exit_code": a.exit_code,
-                        "log": a.log_path,
+                        "log": attempt_log(run.engine, a.engine_ref),
                         "error": a.error,
                         "duration": _duration(a.started_at, a.finished_at),
                     }
