@@ -267,6 +267,7 @@ class KubernetesEngine:
             body = jobs.render_parent(app, run.id, ref["namespace"], keep + plan)
             self._patch(ref, {"data": body["data"]}, "merge")
             ref["round"] = round_
+            ref.pop(DRIVER, None)  # the last driver has ended; the next one is recorded below
         self.store.update_run(
             run.id, status="running", error=None, finished_at=None, engine_ref=ref
         )

@@ -20,11 +20,6 @@ POLL_SECONDS = 0.2
 log = logging.getLogger(__name__)
 
 
-def process_alive(pid: int | None, started_at: float | None = None) -> bool:
-    """Whether ``pid`` runs and (when ``started_at`` is known) is the same process as then."""
-    return LocalProcessRef(pid, started_at).alive()
-
-
 def stop_orphan(step: StepRecord) -> None:
     """Kill the process group of ``step`` if it is recorded running and still alive."""
     process = LocalProcessRef.from_ref(step.engine_ref)

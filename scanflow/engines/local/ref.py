@@ -34,7 +34,8 @@ class LocalProcessRef:
 
     def to_ref(self) -> dict[str, Any]:
         """The JSON form stored in ``engine_ref`` (unknown fields left out)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if v is not None}
 
     def with_pid(self, pid: int) -> LocalProcessRef:
         """This reference naming process ``pid`` (as it runs now)."""
