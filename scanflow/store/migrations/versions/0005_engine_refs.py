@@ -53,9 +53,12 @@ attempts = sa.table(
 )
 
 
-def _process(pid: int | None, started_at: float | None = None, log_path: str | None = None):
+def _process(
+    pid: int | None, started_at: float | None = None, log_path: str | None = None
+) -> dict[str, Any]:
+    """A local process as the local engine's references spell it (unknown keys left out)."""
     ref = {"pid": pid, "pid_started_at": started_at, "log_path": log_path}
-    return {k: v for k, v in ref.items() if v}
+    return {k: v for k, v in ref.items() if v not in (None, "")}
 
 
 def _set(table: sa.TableClause, rows: list[dict[str, Any]]) -> None:
