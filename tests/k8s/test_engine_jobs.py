@@ -160,3 +160,29 @@ def test_cli_runs_on_the_cluster_and_show_reads_the_run(k8s_cluster: K8sCluster,
         wrong.returncode != 0
         and "--engine (argo or jobs) goes with --target kubernetes" in wrong.stderr
     )
+
+
+def test_a_run_whose_driver_is_killed_is_interrupted_then_cancelled(
+    k8s_cluster: K8sCluster, tmp_path
+) -> None:
+    import os
+    import signal
+
+    project = digits_project(tmp_path, "digits-jobs-driver")
+    engine = engine_for(project, k8s_cluster, "jobs", hold={"load-data"})
+    run_id = engine.submit("train")
+    driver = LocalProcessRef.from_ref(engine.get_run(run_id).engine_ref[DRIVER])
+    assert driver.alive()
+    os.kill(driver.pid, signal.SIGKILL)  # the driver this test started, by its recorded PID
+    wait_for(lambda: not driver.alive(), 60, "the driver to die")
+    events = list(engine.watch(run_id))
+    assert (events[-1].status, events[-1].message) == ("interrupted", "its driver process is gone")
+    engine.cancel(run_id)  # no driver is left to end it: the engine does
+    run = engine.get_run(run_id)
+    assert (run.status, run.error) == ("cancelled", "cancelled")
+    assert {s.status for s in engine.store.steps(run_id)} == {"cancelled"}
+    wait_for(
+        lambda: _jobs(k8s_cluster, run.engine_ref["namespace"], run_id) == [],
+        60,
+        "the run's Jobs to be deleted",
+    )
