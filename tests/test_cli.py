@@ -13,7 +13,8 @@ import pytest
 from conftest import wait_for, write_files
 
 from scanflow.cli.main import main
-from scanflow.store import Store
+from scanflow.engines.local.ref import LocalProcessRef
+from scanflow.store import StepRecord, Store
 
 SLOW_STEPS = '''
 import time
@@ -164,6 +165,11 @@ def test_errors_for_unknown_run_bad_parameter_and_missing_spec(hello: Path, tmp_
     assert code == 2 and "no workflow 'nope'" in err and "known: greet" in err
 
 
+def step_pid(step: StepRecord) -> int | None:
+    """The PID of a step's process, as the local engine records it."""
+    return LocalProcessRef.from_ref(step.engine_ref).pid
+
+
 def wait_for_running_second(store: Store) -> list:
     """Wait until step 'second' of the gated chain runs with a PID; its step records."""
     return wait_for(
@@ -171,7 +177,7 @@ def wait_for_running_second(store: Store) -> list:
             s
             for r in store.list_runs()
             for s in store.steps(r.id)
-            if s.name == "second" and s.status == "running" and s.pid
+            if s.name == "second" and s.status == "running" and step_pid(s)
         ],
         what="step 'second' to start",
     )
@@ -185,7 +191,7 @@ def test_sigkill_of_the_engine_then_resume(tmp_path: Path) -> None:
     store = Store.for_state_dir(app / ".scanflow")
     engine = spawn(app, "run", "chain", "--no-tracking")
     running = wait_for_running_second(store)
-    orphan = running[0].pid
+    orphan = step_pid(running[0])
     engine.send_signal(signal.SIGKILL)
     engine.wait(30)
     [run] = store.list_runs()
@@ -233,7 +239,7 @@ def test_ctrl_c_cancels_run_and_stops_children(tmp_path: Path) -> None:
     statuses = {s.name: s.status for s in store.steps(run.id)}
     assert run.status == "cancelled"
     assert statuses == {"first": "succeeded", "second": "cancelled", "third": "cancelled"}
-    assert not group_alive(running[0].pid)
+    assert not group_alive(step_pid(running[0]))
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanflow.engines.local import LocalEngine
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.errors import EngineError
 
 STEPS = """
@@ -236,12 +237,17 @@ def test_timeout_kills_the_whole_process_group(make_project, tmp_path) -> None:
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
 
 
+def _log_of(attempt) -> str:
+    """The text of an attempt's log file, found through its engine reference."""
+    return Path(LocalProcessRef.from_ref(attempt.engine_ref).log_path).read_text()
+
+
 def test_stderr_only_step_is_logged(make_project) -> None:
     eng = engine(make_project(single("stderr_only"), {"steps.py": STEPS}))
     run = eng.run("one")
     assert run.status == "succeeded"
     [[attempt]] = eng.store.attempts(run.id).values()
-    assert "only on stderr" in Path(attempt.log_path).read_text()
+    assert "only on stderr" in _log_of(attempt)
 
 
 def test_stderr_only_failure_keeps_log(make_project) -> None:
@@ -250,7 +256,7 @@ def test_stderr_only_failure_keeps_log(make_project) -> None:
     run = eng.run("one")
     [[attempt]] = eng.store.attempts(run.id).values()
     assert run.status == "failed" and attempt.exit_code == 2
-    assert "only on stderr" in Path(attempt.log_path).read_text()
+    assert "only on stderr" in _log_of(attempt)
 
 
 def test_step_deleting_its_output_folder_fails_clearly(make_project) -> None:

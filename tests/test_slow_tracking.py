@@ -20,6 +20,7 @@ import pytest
 from conftest import free_port, wait_for, write_files
 
 from scanflow.engines.local import LocalEngine
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.spec import load_project
 
 pytestmark = pytest.mark.slow  # starts an MLflow server
@@ -189,6 +190,10 @@ def start_run(engine: LocalEngine) -> tuple[threading.Thread, dict]:
     return thread, result
 
 
+def _pid(step) -> int | None:
+    return LocalProcessRef.from_ref(step.engine_ref).pid
+
+
 def steps_by_name(engine: LocalEngine) -> dict:
     runs = engine.store.list_runs()
     return {s.name: s for s in engine.store.steps(runs[0].id)} if runs else {}
@@ -205,13 +210,13 @@ def test_steps_run_and_finish_while_tracking_is_held(proxy, project, mlflow_serv
         done = (
             [steps[n].status for n in ("quiet", "after")] == ["succeeded"] * 2 if steps else False
         )
-        return done and steps["logger"].status == "running" and steps["logger"].pid
+        return done and steps["logger"].status == "running" and _pid(steps["logger"])
 
     wait_for(quiet_steps_done_and_logger_running, what="the steps, with MLflow held")
     assert proxy.held >= 1 and not proxy.gate.is_set()  # MLflow has answered nothing yet
     import psutil
 
-    assert psutil.pid_exists(steps_by_name(engine)["logger"].pid)  # it waits to log, alive
+    assert psutil.pid_exists(_pid(steps_by_name(engine)["logger"]))  # it waits to log, alive
     proxy.release()
     thread.join(600)
     run = result["run"]

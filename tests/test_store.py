@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.store import RunRecord, Store, schema
 
 
@@ -19,7 +20,7 @@ def _run(run_id: str, **fields) -> RunRecord:
         base_dir="/nowhere",
         run_dir="/nowhere/run",
         created_at=1.0,
-        engine_pid=4242,
+        engine_ref={"pid": 4242},
     )
     return RunRecord(**{**values, **fields})
 
@@ -90,15 +91,15 @@ def test_a_store_made_before_migrations_opens_and_upgrades(tmp_path: Path) -> No
     assert "alembic_version" not in _tables(db) and "agent_state" not in _tables(db)
 
     store = Store.for_state_dir(state)
-    assert schema.current(store._engine) == schema.head() == "0006"
+    assert schema.current(store._engine) == schema.head() == "0007"
     assert _differences(store) == []  # the same tables, columns and indexes as a new store
     old = store.get_run("old-run")
     assert (old.status, old.parameters, old.engine) == ("failed", {"n": 3}, "local")
-    assert old.engine_pid is None and old.engine_started_at is None and old.engine_ref is None
+    assert old.engine_ref is None
     [step] = store.steps("old-run")
-    assert (step.name, step.pid, step.pid_started_at) == ("fit", 77, None)
-    store.add_run(_run("new-run", engine_started_at=123.5, created_at=2.0), [])
-    assert store.get_run("new-run").engine_started_at == 123.5
+    assert (step.name, step.engine_ref) == ("fit", {"pid": 77})
+    store.add_run(_run("new-run", engine_ref={"pid_started_at": 123.5}, created_at=2.0), [])
+    assert store.get_run("new-run").engine_ref == {"pid_started_at": 123.5}
     reopened = Store.for_state_dir(state)  # at head: opens without migrating again
     assert [r.id for r in reopened.list_runs()] == ["new-run", "old-run"]
     assert [r.id for r in reopened.list_runs(engine="kubernetes")] == []
@@ -141,7 +142,9 @@ def test_concurrent_first_opens_of_one_store_are_safe(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
     with sqlite3.connect(state / "scanflow.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0006",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (schema.head(),)
+        ]
     assert _differences(Store.for_state_dir(state)) == []
 
 
@@ -153,9 +156,114 @@ def test_a_run_whose_engine_is_gone_is_interrupted(tmp_path: Path) -> None:
     from scanflow.engines.local.recovery import interrupted, resume_command
 
     me = psutil.Process(os.getpid())
-    alive = _run("alive", engine_pid=me.pid, engine_started_at=me.create_time())
-    reused = _run("reused", engine_pid=me.pid, engine_started_at=me.create_time() - 3600)
+    alive = _run("alive", engine_ref=LocalProcessRef.of(me.pid).to_ref())
+    reused = _run("reused", engine_ref=LocalProcessRef(me.pid, me.create_time() - 3600).to_ref())
     assert not interrupted(alive)
     assert interrupted(reused)  # same PID, another process: the recorded engine is gone
-    assert not interrupted(_run("done", status="succeeded", engine_pid=None))
+    assert not interrupted(_run("done", status="succeeded", engine_ref=None))
+    assert not interrupted(_run("never-started", engine_ref=None))
     assert resume_command(reused) == "scanflow --app /nowhere run --resume reused"
+
+
+# A store at revision 0004 with one run of each engine, as Scanflow wrote them then: the
+# local engine's processes and log files in columns of their own, a Kubernetes attempt's
+# pod as its log_path.
+RUNS_AT_0004 = """
+INSERT INTO runs (id, app, team, workflow, status, parameters, spec, base_dir, run_dir,
+    engine, engine_pid, engine_started_at, engine_ref, created_at) VALUES
+    ('local-run', 'engine-test', 't', 'one', 'failed', '{{}}', 'name: engine-test',
+     '{base}', '{base}/.scanflow/runs/local-run', 'local', 4242, 1700000000.5, NULL, 1.0),
+    ('kube-run', 'engine-test', 't', 'one', 'succeeded', '{{}}', 'name: engine-test',
+     '{base}', '{base}/.scanflow/runs/kube-run', 'kubernetes', 99, 1700000001.25,
+     '{{"kind": "ConfigMap", "name": "run-kube-run", "namespace": "engine-test-t"}}', 2.0);
+INSERT INTO steps (id, run_id, name, status, depends_on, pid, pid_started_at) VALUES
+    (1, 'local-run', 'only', 'failed', '[]', 77, 1700000002.5),
+    (2, 'kube-run', 'only', 'succeeded', '[]', NULL, NULL);
+INSERT INTO attempts (step_id, number, pid, exit_code, log_path, error, started_at) VALUES
+    (1, 1, 77, 1, '{log1}', 'exited with code 1', 3.0),
+    (1, 2, 78, 1, '{log2}', 'exited with code 1', 4.0),
+    (2, 1, NULL, 0, 'pod/only-abc12', NULL, 5.0);
+"""
+
+
+def _store_at_0004(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A project whose store is at revision 0004 with runs in it; its folder and logs."""
+    from sqlalchemy import create_engine
+
+    base = tmp_path / "app"
+    (base / ".scanflow").mkdir(parents=True)
+    (base / "scanflow.yaml").write_text(
+        "name: engine-test\nworkflows:\n- name: one\n  executors:\n"
+        "  - name: only\n    function: steps:main\n"
+    )
+    logs = base / ".scanflow" / "runs" / "local-run" / "steps" / "only" / "logs"
+    logs.mkdir(parents=True)
+    log1, log2 = logs / "attempt-1.log", logs / "attempt-2.log"
+    log1.write_text("first try: loading data\n")
+    log2.write_text("second try: out of memory\n")
+    engine = create_engine(f"sqlite:///{base / '.scanflow' / 'scanflow.db'}")
+    assert schema.upgrade(engine, "0004") == "0004"
+    engine.dispose()
+    with sqlite3.connect(base / ".scanflow" / "scanflow.db") as conn:
+        conn.executescript(RUNS_AT_0004.format(base=base, log1=log1, log2=log2))
+    return base, log1, log2
+
+
+def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path) -> None:
+    from scanflow.cli.runs import run_summary
+    from scanflow.engines.local import LocalEngine
+    from scanflow.spec import load_project
+
+    base, log1, log2 = _store_at_0004(tmp_path)
+    project = load_project(base)
+    store = Store.for_state_dir(project.state_dir)  # upgrades to the newest revision
+    assert schema.current(store._engine) == schema.head() == "0007"
+    assert _differences(store) == []
+
+    local, kube = store.get_run("local-run"), store.get_run("kube-run")
+    assert local.engine_ref == {"pid": 4242, "pid_started_at": 1700000000.5}
+    assert kube.engine_ref == {
+        "kind": "ConfigMap",
+        "name": "run-kube-run",
+        "namespace": "engine-test-t",
+        "driver": {"pid": 99, "pid_started_at": 1700000001.25},
+    }
+    [step] = store.steps("local-run")
+    assert LocalProcessRef.from_ref(step.engine_ref) == LocalProcessRef(77, 1700000002.5)
+    [first, second] = store.attempts("local-run")[step.id]
+    assert first.engine_ref == {"pid": 77, "log_path": str(log1)}
+    assert (second.number, second.exit_code, second.error) == (2, 1, "exited with code 1")
+    assert LocalProcessRef.from_ref(second.engine_ref).log_path == str(log2)
+    [[pod]] = store.attempts("kube-run").values()
+    assert pod.engine_ref == {"pod": "only-abc12"}
+
+    # the old run's logs are found where they were, as `scanflow logs` and `show` read them
+    logs = "".join(LocalEngine(project, tracking=False).logs("local-run"))
+    assert logs == (
+        "==> only attempt 1 <==\nfirst try: loading data\n"
+        "==> only attempt 2 <==\nsecond try: out of memory\n"
+    )
+    shown = [a["log"] for a in run_summary(store, local)["steps"][0]["attempts"]]
+    assert shown == [str(log1), str(log2)]
+    assert run_summary(store, kube)["steps"][0]["attempts"][0]["log"] == "pod/only-abc12"
+
+
+def test_the_downgrade_to_0004_puts_the_engine_fields_back(tmp_path: Path) -> None:
+    base, log1, log2 = _store_at_0004(tmp_path)
+    db = base / ".scanflow" / "scanflow.db"
+    query = (
+        "SELECT r.id, r.engine_pid, r.engine_started_at, r.engine_ref, s.pid, s.pid_started_at,"
+        " a.number, a.pid, a.log_path FROM runs r JOIN steps s ON s.run_id = r.id"
+        " JOIN attempts a ON a.step_id = s.id ORDER BY r.id, a.number"
+    )
+    with sqlite3.connect(db) as conn:
+        before = conn.execute(query).fetchall()
+    store = Store.for_state_dir(base / ".scanflow")
+    schema.downgrade(store._engine, "0004")
+    assert schema.current(store._engine) == "0004"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(query).fetchall() == before
+        assert "engine_ref" not in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    store.close()
+    assert schema.current(Store.for_state_dir(base / ".scanflow")._engine) == schema.head()

@@ -26,6 +26,7 @@ from scanflow.api.views import (
     WorkflowView,
 )
 from scanflow.api.workspace import AppHandle, store_errors
+from scanflow.engines.refs import attempt_log
 from scanflow.errors import EngineError, SpecError, StoreError
 from scanflow.store import TERMINAL, RunRecord, Store
 
@@ -253,7 +254,7 @@ def run_view(store: Store, run: RunRecord) -> RunView:
                         started_at=a.started_at,
                         finished_at=a.finished_at,
                         duration=_duration(a.started_at, a.finished_at),
-                        log=a.log_path,
+                        log=attempt_log(run.engine, a.engine_ref),
                     )
                     for a in attempts.get(s.id, [])
                 ],

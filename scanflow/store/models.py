@@ -32,13 +32,13 @@ class RunRecord(Base):
     run_dir: Mapped[str] = mapped_column(Text)
     tracking_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # the engine that runs it (its name in scanflow.engines.registry); the two fields after
-    # it are the local engine's process, by which a run whose engine died is recognised
+    # the engine that runs it (its name in scanflow.engines.registry)
     engine: Mapped[str] = mapped_column(String(63), default="local", server_default="local")
-    engine_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    engine_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # what the engine needs to find the run again (kubernetes: kind, name, namespace...)
-    engine_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # what that engine needs to find the run again, read and written by it alone
+    # (local: its process; kubernetes: kind, name, namespace...)
+    engine_ref: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -61,24 +61,28 @@ class StepRecord(Base):
     output_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
     outputs_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    pid_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the engine's handle on the step's current work (local: its process)
+    engine_ref: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AttemptRecord(Base):
-    """One try of a step: its process, exit code and log."""
+    """One try of a step: its exit code, error and times."""
 
     __tablename__ = "attempts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    log_path: Mapped[str] = mapped_column(Text)
+    # the engine's handle on the try (local: process and log file; kubernetes: its pod)
+    engine_ref: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

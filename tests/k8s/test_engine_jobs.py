@@ -8,8 +8,9 @@ from pathlib import Path
 from conftest import wait_for
 
 from scanflow.engines.base import follow
+from scanflow.engines.kubernetes.engine import DRIVER
 from scanflow.engines.kubernetes.jobs import parent_name
-from scanflow.engines.local.recovery import process_alive
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.store import Store
 
 from .engine_support import digits_project, engine_for
@@ -49,7 +50,10 @@ def test_digits_dag_runs_to_success_as_jobs(k8s_cluster: K8sCluster, tmp_path) -
     done = lambda s: jobs[s]["status"]["completionTime"]  # noqa: E731
     assert created("evaluate") >= max(done("train-logreg"), done("train-forest"))
     assert min(created("train-logreg"), created("train-forest")) >= done("load-data")
-    assert not process_alive(Store.for_state_dir(project.state_dir).get_run(run.id).engine_pid)
+    stored = Store.for_state_dir(project.state_dir).get_run(run.id)
+    driver = LocalProcessRef.from_ref(stored.engine_ref[DRIVER])
+    assert driver.pid and driver.pid_started_at  # the driver ran as a process of its own
+    wait_for(lambda: not driver.alive(), 60, "the driver to exit")
 
 
 def test_a_failing_step_is_retried_to_its_limit_and_fails_the_run(
@@ -95,7 +99,9 @@ def test_cancel_stops_the_run_and_removes_its_jobs(k8s_cluster: K8sCluster, tmp_
         60,
         "the run's Jobs to be deleted",
     )
-    wait_for(lambda: not process_alive(run.engine_pid), 60, "the driver to exit")
+    driver = LocalProcessRef.from_ref(run.engine_ref[DRIVER])
+    assert driver.pid
+    wait_for(lambda: not driver.alive(), 60, "the driver to exit")
 
 
 def test_resume_submits_only_what_did_not_succeed(k8s_cluster: K8sCluster, tmp_path) -> None:
@@ -153,4 +159,30 @@ def test_cli_runs_on_the_cluster_and_show_reads_the_run(k8s_cluster: K8sCluster,
     assert (
         wrong.returncode != 0
         and "--engine (argo or jobs) goes with --target kubernetes" in wrong.stderr
+    )
+
+
+def test_a_run_whose_driver_is_killed_is_interrupted_then_cancelled(
+    k8s_cluster: K8sCluster, tmp_path
+) -> None:
+    import os
+    import signal
+
+    project = digits_project(tmp_path, "digits-jobs-driver")
+    engine = engine_for(project, k8s_cluster, "jobs", hold={"load-data"})
+    run_id = engine.submit("train")
+    driver = LocalProcessRef.from_ref(engine.get_run(run_id).engine_ref[DRIVER])
+    assert driver.alive()
+    os.kill(driver.pid, signal.SIGKILL)  # the driver this test started, by its recorded PID
+    wait_for(lambda: not driver.alive(), 60, "the driver to die")
+    events = list(engine.watch(run_id))
+    assert (events[-1].status, events[-1].message) == ("interrupted", "its driver process is gone")
+    engine.cancel(run_id)  # no driver is left to end it: the engine does
+    run = engine.get_run(run_id)
+    assert (run.status, run.error) == ("cancelled", "cancelled")
+    assert {s.status for s in engine.store.steps(run_id)} == {"cancelled"}
+    wait_for(
+        lambda: _jobs(k8s_cluster, run.engine_ref["namespace"], run_id) == [],
+        60,
+        "the run's Jobs to be deleted",
     )

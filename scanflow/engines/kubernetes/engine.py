@@ -1,8 +1,10 @@
 """The Kubernetes engine: workflow runs on a cluster, as Argo Workflows or as a DAG of Jobs.
 
 Each run is recorded in the project's store (engine ``kubernetes``, with the cluster object
-that carries it in ``engine_ref``); ``watch``, ``get_run`` and ``logs`` read the live state
-from the cluster, so a command that detached from a run can attach again at any time.
+that carries it in ``engine_ref``: kind, name, namespace, and for a run of Jobs the local
+process that drives it under ``driver``; each attempt's ``engine_ref`` names its pod);
+``watch``, ``get_run`` and ``logs`` read the live state from the cluster, so a command that
+detached from a run can attach again at any time.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.3
 RAN = ("succeeded",)  # a step state reached only by running
+DRIVER = "driver"  # the key of a Jobs run's driver process in its engine_ref
 FLAVOURS = ("argo", "jobs")
 NO_ARGO = (
     "the cluster at {host} has no Argo Workflows (the CustomResourceDefinition "
@@ -274,6 +277,7 @@ class KubernetesEngine:
             body = jobs.render_parent(app, run.id, ref["namespace"], keep + plan)
             self._patch(ref, {"data": body["data"]}, "merge")
             ref["round"] = round_
+            ref.pop(DRIVER, None)  # the last driver has ended; the next one is recorded below
         self.store.update_run(
             run.id, status="running", error=None, finished_at=None, engine_ref=ref
         )
@@ -414,16 +418,22 @@ class KubernetesEngine:
             process = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        from scanflow.engines.local.engine import _create_time
+        from scanflow.engines.local.ref import LocalProcessRef
 
-        self.store.update_run(
-            run_id, engine_pid=process.pid, engine_started_at=_create_time(process.pid)
-        )
+        ref = dict(self.store.get_run(run_id).engine_ref or {})
+        ref[DRIVER] = LocalProcessRef.of(process.pid).to_ref()
+        self.store.update_run(run_id, engine_ref=ref)
 
     def _interrupted(self, run: RunRecord) -> bool:
-        from scanflow.engines.local.recovery import interrupted
+        """Whether a Jobs run is recorded running but its driver process is gone."""
+        from scanflow.engines.local.ref import LocalProcessRef
 
-        return (run.engine_ref or {}).get("kind") == "ConfigMap" and interrupted(run)
+        ref = run.engine_ref or {}
+        return (
+            ref.get("kind") == "ConfigMap"
+            and run.status in ("running", "pending")
+            and LocalProcessRef.from_ref(ref.get(DRIVER)).gone()
+        )
 
     def _sync_workflow(self, run: RunRecord) -> None:
         from kubernetes.dynamic.exceptions import NotFoundError

@@ -1,6 +1,7 @@
-"""A run's step pods read as attempts (exit code, reason, times), recorded in the store as
-the local engine records its processes; and the pods that cannot start (an image that
-cannot be pulled), which fail their step after a grace period instead of waiting forever."""
+"""A run's step pods read as attempts (exit code, reason, times), recorded in the store
+with each attempt's pod in its ``engine_ref`` (:class:`PodRef`); and the pods that cannot
+start (an image that cannot be pulled), which fail their step after a grace period instead
+of waiting forever."""
 
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImag
 IMAGE_PULL_GRACE = 120.0  # seconds a step's pod may fail to pull its image before it fails
 QUOTA_WORDS = "exceeded quota"  # in the message of a pod a ResourceQuota refused
 SIDECARS = ("wait", "init")  # Argo's executor containers, next to the step's own ("main")
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """The engine's handle on an attempt, kept in its ``engine_ref``: ``{"pod": NAME}``."""
+
+    pod: str | None = None
+
+    @classmethod
+    def from_ref(cls, ref: dict[str, Any] | None) -> PodRef:
+        """The pod an attempt's ``engine_ref`` names (None when it names none)."""
+        return cls((ref or {}).get("pod"))
+
+    def to_ref(self) -> dict[str, Any]:
+        """The JSON form stored in ``engine_ref``."""
+        return {"pod": self.pod} if self.pod else {}
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,7 @@ def record_attempts(
                     AttemptRecord(
                         step_id=step.id,
                         number=attempt.number,
-                        log_path=f"pod/{attempt.pod}",
+                        engine_ref=PodRef(attempt.pod).to_ref(),
                         started_at=attempt.created,
                         **fields,
                     )

@@ -59,5 +59,5 @@ def failure_message(steps: list[StepRecord]) -> str:
 
 def finish_run(store: Store, run_id: str, status: str, error: str | None) -> StepEvent:
     """Record the run's end; returns its last event."""
-    store.update_run(run_id, status=status, error=error, finished_at=now(), engine_pid=None)
+    store.update_run(run_id, status=status, error=error, finished_at=now())
     return StepEvent(run_id, "", status, message=error or "")

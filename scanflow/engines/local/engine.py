@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from scanflow.engines.base import ServiceBackend, follow
 from scanflow.engines.events import EventHandler, StepEvent
 from scanflow.engines.local.process import StepProcess
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.errors import EngineError, ScanflowError
 from scanflow.spec.graph import InputSource, resolve_input, topological_order, upstreams
 from scanflow.spec.loader import Project
@@ -182,8 +183,7 @@ class LocalEngine:
             run_dir=str(run_dir),
             tracking_uri=self.tracking_uri if self.tracking_enabled else None,
             engine=self.name,
-            engine_pid=os.getpid(),
-            engine_started_at=_create_time(os.getpid()),
+            engine_ref=LocalProcessRef.of(os.getpid()).to_ref(),
             created_at=now(),
         )
         steps = [
@@ -309,7 +309,7 @@ class LocalEngine:
             if self.store.get_run(record.id).status not in TERMINAL:  # else it has ended
                 error = f"engine error: {exc}"
                 self.store.update_run(
-                    record.id, status="failed", finished_at=now(), error=error, engine_pid=None
+                    record.id, status="failed", finished_at=now(), error=error, engine_ref=None
                 )
                 self._emit(execution, StepEvent(record.id, "", "failed", message=error))
         finally:
@@ -338,8 +338,7 @@ class LocalEngine:
             record.id,
             status="running",
             started_at=record.started_at or now(),
-            engine_pid=os.getpid(),
-            engine_started_at=_create_time(os.getpid()),
+            engine_ref=LocalProcessRef.of(os.getpid()).to_ref(),
             error=None,
         )
         self._emit(
@@ -507,8 +506,9 @@ class LocalEngine:
         log_path = step_dir / "logs" / f"attempt-{number}.log"
         env = self._step_env(ctx, executor, step_dir)
         argv, env = command_for(executor, ctx.base_dir, python, params, inputs, outputs, env)
+        ref = LocalProcessRef(log_path=str(log_path))
         attempt_id = self.store.add_attempt(
-            AttemptRecord(step_id=step.id, number=number, log_path=str(log_path), started_at=now())
+            AttemptRecord(step_id=step.id, number=number, engine_ref=ref.to_ref(), started_at=now())
         )
         try:
             process = StepProcess(argv, env, step_dir / "work", log_path, executor.timeout)
@@ -520,8 +520,9 @@ class LocalEngine:
             ctx.execution.running[step.name] = process
         if ctx.execution.cancelled.is_set():
             process.terminate()
-        self.store.update_attempt(attempt_id, pid=process.pid)
-        self._set_step(ctx, step.name, pid=process.pid, pid_started_at=_create_time(process.pid))
+        ref = ref.with_pid(process.pid)
+        self.store.update_attempt(attempt_id, engine_ref=ref.to_ref())
+        self._set_step(ctx, step.name, engine_ref=replace(ref, log_path=None).to_ref())
         self._emit(ctx.execution, StepEvent(ctx.run.id, step.name, "running", number))
         outcome = process.wait()
         with ctx.execution.lock:
@@ -669,7 +670,7 @@ class LocalEngine:
             "status": status,
             "finished_at": now(),
             "error": error,
-            "engine_pid": None,
+            "engine_ref": None,
         }
         # the run is over as soon as its steps are: tracking catches up afterwards
         self.store.update_run(ctx.run.id, **fields)
@@ -788,12 +789,3 @@ def command_for(
     call = {"function": function, "kwargs": kwargs}
     env = {**env, "SCANFLOW_STEP_CALL": json.dumps(call)}
     return [python, "-m", "scanflow.engines.local.step_main"], env
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:  # noqa: BLE001 - the process may already be gone
-        return None

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.store import Store
 
 POLL_SECONDS = 0.2
@@ -41,14 +42,14 @@ def _new_chunks(
         if only is not None and name != only:
             continue
         for attempt in attempts:
-            path = Path(attempt.log_path)
-            if not path.exists():
+            log_path = LocalProcessRef.from_ref(attempt.engine_ref).log_path
+            if log_path is None or not Path(log_path).exists():
                 continue
-            offset = offsets.get(attempt.log_path)
+            offset = offsets.get(log_path)
             if offset is None:
                 yield f"==> {name} attempt {attempt.number} <==\n"
                 offset = 0
-            yield from _read_from(path, offset, attempt.log_path, offsets)
+            yield from _read_from(Path(log_path), offset, log_path, offsets)
 
 
 def _read_from(path: Path, offset: int, key: str, offsets: dict[str, int]) -> Iterator[str]:

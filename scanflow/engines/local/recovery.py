@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from scanflow.engines.events import StepEvent
 from scanflow.engines.local.process import kill_group
+from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.errors import EngineError
 from scanflow.store import DONE_OK, TERMINAL, RunRecord, StepRecord, Store
 from scanflow.store.store import now
@@ -19,26 +20,12 @@ POLL_SECONDS = 0.2
 log = logging.getLogger(__name__)
 
 
-def process_alive(pid: int | None, started_at: float | None = None) -> bool:
-    """Whether ``pid`` runs and (when ``started_at`` is known) is the same process as then."""
-    if not pid:
-        return False
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started_at is None or abs(process.create_time() - started_at) < 1.0
-    except psutil.Error:
-        return False
-
-
 def stop_orphan(step: StepRecord) -> None:
     """Kill the process group of ``step`` if it is recorded running and still alive."""
-    if step.status == "running" and step.pid and process_alive(step.pid, step.pid_started_at):
-        log.warning("stopping orphaned process group %d of step %s", step.pid, step.name)
-        kill_group(step.pid, signal.SIGKILL)
+    process = LocalProcessRef.from_ref(step.engine_ref)
+    if step.status == "running" and process.pid and process.alive():
+        log.warning("stopping orphaned process group %d of step %s", process.pid, step.name)
+        kill_group(process.pid, signal.SIGKILL)
 
 
 def prepare_resume(store: Store, run_id: str) -> RunRecord:
@@ -48,14 +35,14 @@ def prepare_resume(store: Store, run_id: str) -> RunRecord:
         raise EngineError(f"run {run.id} already succeeded; nothing to resume")
     if run.status in ("running", "pending") and engine_alive(run):
         raise EngineError(
-            f"run {run.id} is still running under engine process {run.engine_pid}; "
+            f"run {run.id} is still running under engine process {_engine_pid(run)}; "
             "stop it first (Ctrl-C or kill it) or wait for it to end"
         )
     for step in store.steps(run.id):
         if step.status in DONE_OK:
             continue
         stop_orphan(step)
-        store.update_step(step.id, status="pending", error=None, pid=None, finished_at=None)
+        store.update_step(step.id, status="pending", error=None, engine_ref=None, finished_at=None)
     return run
 
 
@@ -64,7 +51,7 @@ def cancel_orphaned(store: Store, run: RunRecord) -> None:
     orphaned step processes are killed and its unfinished steps and itself end cancelled."""
     if engine_alive(run):
         raise EngineError(
-            f"run {run.id} is running under engine process {run.engine_pid}; "
+            f"run {run.id} is running under engine process {_engine_pid(run)}; "
             "cancel it there (Ctrl-C or SIGTERM to that process)"
         )
     for step in store.steps(run.id):
@@ -73,7 +60,7 @@ def cancel_orphaned(store: Store, run: RunRecord) -> None:
         stop_orphan(step)
         store.update_step(step.id, status="cancelled", error="cancelled", finished_at=now())
     store.update_run(
-        run.id, status="cancelled", error="cancelled", finished_at=now(), engine_pid=None
+        run.id, status="cancelled", error="cancelled", finished_at=now(), engine_ref=None
     )
 
 
@@ -105,14 +92,17 @@ def engine_alive(run: RunRecord) -> bool:
     """Whether another live process is the engine recorded for ``run`` (PID and start time)."""
     import os
 
-    return run.engine_pid != os.getpid() and process_alive(run.engine_pid, run.engine_started_at)
+    engine = LocalProcessRef.from_ref(run.engine_ref)
+    return engine.pid != os.getpid() and engine.alive()
 
 
 def interrupted(run: RunRecord) -> bool:
     """Whether ``run`` is recorded as running or pending but its engine is gone (killed)."""
-    if run.status not in ("running", "pending") or not run.engine_pid:
-        return False
-    return not process_alive(run.engine_pid, run.engine_started_at)
+    return run.status in ("running", "pending") and LocalProcessRef.from_ref(run.engine_ref).gone()
+
+
+def _engine_pid(run: RunRecord) -> int | None:
+    return LocalProcessRef.from_ref(run.engine_ref).pid
 
 
 def resume_command(run: RunRecord) -> str:
