@@ -62,6 +62,8 @@ class TrialRunner:
             raise TrialFailed(
                 f"run {run_id} ended {record.status}: {record.error or 'see its logs'}"
             )
+        if prune:
+            self._replay(trial, run_id, objectives[0], reported)
         results = [self._final(run_id, objective) for objective in objectives]
         return results[0] if len(results) == 1 else results
 
@@ -98,6 +100,20 @@ class TrialRunner:
                     self.engine.cancel(run_id)
                     ended.wait()
                     raise optuna.TrialPruned(reason)
+
+    def _replay(
+        self, trial: optuna.Trial, run_id: str, objective: Objective, reported: set[int]
+    ) -> None:
+        """Report the intermediate values of a finished run the tuner did not see, such as
+        those a cached step logged in the run that computed it, so the pruner can judge
+        later trials against this one."""
+        for source in self._sources(run_id, objective.step):
+            for points in self.reader.history(source, objective.metric, objective.step).values():
+                for point in points:
+                    if point.step not in reported:
+                        reported.add(point.step)
+                        trial.report(point.value, point.step)
+                        trial.should_prune()  # records the rungs of successive halving
 
     def _final(self, run_id: str, objective: Objective) -> float:
         """The objective's last logged value in ``run_id``; :class:`TrialFailed` if none."""

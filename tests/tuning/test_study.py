@@ -10,7 +10,7 @@ from scanflow.store import Store
 from scanflow.tracking.config import tracking_uri
 from scanflow.tuning.study import Tuner, TuningError, find_study, load
 
-from .conftest import STUDY
+from .conftest import STUDY, scanflow_cli
 
 
 def _tune(project, **options):
@@ -18,11 +18,17 @@ def _tune(project, **options):
     return tuner, tuner.run(**options)
 
 
-def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstream(tiny):
-    project = tiny()
-    _, study = _tune(project)
+@pytest.fixture(scope="module")
+def searched(shared_project):
+    """A study of two trials whose ``fit`` logs a model, run once for the tests that read it."""
+    project = shared_project(STUDY.replace("max_trials: 3", "max_trials: 2"), model=True)
+    return project, _tune(project)[1]
+
+
+def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstream(searched):
+    project, study = searched
     trials = study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 2
     for trial in trials:  # the objective is the last score, which is x
         assert trial.value == pytest.approx(trial.params["x"])
     assert study.best_value == max(t.params["x"] for t in trials)
@@ -31,7 +37,7 @@ def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstrea
     runs = [store.get_run(t.user_attrs["run_id"]) for t in trials]
     assert all(r.status == "succeeded" for r in runs)
     prep = [{s.name: s.status for s in store.steps(r.id)}["prep"] for r in runs]
-    assert prep == ["succeeded", "cached", "cached"]
+    assert prep == ["succeeded", "cached"]
     fits = [{s.name: s for s in store.steps(r.id)}["fit"] for r in runs]
     assert all(f.status == "succeeded" for f in fits)
 
@@ -94,12 +100,12 @@ def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(tiny, monkey
     import scanflow.tuning.study as module
 
     monkeypatch.setattr(module, "usable_cores", lambda: 1)
-    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 2\n    parallel_trials: 4"))
+    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 1\n    parallel_trials: 4"))
     tuner, study = _tune(project)
     assert tuner.warnings == [
         "study 'search': parallel_trials 4 is more than the 1 cores here; running 1 trials at once"
     ]
-    assert len(study.trials) == 2
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]
 
 
 def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
@@ -115,18 +121,13 @@ def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
     assert [t.value for t in study.trials] == [0.25, 0.25]
 
 
-def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny):
-    from .conftest import scanflow_cli
-
-    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 2"))
-    app = str(project.base_dir)
-    never = scanflow_cli("--app", app, "tune", "show")
+def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, searched):
+    never = scanflow_cli("--app", str(tiny().base_dir), "tune", "show")
     assert never.returncode == 1 and "has not run yet" in never.stderr  # never ran
-    assert scanflow_cli("--app", app, "tune", "train").returncode == 0
-    shown = scanflow_cli("--app", app, "tune", "show", "--study", "search")
+    project, study = searched
+    shown = scanflow_cli("--app", str(project.base_dir), "tune", "show", "--study", "search")
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
-    study = load(project, find_study(project, None, "search"))
     best = study.best_trial
     assert f"best: trial {best.number} (run {best.user_attrs['run_id']}) score=" in out
     assert out.count(" complete ") == 2
@@ -144,23 +145,23 @@ def test_a_second_tuner_on_the_same_study_is_refused(tiny):
 
 
 def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, tmp_path):
-    from .conftest import scanflow_cli
-
     objectives = (
         "objective:\n      - {metric: score, step: fit}\n"
         "      - {metric: cost, step: fit, direction: minimize}"
     )
     project = tiny(
-        STUDY.replace("objective: {metric: score, step: fit, direction: maximize}", objectives)
+        STUDY.replace(
+            "objective: {metric: score, step: fit, direction: maximize}", objectives
+        ).replace("max_trials: 3", "max_trials: 2")
     )
     _, study = _tune(project)
-    assert len(study.best_trials) == 3  # a higher x scores more and costs more: no trial dominates
+    assert len(study.best_trials) == 2  # a higher x scores more and costs more: no trial dominates
     for trial in study.trials:
         assert trial.values == pytest.approx([trial.params["x"], 2 * trial.params["x"]])
     plots = tmp_path / "plots"
     shown = scanflow_cli("--app", str(project.base_dir), "tune", "show", "--plots", str(plots))
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.count("best: trial") == 3
+    assert shown.stdout.count("best: trial") == 2
     assert sorted(p.name for p in plots.iterdir()) == ["history.png", "pareto.png"]
     assert (plots / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
