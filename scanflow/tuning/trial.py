@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scanflow.engines.base import follow
@@ -35,6 +35,7 @@ class TrialRunner:
     workflow: Workflow
     reader: MetricReader
     poll_interval: float = 0.5
+    parameters: dict[str, Any] = field(default_factory=dict)  # fixed run parameters
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
@@ -45,7 +46,8 @@ class TrialRunner:
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
         values = suggest(trial, self.study.space)
-        run_id = self.engine.submit(self.study.workflow, run_parameters(self.workflow, values))
+        params = {**self.parameters, **run_parameters(self.workflow, values)}
+        run_id = self.engine.submit(self.study.workflow, params)
         trial.set_user_attr("run_id", run_id)
         log.info("trial %d: run %s with %s", trial.number, run_id, values)
         ended = threading.Event()

@@ -8,20 +8,36 @@ from mlflow.tracking import MlflowClient
 
 from scanflow.store import Store
 from scanflow.tracking.config import tracking_uri
+from scanflow.tuning.register import register_best
 from scanflow.tuning.study import Tuner, TuningError, find_study, load
 
 from .conftest import STUDY, scanflow_cli
 
+WARM = """
+  - name: warm
+    workflow: train
+    space:
+      x: {type: float, low: 0.0, high: 1.0}
+    objective: {metric: score, step: fit, direction: maximize}
+    algorithm: random
+    seed: 8
+    pruner: {type: none}
+    warm_start: search
+    warm_start_trials: 1
+    max_trials: 2
+"""
 
-def _tune(project, **options):
-    tuner = Tuner(project, find_study(project, "train", None), poll_interval=0.1)
+
+def _tune(project, name="search", **options):
+    tuner = Tuner(project, find_study(project, None, name), poll_interval=0.1)
     return tuner, tuner.run(**options)
 
 
 @pytest.fixture(scope="module")
 def searched(shared_project):
-    """A study of two trials whose ``fit`` logs a model, run once for the tests that read it."""
-    project = shared_project(STUDY.replace("max_trials: 3", "max_trials: 2"), model=True)
+    """Study ``search`` of two trials whose ``fit`` logs a model, run once for the tests that
+    read it (study ``warm`` starts from it)."""
+    project = shared_project(STUDY.replace("max_trials: 3", "max_trials: 2") + WARM, model=True)
     return project, _tune(project)[1]
 
 
@@ -54,14 +70,19 @@ def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstrea
         assert float(fit_params["x"]) == pytest.approx(trial.params["x"])
 
 
-def test_a_study_that_ran_needs_resume(tiny):
+def test_a_study_that_ran_needs_resume_and_more_extends_it(tiny):
     project = tiny()
+    with pytest.raises(TuningError, match="has not run yet, so --more has nothing to extend"):
+        _tune(project, more=1)
     _tune(project, trials=1)
     with pytest.raises(TuningError, match="--resume"):
         _tune(project)
     _, study = _tune(project, resume=True, trials=2)
     assert len(study.trials) == 2
     assert study.trials[0].params != study.trials[1].params  # the resumed sampler draws anew
+    _, study = _tune(project, more=1)  # as 'scanflow tune train --more 1'
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert len({t.params["x"] for t in study.trials}) == 3
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
     tags = client.get_run(study.user_attrs["mlflow_run_id"]).data.tags
     assert float(tags["best.x"]) == pytest.approx(study.best_params["x"])
@@ -81,6 +102,8 @@ def test_objective_never_logged_fails_each_trial_and_the_study(tiny):
     run = client.get_run(study.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
     assert not any(k.startswith("best.") for k in {**run.data.tags, **run.data.metrics})
+    with pytest.raises(TuningError, match="study 'search' has no finished trial to register"):
+        register_best(project, tuner.study, study, "tiny")
 
 
 def test_every_trial_failing_stops_at_max_failed_trials(tiny):
@@ -106,6 +129,10 @@ def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(tiny, monkey
         "study 'search': parallel_trials 4 is more than the 1 cores here; running 1 trials at once"
     ]
     assert [t.state.name for t in study.trials] == ["COMPLETE"]
+    with pytest.raises(TuningError, match=r"trial 0 of study 'search' logged no model \(step"):
+        register_best(project, tuner.study, study, "tiny")  # its fit logs none
+    with pytest.raises(TuningError, match=r"trial 0 of study 'search' logged no model \(step"):
+        register_best(project, tuner.study, study, "tiny")  # its fit logs none
 
 
 def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
@@ -167,3 +194,49 @@ def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, tmp_path):
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
     listed = client.list_artifacts(study.user_attrs["mlflow_run_id"], "plots")
     assert sorted(a.path for a in listed) == ["plots/history.png", "plots/pareto.png"]
+
+
+def test_the_best_trials_model_is_registered_and_aliased_in_one_command(searched):
+    import mlflow.sklearn
+
+    project, study = searched
+    best = study.best_trial
+    app = str(project.base_dir)
+    done = scanflow_cli(
+        "--app", app, "tune", "register", "search", "--model", "tiny", "--alias", "champion"
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = best.user_attrs["run_id"]
+    assert f"registered trial {best.number} (run {run_id}) of study search as tiny version 1 " in (
+        done.stdout
+    )
+    client = MlflowClient(tracking_uri(project.app, project.base_dir))
+    version = client.get_model_version_by_alias("tiny", "champion")
+    assert str(version.version) == "1"
+    assert version.tags == {"scanflow.study": "search", "scanflow.trial": str(best.number)}
+    fit = {s.name: s for s in Store.for_state_dir(project.state_dir).steps(run_id)}["fit"]
+    assert version.run_id == fit.mlflow_run_id  # the model the best trial's fit step logged
+    model = mlflow.sklearn.load_model(client.get_logged_model(version.model_id).artifact_location)
+    assert model.predict([[0]])[0] == pytest.approx(best.params["x"])
+    study_run = client.get_run(study.user_attrs["mlflow_run_id"])
+    assert study_run.data.tags["scanflow.registered"] == "tiny/1"
+
+
+def test_a_study_warm_starts_from_the_best_trials_of_another(searched):
+    project, source = searched
+    best = source.best_trial
+    _, study = _tune(project, "warm")
+    first, second = study.trials
+    assert first.params == best.params and first.value == pytest.approx(best.value)
+    assert first.user_attrs["warm_start"] == f"search#{best.number}"
+    store = Store.for_state_dir(project.state_dir)
+    steps = {s.name: s.status for s in store.steps(first.user_attrs["run_id"])}
+    assert steps == {"prep": "cached", "fit": "cached"}  # the same values: nothing re-ran
+    assert second.state.name == "COMPLETE" and "warm_start" not in second.user_attrs
+    assert second.params != first.params  # then the sampler draws
+
+
+def test_warm_starting_from_a_study_that_never_ran_is_refused(tiny):
+    project = tiny(STUDY + WARM)
+    with pytest.raises(TuningError, match="study 'search' has not run yet"):
+        _tune(project, "warm")
