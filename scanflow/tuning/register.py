@@ -71,7 +71,10 @@ def logged_models(project: Project, spec: Study, run_id: str) -> list[Any]:
     reader = MetricReader(uri, project.app.name)
     step = spec.objectives()[0].step
     store = Store.for_state_dir(project.state_dir)
-    cached = [s.cached_from for s in store.steps(run_id) if step in (None, s.name)]
+    try:
+        cached = [s.cached_from for s in store.steps(run_id) if step in (None, s.name)]
+    finally:
+        store.close()
     sources = [run_id, *(c for c in cached if c)]
     experiment = client.get_experiment_by_name(project.app.name)
     if experiment is None:

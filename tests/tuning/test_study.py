@@ -26,6 +26,19 @@ WARM = """
     warm_start_trials: 1
     max_trials: 2
 """
+# both trials warm-started from 'search', so their steps are all reused from the cache
+PARETO = (
+    WARM.replace("name: warm", "name: pareto")
+    .replace(
+        "objective: {metric: score, step: fit, direction: maximize}",
+        "objective:\n      - {metric: score, step: fit}\n"
+        "      - {metric: cost, step: fit, direction: minimize}",
+    )
+    .replace("warm_start_trials: 1", "warm_start_trials: 2")
+)
+CAPPED = WARM.replace("name: warm", "name: capped").replace(
+    "max_trials: 2", "max_trials: 1\n    parallel_trials: 4"
+)
 
 
 def _tune(project, name="search", **options):
@@ -36,8 +49,9 @@ def _tune(project, name="search", **options):
 @pytest.fixture(scope="module")
 def searched(shared_project):
     """Study ``search`` of two trials whose ``fit`` logs a model, run once for the tests that
-    read it (study ``warm`` starts from it)."""
-    project = shared_project(STUDY.replace("max_trials: 3", "max_trials: 2") + WARM, model=True)
+    read it (studies ``warm``, ``pareto`` and ``capped`` start from it)."""
+    studies = STUDY.replace("max_trials: 3", "max_trials: 2") + WARM + PARETO + CAPPED
+    project = shared_project(studies, model=True)
     return project, _tune(project)[1]
 
 
@@ -77,15 +91,16 @@ def test_a_study_that_ran_needs_resume_and_more_extends_it(tiny):
     _tune(project, trials=1)
     with pytest.raises(TuningError, match="--resume"):
         _tune(project)
-    _, study = _tune(project, resume=True, trials=2)
-    assert len(study.trials) == 2
-    assert study.trials[0].params != study.trials[1].params  # the resumed sampler draws anew
     _, study = _tune(project, more=1)  # as 'scanflow tune train --more 1'
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
-    assert len({t.params["x"] for t in study.trials}) == 3
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    assert study.trials[0].params != study.trials[1].params  # the resumed sampler draws anew
+    _, study = _tune(project, resume=True, trials=2)  # already 2: nothing to run
+    assert len(study.trials) == 2
     client = MlflowClient(tracking_uri(project.app, project.base_dir))
     tags = client.get_run(study.user_attrs["mlflow_run_id"]).data.tags
     assert float(tags["best.x"]) == pytest.approx(study.best_params["x"])
+    with pytest.raises(TuningError, match=r"trial \d of study 'search' logged no model \(step"):
+        register_best(project, find_study(project, None, "search"), study, "tiny")
 
 
 def test_objective_never_logged_fails_each_trial_and_the_study(tiny):
@@ -119,33 +134,15 @@ def test_every_trial_failing_stops_at_max_failed_trials(tiny):
     assert all("ended failed" in t.user_attrs["reason"] for t in study.trials)
 
 
-def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(tiny, monkeypatch):
+def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(searched, monkeypatch):
     import scanflow.tuning.study as module
 
     monkeypatch.setattr(module, "usable_cores", lambda: 1)
-    project = tiny(STUDY.replace("max_trials: 3", "max_trials: 1\n    parallel_trials: 4"))
-    tuner, study = _tune(project)
+    tuner, study = _tune(searched[0], "capped")
     assert tuner.warnings == [
-        "study 'search': parallel_trials 4 is more than the 1 cores here; running 1 trials at once"
+        "study 'capped': parallel_trials 4 is more than the 1 cores here; running 1 trials at once"
     ]
     assert [t.state.name for t in study.trials] == ["COMPLETE"]
-    with pytest.raises(TuningError, match=r"trial 0 of study 'search' logged no model \(step"):
-        register_best(project, tuner.study, study, "tiny")  # its fit logs none
-    with pytest.raises(TuningError, match=r"trial 0 of study 'search' logged no model \(step"):
-        register_best(project, tuner.study, study, "tiny")  # its fit logs none
-
-
-def test_a_cached_objective_step_takes_the_value_its_first_run_logged(tiny):
-    project = tiny(
-        STUDY.replace(
-            "{type: float, low: 0.0, high: 1.0}", "{type: categorical, choices: [0.25]}"
-        ).replace("max_trials: 3", "max_trials: 2")
-    )
-    _, study = _tune(project)
-    store = Store.for_state_dir(project.state_dir)
-    second = {s.name: s.status for s in store.steps(study.trials[1].user_attrs["run_id"])}
-    assert second == {"prep": "cached", "fit": "cached"}
-    assert [t.value for t in study.trials] == [0.25, 0.25]
 
 
 def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, searched):
@@ -171,22 +168,15 @@ def test_a_second_tuner_on_the_same_study_is_refused(tiny):
     assert not (project.state_dir / "runs").exists()  # no trial ran
 
 
-def test_two_objectives_give_a_pareto_front_shown_with_plots(tiny, tmp_path):
-    objectives = (
-        "objective:\n      - {metric: score, step: fit}\n"
-        "      - {metric: cost, step: fit, direction: minimize}"
-    )
-    project = tiny(
-        STUDY.replace(
-            "objective: {metric: score, step: fit, direction: maximize}", objectives
-        ).replace("max_trials: 3", "max_trials: 2")
-    )
-    _, study = _tune(project)
+def test_two_objectives_give_a_pareto_front_shown_with_plots(searched, tmp_path):
+    project, _ = searched
+    _, study = _tune(project, "pareto")
     assert len(study.best_trials) == 2  # a higher x scores more and costs more: no trial dominates
     for trial in study.trials:
         assert trial.values == pytest.approx([trial.params["x"], 2 * trial.params["x"]])
     plots = tmp_path / "plots"
-    shown = scanflow_cli("--app", str(project.base_dir), "tune", "show", "--plots", str(plots))
+    app = str(project.base_dir)
+    shown = scanflow_cli("--app", app, "tune", "show", "pareto", "--plots", str(plots))
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.count("best: trial") == 2
     assert sorted(p.name for p in plots.iterdir()) == ["history.png", "pareto.png"]
@@ -216,7 +206,7 @@ def test_the_best_trials_model_is_registered_and_aliased_in_one_command(searched
     assert version.tags == {"scanflow.study": "search", "scanflow.trial": str(best.number)}
     fit = {s.name: s for s in Store.for_state_dir(project.state_dir).steps(run_id)}["fit"]
     assert version.run_id == fit.mlflow_run_id  # the model the best trial's fit step logged
-    model = mlflow.sklearn.load_model(client.get_logged_model(version.model_id).artifact_location)
+    model = mlflow.sklearn.load_model(version.source)  # the stored model files
     assert model.predict([[0]])[0] == pytest.approx(best.params["x"])
     study_run = client.get_run(study.user_attrs["mlflow_run_id"])
     assert study_run.data.tags["scanflow.registered"] == "tiny/1"
@@ -231,7 +221,8 @@ def test_a_study_warm_starts_from_the_best_trials_of_another(searched):
     assert first.user_attrs["warm_start"] == f"search#{best.number}"
     store = Store.for_state_dir(project.state_dir)
     steps = {s.name: s.status for s in store.steps(first.user_attrs["run_id"])}
-    assert steps == {"prep": "cached", "fit": "cached"}  # the same values: nothing re-ran
+    assert steps == {"prep": "cached", "fit": "cached"}  # the same values: nothing re-ran,
+    # and the objective is the value the cached fit logged in its first run
     assert second.state.name == "COMPLETE" and "warm_start" not in second.user_attrs
     assert second.params != first.params  # then the sampler draws
 
