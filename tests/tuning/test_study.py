@@ -146,8 +146,11 @@ def test_parallel_trials_beyond_the_cores_are_capped_with_a_warning(searched, mo
 
 
 def test_tune_show_prints_the_leaderboard_and_the_best_trial(tiny, searched):
-    never = scanflow_cli("--app", str(tiny().base_dir), "tune", "show")
+    fresh = str(tiny().base_dir)
+    never = scanflow_cli("--app", fresh, "tune", "show")
     assert never.returncode == 1 and "has not run yet" in never.stderr  # never ran
+    more = scanflow_cli("--app", fresh, "tune", "train", "--more", "2")
+    assert more.returncode == 1 and "so --more has nothing to extend" in more.stderr
     project, study = searched
     shown = scanflow_cli("--app", str(project.base_dir), "tune", "show", "--study", "search")
     assert shown.returncode == 0, shown.stderr
