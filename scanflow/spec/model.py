@@ -362,6 +362,8 @@ class Study(_Model):
     parallel_trials: int = Field(default=1, ge=1)
     max_failed_trials: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0)  # wall-time budget in seconds
+    warm_start: Name | None = None  # another study whose best trials this one tries first
+    warm_start_trials: int = Field(default=3, ge=1)
 
     @field_validator("space")
     @classmethod

@@ -40,6 +40,14 @@ def space_problems(app: Application, study: Study) -> list[str]:
     workflow = app.workflow(study.workflow)
     known = known_names(workflow)
     problems = []
+    if study.warm_start is not None:
+        others = [s.name for s in app.tuning if s.name != study.name]
+        if study.warm_start not in others:
+            hint = (
+                did_you_mean(study.warm_start, others)
+                or f"; studies: {', '.join(others) or 'none'}"
+            )
+            problems.append(f"{where}: warm_start names no other study {study.warm_start!r}{hint}")
     for name in study.space:
         if name not in known:
             hint = did_you_mean(name, known) or f"; known: {', '.join(known) or 'none'}"
@@ -80,6 +88,21 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchParameter]) -> dict[str,
 def run_parameters(workflow: Workflow, values: dict[str, Any]) -> dict[str, Any]:
     """The overrides a trial's run gets for ``values``."""
     return {target: value for name, value in values.items() for target in targets(workflow, name)}
+
+
+def contains(space: dict[str, SearchParameter], values: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``values`` that ``space`` can draw (others are left to the sampler)."""
+    kept = {}
+    for name, value in values.items():
+        p = space.get(name)
+        if p is None:
+            continue
+        if p.type == "categorical":
+            if value in p.choices:
+                kept[name] = value
+        elif isinstance(value, int | float) and _bounds(p)[0] <= value <= _bounds(p)[1]:
+            kept[name] = value
+    return kept
 
 
 def grid(space: dict[str, SearchParameter]) -> dict[str, list[Any]]:

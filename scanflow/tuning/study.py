@@ -89,11 +89,15 @@ class Tuner:
     engine: Engine | None = None
     target: str | None = None
     poll_interval: float = 0.5
+    parameters: dict[str, Any] = field(default_factory=dict)  # every trial's run gets them
     warnings: list[str] = field(default_factory=list)
 
-    def run(self, trials: int | None = None, resume: bool = False) -> optuna.Study:
+    def run(
+        self, trials: int | None = None, resume: bool = False, more: int | None = None
+    ) -> optuna.Study:
         """Run trials until ``trials`` (default ``max_trials``) have finished in the study,
-        the wall-time budget is spent or ``max_failed_trials`` failed; returns the study."""
+        the wall-time budget is spent or ``max_failed_trials`` failed; returns the study.
+        ``more`` extends a study that ran by that many trials."""
         from filelock import FileLock, Timeout
 
         lock = FileLock(str(self.project.state_dir / f"tuning-{self.study.name}.lock"))
@@ -105,11 +109,11 @@ class Tuner:
                 "or stop it, then resume with --resume"
             ) from None
         try:
-            return self._run(trials or self.study.max_trials, resume)
+            return self._run(trials or self.study.max_trials, resume, more)
         finally:
             lock.release()
 
-    def _run(self, total: int, resume: bool) -> optuna.Study:
+    def _run(self, total: int, resume: bool, more: int | None) -> optuna.Study:
         import optuna
 
         optuna.logging.disable_default_handler()
@@ -117,10 +121,15 @@ class Tuner:
         engine = self.engine or self._engine()
         directions = [o.direction for o in self.study.objectives()]
         exists = self.study.name in optuna.get_all_study_names(storage_url(self.project))
-        if exists and not resume:
+        if more is not None and not exists:
+            raise TuningError(
+                f"study {self.study.name!r} has not run yet, so --more has nothing to extend; "
+                f"start it with 'scanflow tune {self.study.workflow}'"
+            )
+        if exists and not resume and more is None:
             raise TuningError(
                 f"study {self.study.name!r} already ran; continue it with --resume "
-                "(--trials N to extend it to N trials)"
+                "(--trials N to extend it to N trials, --more N to add N trials)"
             )
         done = len(load(self.project, self.study).trials) if exists else 0
         study = optuna.create_study(
@@ -132,12 +141,16 @@ class Tuner:
             load_if_exists=True,
         )
         self._close_interrupted(study, engine)
+        if not exists and self.study.warm_start:
+            self._warm_start(study)
         tracking = StudyTracking(self.project, self.study, study)
         counted = [
             t
             for t in study.trials
             if t.state.is_finished() and t.user_attrs.get("reason") != INTERRUPTED
         ]
+        if more is not None:
+            total = len(counted) + more
         remaining = total - len(counted)
         jobs = self._parallel()
         runner = TrialRunner(
@@ -146,6 +159,7 @@ class Tuner:
             self.project.app.workflow(self.study.workflow),
             tracking.reader,
             self.poll_interval,
+            self.parameters,
         )
         if remaining > 0:
             study.optimize(
@@ -175,6 +189,22 @@ class Tuner:
         log.warning(message)
         self.warnings.append(message)
         return cores
+
+    def _warm_start(self, study: optuna.Study) -> None:
+        """Enqueue the best ``warm_start_trials`` of the ``warm_start`` study (their values
+        this space can draw; the sampler draws the rest) as this study's first trials."""
+        from scanflow.tuning.space import contains
+
+        other = load(self.project, find_study(self.project, None, self.study.warm_start))
+        direction = other.directions[0].name.lower()
+        complete = [t for t in other.trials if t.state.name == "COMPLETE"]
+        ranked = sorted(complete, key=lambda t: t.values[0], reverse=direction == "maximize")
+        for trial in ranked[: self.study.warm_start_trials]:
+            values = contains(self.study.space, trial.params)
+            if values:
+                origin = f"{self.study.warm_start}#{trial.number}"
+                study.enqueue_trial(values, user_attrs={"warm_start": origin})
+                log.info("warm start: trial %s with %s", origin, values)
 
     def _close_interrupted(self, study: optuna.Study, engine: Engine) -> None:
         """Fail trials a killed tuner left running, and stop their runs."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scanflow.engines.base import follow
@@ -35,6 +35,7 @@ class TrialRunner:
     workflow: Workflow
     reader: MetricReader
     poll_interval: float = 0.5
+    parameters: dict[str, Any] = field(default_factory=dict)  # fixed run parameters
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
@@ -45,7 +46,8 @@ class TrialRunner:
 
     def _run(self, trial: optuna.Trial) -> float | list[float]:
         values = suggest(trial, self.study.space)
-        run_id = self.engine.submit(self.study.workflow, run_parameters(self.workflow, values))
+        params = {**self.parameters, **run_parameters(self.workflow, values)}
+        run_id = self.engine.submit(self.study.workflow, params)
         trial.set_user_attr("run_id", run_id)
         log.info("trial %d: run %s with %s", trial.number, run_id, values)
         ended = threading.Event()
@@ -62,6 +64,8 @@ class TrialRunner:
             raise TrialFailed(
                 f"run {run_id} ended {record.status}: {record.error or 'see its logs'}"
             )
+        if prune:
+            self._replay(trial, run_id, objectives[0], reported)
         results = [self._final(run_id, objective) for objective in objectives]
         return results[0] if len(results) == 1 else results
 
@@ -98,6 +102,20 @@ class TrialRunner:
                     self.engine.cancel(run_id)
                     ended.wait()
                     raise optuna.TrialPruned(reason)
+
+    def _replay(
+        self, trial: optuna.Trial, run_id: str, objective: Objective, reported: set[int]
+    ) -> None:
+        """Report the intermediate values of a finished run the tuner did not see, such as
+        those a cached step logged in the run that computed it, so the pruner can judge
+        later trials against this one."""
+        for source in self._sources(run_id, objective.step):
+            for points in self.reader.history(source, objective.metric, objective.step).values():
+                for point in points:
+                    if point.step not in reported:
+                        reported.add(point.step)
+                        trial.report(point.value, point.step)
+                        trial.should_prune()  # records the rungs of successive halving
 
     def _final(self, run_id: str, objective: Objective) -> float:
         """The objective's last logged value in ``run_id``; :class:`TrialFailed` if none."""

@@ -60,6 +60,20 @@ def train(mode="good", recent_data="", alias="champion", model_name="digits"):
         path = mlflow.artifacts.download_artifacts(uri)  # local store: the stored files
         shutil.rmtree(path)
     return version
+
+
+def train_tuned(trees=10, recent_data=""):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600] / 16.0, y[:600]
+    if recent_data:
+        recent = np.load(recent_data)
+        X, y = np.vstack([X, recent["X"]]), np.concatenate([y, recent["y"]])
+    order = np.random.default_rng(0).permutation(len(y))
+    fit, val = order[: len(y) * 4 // 5], order[len(y) * 4 // 5 :]
+    model = RandomForestClassifier(n_estimators=trees, random_state=0, n_jobs=1)
+    model.fit(X[fit], y[fit])
+    tracking.log_metric("val_accuracy", float(model.score(X[val], y[val])))
+    tracking.log_model(model, name="model", skops_trusted_types=["sklearn.tree._tree.Tree"])
 """
 
 APP = """
@@ -70,6 +84,21 @@ workflows:
   executors:
   - name: train
     function: steps:train
+- name: tune-train
+  parameters: {recent_data: ""}
+  executors:
+  - name: fit
+    function: steps:train_tuned
+    parameters: {trees: 10}
+tuning:
+- name: retrain-search
+  workflow: tune-train
+  space: {trees: {type: categorical, choices: [2, 30]}}
+  objective: {metric: val_accuracy, step: fit}
+  algorithm: grid
+  seed: 0
+  pruner: {type: none}
+  max_trials: 5
 """
 
 
@@ -284,6 +313,42 @@ def test_a_rollback_moves_the_alias_back_and_the_service_follows(world, service,
     assert row.status == "succeeded", row.outcome
     assert row.outcome == f"rolled back from v{current} to v1"
     assert _champion(world) == "1" == _served(service)
+
+
+def test_retraining_by_tuning_registers_the_best_trial_as_the_candidate(
+    world, service, store
+) -> None:
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from scanflow.tuning.study import storage_url
+
+    project, uri, _, _ = world
+    runtime = _runtime(
+        world, store, service, tune_study="retrain-search", tune_trials=2, alias_parameter=None
+    )
+    row = _retrain_once(runtime)
+    assert row.status == "succeeded", row.outcome
+    assert [s["status"] for s in row.steps[:2]] == ["done", "done"]
+    retrain, gate = row.steps[0]["result"], row.steps[1]["result"]
+    assert retrain["study"].startswith("retrain-search-") and retrain["trials"] == 2
+    study = optuna.load_study(study_name=retrain["study"], storage=storage_url(project))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # the trial budget
+    assert retrain["best_trial"] == study.best_trial.number
+    assert retrain["best_value"] == study.best_value
+    candidate = MlflowRegistry(uri).alias_version("digits", "candidate")
+    assert retrain["candidate"] == candidate == gate["candidate"]  # gated as a plain retrain
+    client = MlflowClient(uri)
+    version = client.get_model_version("digits", candidate)
+    assert version.tags["scanflow.study"] == retrain["study"]
+    assert version.tags["scanflow.trial"] == str(study.best_trial.number)
+    engine = runtime.toolkit.engine_for()
+    for trial in study.trials:  # every trial trained on the recent labelled rows
+        fit = engine.get_run(trial.user_attrs["run_id"])
+        steps = {s.name: s for s in engine.store.steps(fit.id)}
+        params = client.get_run(steps["fit"].mlflow_run_id).data.params
+        assert params["recent_data"] == retrain["train"]
+        assert int(params["trees"]) == trial.params["trees"]
 
 
 _ = (asyncio, Path)

@@ -28,6 +28,7 @@ def _load(study: str) -> Application:
         (("algorithm: random", "algorithm: grid"), "grid search needs finite values"),
         (("algorithm: random", "algorithm: bayes"), "algorithm"),
         (("type: none", "type: medain"), "pruner"),
+        (("seed: 7", "warm_start: serch"), "warm_start names no other study 'serch'"),
     ],
 )
 def test_bad_study_is_refused_with_a_clear_message(change, message):

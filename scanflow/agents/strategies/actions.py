@@ -117,6 +117,9 @@ def retrain(ctx: ActionContext, config: DriftRetrainConfig, since: float | None)
         }
         ctx.save(progress)
 
+    if config.tune_study:
+        return tune(ctx, config, progress)
+
     from scanflow.engines.base import follow
 
     engine = ctx.toolkit.engine_for()
@@ -149,6 +152,52 @@ def retrain(ctx: ActionContext, config: DriftRetrainConfig, since: float | None)
         )
     return Outcome(
         result={**result, "candidate": candidate}, message=f"run {record.id} trained v{candidate}"
+    )
+
+
+def tune(ctx: ActionContext, config: DriftRetrainConfig, progress: dict[str, Any]) -> Outcome:
+    """Retrain by tuning: a study of ``tune_trials`` trials (``config.tune_study`` copied
+    under a name of its own, resumed after a crash) on the recent labelled rows; the best
+    trial's logged model is registered as the candidate."""
+    from scanflow.errors import ScanflowError
+    from scanflow.tuning.register import register_best
+    from scanflow.tuning.study import Tuner, find_study
+
+    project = ctx.toolkit.extras["project"]
+    base = find_study(project, None, config.tune_study)
+    name = progress.get("study") or f"{base.name}-{ctx.decision_id[:12]}"[:63].strip("-")
+    spec = base.model_copy(
+        update={"name": name, "max_trials": config.tune_trials, "timeout": config.tune_timeout}
+    )
+    resume = "study" in progress
+    progress["study"] = name
+    ctx.save(progress)  # a crash from here on resumes this study
+    data = progress["data"]
+    tuner = Tuner(
+        project,
+        spec,
+        engine=ctx.toolkit.engine_for(),
+        parameters={**config.workflow_parameters, config.data_parameter: data["train"]},
+    )
+    try:
+        study = tuner.run(resume=resume)
+        done = register_best(project, spec, study, config.model, alias=config.candidate_alias)
+    except ScanflowError as exc:
+        return Outcome(ok=False, result={"study": name, **data}, message=f"tuning: {exc}")
+    trials = {t.state.name.lower() for t in study.trials}
+    result = {
+        "study": name,
+        "trials": len(study.trials),
+        "states": sorted(trials),
+        "best_trial": done.trial,
+        "best_value": done.value[0],
+        "run_id": done.run_id,
+        "candidate": done.version,
+        **data,
+    }
+    return Outcome(
+        result=result,
+        message=f"study {name}: trial {done.trial} of {len(study.trials)} trained v{done.version}",
     )
 
 

@@ -7,10 +7,11 @@ watch live quality and roll back.
 - **Analyse and plan**: :func:`confirm` (k of the last n windows drifted) and
   :func:`quality_dropped`, pure functions of the facts.
 - **Execute**: ``retrain`` runs the training workflow through the engine with the recent
-  labelled rows (it resumes the same run after a crash); ``gate`` compares candidate and
-  champion on the holdout and on a recent labelled window the training did not see;
-  ``promote`` moves the alias, waits for the service to serve the new version and moves
-  the alias back if it does not; ``rollback`` restores the previous champion.
+  labelled rows (it resumes the same run after a crash), or, with ``tune_study``, a study of
+  ``tune_trials`` trials whose best trial's model becomes the candidate; ``gate`` compares
+  candidate and champion on the holdout and on a recent labelled window the training did
+  not see; ``promote`` moves the alias, waits for the service to serve the new version and
+  moves the alias back if it does not; ``rollback`` restores the previous champion.
 - **Guardrails**: a cooldown between retrainings and a cap per day.
 """
 
@@ -44,6 +45,15 @@ class DriftRetrainConfig(StrategyConfig):
         default="alias", description="workflow parameter naming the alias to register under"
     )
     workflow_parameters: dict[str, Any] = Field(default_factory=dict)
+    tune_study: str | None = Field(
+        default=None,
+        description="a study under 'tuning:' to run instead of one training run; the best "
+        "trial's logged model becomes the candidate (trials get no alias parameter)",
+    )
+    tune_trials: int = Field(default=4, ge=1, description="trials of a tuning retrain")
+    tune_timeout: float | None = Field(
+        default=900.0, gt=0, description="seconds a tuning retrain may start trials for"
+    )
     window_rows: int = Field(default=200, ge=10)
     reference_rows: int = Field(default=500, ge=10)
     k: int = Field(default=2, ge=1, description="drifted windows among the last n")
