@@ -56,15 +56,9 @@ def cli(*args: str) -> tuple[int, str, str]:
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from scanflow.cli import output
-
-    out, err = io.StringIO(), io.StringIO()
-    output.console.file, output.err_console.file = out, err
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main(list(args))
-    finally:
-        output.console.file, output.err_console.file = sys.stdout, sys.stderr
+    out, err = io.StringIO(), io.StringIO()  # the consoles write to sys.stdout/sys.stderr
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
     return code, out.getvalue(), err.getvalue()
 
 

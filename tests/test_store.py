@@ -210,7 +210,7 @@ def _store_at_0004(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path) -> None:
-    from scanflow.cli.runs import run_summary
+    from scanflow.api.runs import run_view
     from scanflow.engines.local import LocalEngine
     from scanflow.spec import load_project
 
@@ -243,9 +243,9 @@ def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path) ->
         "==> only attempt 1 <==\nfirst try: loading data\n"
         "==> only attempt 2 <==\nsecond try: out of memory\n"
     )
-    shown = [a["log"] for a in run_summary(store, local)["steps"][0]["attempts"]]
+    shown = [a.log for a in run_view(store, local).steps[0].attempts]
     assert shown == [str(log1), str(log2)]
-    assert run_summary(store, kube)["steps"][0]["attempts"][0]["log"] == "pod/only-abc12"
+    assert run_view(store, kube).steps[0].attempts[0].log == "pod/only-abc12"
 
 
 def test_the_downgrade_to_0004_puts_the_engine_fields_back(tmp_path: Path) -> None:

@@ -46,13 +46,11 @@ def cli(*args: str) -> tuple[int, str, str]:
     from scanflow.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
-    output.console.file, output.err_console.file = out, err
     width, output.console.width = output.console.width, 200
     try:
         with redirect_stdout(out), redirect_stderr(err):
             code = main(list(args))
     finally:
-        output.console.file, output.err_console.file = sys.stdout, sys.stderr
         output.console.width = width
     return code, out.getvalue(), err.getvalue()
 

@@ -137,17 +137,11 @@ def run_cli(app_dir: Path, *args: str) -> tuple[int, str]:
     console's line wrapping does not matter.
     """
     import io
-    import sys
     from contextlib import redirect_stderr, redirect_stdout
 
-    from scanflow.cli import output
     from scanflow.cli.main import main
 
-    buffer = io.StringIO()
-    output.console.file = output.err_console.file = buffer
-    try:
-        with redirect_stdout(buffer), redirect_stderr(buffer):
-            code = main(["--app", str(app_dir), "tracker", *args])
-    finally:
-        output.console.file, output.err_console.file = sys.stdout, sys.stderr
+    buffer = io.StringIO()  # the consoles write to sys.stdout/sys.stderr
+    with redirect_stdout(buffer), redirect_stderr(buffer):
+        code = main(["--app", str(app_dir), "tracker", *args])
     return code, " ".join(buffer.getvalue().split())
