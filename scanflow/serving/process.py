@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from scanflow.auth import TOKEN_ENV, app_token
+from scanflow.children import stop_child
 from scanflow.serving.client import ServingClient
 from scanflow.serving.errors import ServingError
 from scanflow.spec.model import Service
@@ -121,12 +121,6 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (graceful drain), then SIGKILL after ``timeout``; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop_child(self.proc, timeout)
         self.client.close()
-        return self.proc.returncode
+        return code
