@@ -10,6 +10,7 @@ only for the few runs being compared.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -25,20 +26,20 @@ from scanflow.store.metric_models import RunMetricRecord, RunMetricSyncRecord
 log = logging.getLogger(__name__)
 
 ENDED = ("succeeded", "failed", "cancelled")
+COMPARISONS = {  # the operators of run filters, on parameters and on metrics
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+}
 BATCH = 100  # MLflow run ids per search
 
 
 def condition(name: str, op: str, value: float) -> ColumnElement[bool]:
     """``metric NAME op value`` as an EXISTS over the metrics index (``ix_run_metrics``)."""
-    column = RunMetricRecord.value
-    test = {
-        "=": column == value,
-        "!=": column != value,
-        ">": column > value,
-        "<": column < value,
-        ">=": column >= value,
-        "<=": column <= value,
-    }[op]
+    test = COMPARISONS[op](RunMetricRecord.value, value)
     return exists().where(RunMetricRecord.run_id == RunRecord.id, RunMetricRecord.key == name, test)
 
 

@@ -100,14 +100,9 @@ def param_condition(text: str) -> ColumnElement[bool]:
         column, value = column.as_string(), raw
     else:
         column = column.as_float()
-    return {
-        "=": column == value,
-        "!=": column != value,
-        ">": column > value,
-        "<": column < value,
-        ">=": column >= value,
-        "<=": column <= value,
-    }[op]
+    from scanflow.api.metrics import COMPARISONS
+
+    return COMPARISONS[op](column, value)
 
 
 def metric_condition(text: str) -> ColumnElement[bool]:
