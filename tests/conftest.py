@@ -16,8 +16,8 @@ from scanflow.spec import Project, load_project
 pytest_plugins = ["k8s.fixtures"]
 
 
-# Under pytest-xdist (make test runs `-n 2`), the tests that share one resource of the
-# machine run in one worker, first: the test cluster with its Argo controller (one per
+# Under pytest-xdist (make test runs `-n 2`), a test file runs in one worker, and the tests
+# that share one resource of the machine run in one worker, first: the test cluster with its Argo controller (one per
 # machine), and the image builder's store and registry.
 SHARED_RESOURCES = {"k8s": ("tests/k8s/", "[kubernetes"), "images": ("tests/build/",)}
 
@@ -39,10 +39,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class SharedResourceScheduling(LoadScopeScheduling):
-        """Each test its own unit of work, except the tests of one shared resource."""
+        """Each test file one unit of work (its module fixtures are made once), and the
+        tests of one shared resource one unit."""
 
         def _split_scope(self, nodeid: str) -> str:
-            return shared_resource(nodeid) or nodeid
+            return shared_resource(nodeid) or nodeid.split("::")[0]
 
     return SharedResourceScheduling(config, log)
 
