@@ -17,8 +17,8 @@ pytest_plugins = ["k8s.fixtures"]
 
 
 # Under pytest-xdist (make test runs `-n 2`), a test file runs in one worker, and the tests
-# that share one resource of the machine run in one worker, first: the test cluster with its Argo controller (one per
-# machine), and the image builder's store and registry.
+# that share one resource of the machine run in one worker, first: the test cluster with its
+# Argo controller (one per machine), and the image builder's store and registry.
 SHARED_RESOURCES = {"k8s": ("tests/k8s/", "[kubernetes"), "images": ("tests/build/",)}
 
 
