@@ -30,6 +30,15 @@ def shared_resource(nodeid: str) -> str | None:
     return None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    import signal
+
+    # a pytest-xdist worker may start with SIGINT ignored, and child processes inherit that:
+    # the tests that stop a command with Ctrl-C (SIGINT) need it handled as usual
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # the long chains of one resource start first, so the other worker takes the rest
     items.sort(key=lambda item: shared_resource(item.nodeid) is None)
