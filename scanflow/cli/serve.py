@@ -66,7 +66,7 @@ def serve(
     min_workers: Annotated[int, typer.Option(help="Lowest worker count scaling may set")] = 1,
     max_workers: Annotated[int, typer.Option(help="Highest worker count scaling may set")] = 4,
     batching: Annotated[bool, typer.Option(help="Coalesce concurrent requests")] = True,
-    max_batch_size: Annotated[int, typer.Option(help="Rows per model call at most")] = 64,
+    max_batch_size: Annotated[int, typer.Option(help="Rows per model call at most")] = 1024,
     max_wait_ms: Annotated[float, typer.Option(help="Longest wait for a batch to fill")] = 2.0,
     log_predictions: Annotated[bool, typer.Option(help="Write the prediction log")] = True,
     sample_rate: Annotated[float, typer.Option(help="Fraction of requests logged")] = 1.0,

@@ -48,7 +48,7 @@ class Batcher:
         self,
         current_model: Callable[[], LoadedModel | None],
         *,
-        max_batch_size: int = 64,
+        max_batch_size: int = 1024,
         max_wait_ms: float = 2.0,
         enabled: bool = True,
         on_batch: Callable[[int, int], None] | None = None,

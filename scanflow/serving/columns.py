@@ -6,13 +6,15 @@ dtype, requests are decoded straight into one 2-D array ``[rows, columns]`` in t
 signature's column order (the *dense* layout): a micro-batch is then one
 ``np.concatenate`` and at most one DataFrame, and a scikit-learn estimator fitted on
 those very columns is called on the array itself. Other column models (mixed types,
-optional columns) keep one array per column, turned into one DataFrame per batch.
+optional columns) keep one array per column, read with one conversion per dtype and
+turned into one DataFrame per batch.
 
 The layout is computed once per signature (:func:`layout_of`) and reused by every request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +22,6 @@ import numpy as np
 
 from scanflow.serving.errors import RequestError
 from scanflow.serving.signature import ColumnSpec, Signature, oip_datatype
-
-DENSE_KINDS = "biuf"  # bool, ints, floats: one 2-D array holds them without conversion
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,26 @@ class ColumnLayout:
         out = np.empty((len(first), self.width), dtype=self.dense, order="F")
         for name, arr in columns.items():
             out[:, self.index[name]] = arr
+        return out
+
+    def read_grouped(
+        self, columns: Sequence[tuple[str, Sequence[Any]]], rows: int
+    ) -> dict[str, np.ndarray] | None:
+        """Named columns of ``rows`` values each as arrays of their dtypes, with one
+        conversion per dtype (the columns sharing it together); ``None`` when one does not
+        convert (the per-column path then names it)."""
+        groups: dict[np.dtype, list[tuple[str, Sequence[Any]]]] = {}
+        for name, values in columns:
+            groups.setdefault(self.dtypes[self.index[name]], []).append((name, values))
+        out: dict[str, np.ndarray] = {}
+        for dtype, group in groups.items():
+            try:
+                block = np.array([values for _, values in group], dtype=dtype)
+            except (ValueError, TypeError):
+                return None
+            if block.shape != (len(group), rows):
+                return None
+            out.update(zip((name for name, _ in group), block, strict=True))
         return out
 
     def frame(self, data: np.ndarray | dict[str, np.ndarray]) -> Any:
@@ -119,11 +139,13 @@ def _layout(signature: Signature) -> ColumnLayout | None:
         return None
     specs = [s for s in signature.inputs if isinstance(s, ColumnSpec)]
     dtypes = tuple(np.dtype(s.dtype) for s in specs)
-    uniform = len(set(dtypes)) == 1 and dtypes[0].kind in DENSE_KINDS
-    dense = dtypes[0] if uniform and all(s.required for s in specs) else None
+    dense = signature.dense_dtype
     names = tuple(s.name for s in specs)
     return ColumnLayout(
-        names=names, dtypes=dtypes, index={n: i for i, n in enumerate(names)}, dense=dense
+        names=names,
+        dtypes=dtypes,
+        index={n: i for i, n in enumerate(names)},
+        dense=np.dtype(dense) if dense else None,
     )
 
 

@@ -38,6 +38,7 @@ class Needs:
 
     modules: list[str] = field(default_factory=list)
     complete: bool = True
+    skips: tuple[str, ...] = ()  # optional libraries it does not need (:mod:`.lean`)
 
 
 def needed_modules(path: str | Path, fast: bool = True) -> Needs:
@@ -47,7 +48,7 @@ def needed_modules(path: str | Path, fast: bool = True) -> Needs:
     flavors = mlmodel.get("flavors") or {}
     sk = flavors.get("sklearn") or {}
     pyfunc = flavors.get("python_function") or {}
-    needs = Needs()
+    needs = Needs(skips=lean.not_needed(mlmodel, fast))
     if not lean.model_is_lean(mlmodel, fast):
         needs.modules.append("pandas")
     if sk and fast and not sk.get("code") and not pyfunc.get("code"):
@@ -65,11 +66,10 @@ def needed_modules(path: str | Path, fast: bool = True) -> Needs:
     return needs
 
 
-def import_all(modules: list[str]) -> None:
-    """Import ``modules`` (those missing are left for the loader to report)."""
-    if "pandas" in modules or "mlflow.pyfunc" in modules:
-        lean.let_in()
-    for name in modules:
+def import_all(needs: Needs) -> None:
+    """Import what ``needs`` lists (those missing are left for the loader to report)."""
+    lean.let_in(set(lean.kept_out()) - set(needs.skips))
+    for name in needs.modules:
         try:
             importlib.import_module(name)
         except Exception as exc:  # the model's own loading says what is wrong with it

@@ -1,24 +1,34 @@
 """Keeping libraries a model does not need out of a worker's memory.
 
-A scikit-learn model on tensors (or on columns of one numeric type, which travel as one
-array) is served on numpy alone, yet scikit-learn imports
-pandas (and pandas imports pyarrow) when they are installed: ~90 MB per worker. Both are
-optional imports for them, so a worker serving such a model declines to import them;
+scikit-learn imports pandas, pandas imports pyarrow, and scikit-learn imports pytest
+whenever they are installed, though all three are optional for it. A serving worker
+declines the ones its model does not need (:func:`not_needed`):
+
+- pytest, always: a test framework is never needed to serve (~8 MB);
+- pyarrow, for a scikit-learn model loaded by skops: its DataFrames hold strings in
+  Python objects instead (~30 MB);
+- pandas too, for such a model on tensors or on columns of one numeric type, which is
+  called on numpy alone (~60 MB more).
+
 :func:`let_in` lifts that as soon as a model that needs them is loaded.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from importlib.abc import MetaPathFinder
 from typing import Any
 
-_HEAVY = ("pandas", "pyarrow")
+NEVER_NEEDED = ("pytest", "_pytest")
 
 
 class _KeepOut(MetaPathFinder):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name.split(".", 1)[0] in _HEAVY:
+        if name.split(".", 1)[0] in self.names:
             raise ImportError(f"{name} is not loaded by this serving worker (lean mode)")
         return None
 
@@ -26,20 +36,50 @@ class _KeepOut(MetaPathFinder):
 _finder = _KeepOut()
 
 
-def keep_out() -> None:
-    """Make ``import pandas`` / ``import pyarrow`` fail (they are optional for numpy models)."""
-    if _finder not in sys.meta_path and not any(m in sys.modules for m in _HEAVY):
+def keep_out(names: Iterable[str] = ("pandas", "pyarrow", *NEVER_NEEDED)) -> None:
+    """Make importing ``names`` fail, for those not imported yet."""
+    _finder.names |= {n for n in names if n not in sys.modules}
+    if _finder.names and _finder not in sys.meta_path:
         sys.meta_path.insert(0, _finder)
 
 
-def let_in() -> None:
-    """Allow pandas and pyarrow again (before loading a model that needs them)."""
-    if _finder in sys.meta_path:
+def let_in(names: Iterable[str] | None = None) -> None:
+    """Allow ``names`` again (all of them by default) before loading a model needing them."""
+    if names is None:
+        _finder.names.clear()
+    else:
+        _finder.names -= set(names)
+    if not _finder.names and _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
 
 
-def active() -> bool:
-    return _finder in sys.meta_path
+def kept_out() -> frozenset[str]:
+    """The libraries whose import is refused in this process."""
+    return frozenset(_finder.names) if _finder in sys.meta_path else frozenset()
+
+
+def keeps_out(name: str) -> bool:
+    """Whether importing ``name`` is refused in this process."""
+    return name in kept_out()
+
+
+def only_needed(mlmodel: dict[str, Any], fast_path: bool = True) -> None:
+    """Let in what the model in ``mlmodel`` needs of the libraries kept out so far."""
+    let_in(kept_out() - set(not_needed(mlmodel, fast_path)))
+
+
+def not_needed(mlmodel: dict[str, Any], fast_path: bool = True) -> tuple[str, ...]:
+    """The optional libraries loading and calling this model will not import."""
+    flavors = mlmodel.get("flavors") or {}
+    sk = flavors.get("sklearn")
+    pyfunc = flavors.get("python_function") or {}
+    if not (fast_path and sk) or sk.get("code") or pyfunc.get("code"):
+        return NEVER_NEEDED
+    if sk.get("serialization_format") != "skops":
+        return NEVER_NEEDED  # pickle formats go through MLflow's loader, which needs pandas
+    if model_is_lean(mlmodel, fast_path):
+        return ("pandas", "pyarrow", *NEVER_NEEDED)
+    return ("pyarrow", *NEVER_NEEDED)
 
 
 def model_is_lean(mlmodel: dict[str, Any], fast_path: bool = True) -> bool:
@@ -53,11 +93,7 @@ def model_is_lean(mlmodel: dict[str, Any], fast_path: bool = True) -> bool:
         return False
     if sk.get("serialization_format") != "skops":
         return False  # pickle formats go through MLflow's loader, which needs pandas
-    from scanflow.serving.columns import layout_of
     from scanflow.serving.signature import parse_signature
 
-    signature = parse_signature(mlmodel)
-    if not signature.is_columns:
-        return True
-    layout = layout_of(signature)  # columns of one numeric type travel as one array
-    return layout is not None and layout.dense is not None
+    signature = parse_signature(mlmodel)  # imports no numpy: the supervisor calls this
+    return not signature.is_columns or signature.dense_dtype is not None

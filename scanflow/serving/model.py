@@ -158,7 +158,7 @@ def array_path_agrees(model: EstimatorModel) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             got = np.asarray(normalise_output(fn(rows)))
-        if lean.active():  # pandas is kept out of this worker: the array must do
+        if lean.keeps_out("pandas"):  # pandas is kept out of this worker: the array must do
             return True
         expected = np.asarray(normalise_output(fn(layout.frame(rows))))
     except Exception as exc:
@@ -205,8 +205,7 @@ def load_model(
 
     path = Path(path)
     mlmodel = read_mlmodel(path)
-    if lean.active() and not lean.model_is_lean(mlmodel, fast):
-        lean.let_in()
+    lean.only_needed(mlmodel, fast)
     flavors = mlmodel.get("flavors") or {}
     signature = parse_signature(mlmodel)
     sk = flavors.get("sklearn")
@@ -226,8 +225,8 @@ def load_model(
                 predict_fn=predict_fn,
             )
             direct.on_array = array_path_agrees(direct)
-            if not direct.on_array and signature.is_columns and lean.active():
-                lean.let_in()  # this estimator takes DataFrames after all
+            if not direct.on_array and signature.is_columns and lean.keeps_out("pandas"):
+                lean.let_in(["pandas"])  # this estimator takes DataFrames after all
             model: LoadedModel = direct
         else:
             if not pyfunc_conf:

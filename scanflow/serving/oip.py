@@ -24,6 +24,7 @@ from scanflow.serving.model import ModelInput
 from scanflow.serving.signature import OIP_TO_NUMPY, Signature, TensorSpec, oip_datatype
 from scanflow.serving.tensors import (
     as_array,
+    check_all_finite,
     check_finite,
     check_rows,
     check_shape,
@@ -293,8 +294,7 @@ def decode_infer(
         raise RequestError(f"inputs have different numbers of rows: {sorted(rows_seen)}")
     check_rows(data)
     if not allow_non_finite:
-        for name, arr in named:
-            check_finite(name, arr)
+        check_all_finite(named)
     return InferRequest(
         data=data,
         rows=rows_seen.pop(),
@@ -327,8 +327,8 @@ def _model_input(tensors: list[Tensor], signature: Signature) -> ModelInput:
                 f"input {name!r} is a column: shape must be [rows] or [rows, 1], got {shape}"
             )
         checked.append((spec, tensor))
-    if layout is not None and layout.dense is not None:
-        fast = _dense_json(checked, layout)
+    if layout is not None:
+        fast = _dense_json(checked, layout) if layout.dense else _grouped_json(checked, layout)
         if fast is not None:
             return fast
     out: dict[str, np.ndarray] = {}
@@ -361,6 +361,21 @@ def _dense_json(checked: list[tuple[Any, Tensor]], layout: ColumnLayout) -> np.n
     except (ValueError, TypeError):
         return None
     return arr.T if arr.ndim == 2 else None
+
+
+def _grouped_json(
+    checked: list[tuple[Any, Tensor]], layout: ColumnLayout
+) -> dict[str, np.ndarray] | None:
+    """Per-column JSON data of a column model of several dtypes read with one conversion
+    per dtype (the columns sharing it together); ``None`` when a column needs the
+    per-column path (which names it in errors)."""
+    rows = checked[0][1][2][0]
+    columns = []
+    for spec, (_, _, shape, values, _) in checked:
+        if shape[0] != rows or type(values) is not list or len(values) != rows:
+            return None
+        columns.append((spec.name, values))
+    return layout.read_grouped(columns, rows)
 
 
 def _matrix(tensor: Tensor, layout: ColumnLayout) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 Tensor signatures become :class:`TensorSpec` entries (OIP inputs with a datatype and a
 shape); column signatures become :class:`ColumnSpec` entries (one OIP input per column).
+Reading one imports no numpy (the serving supervisor reads signatures and stays small).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # Open Inference Protocol datatype <-> numpy dtype.
 OIP_TO_NUMPY: dict[str, str] = {
@@ -41,11 +43,22 @@ COLUMN_TO_NUMPY: dict[str, str] = {
     "binary": "object",
     "datetime": "datetime64[ns]",
 }
+# Column dtypes one 2-D array holds without conversion: bool, ints, floats.
+DENSE_DTYPES = frozenset({"bool", "int32", "int64", "float32", "float64"})
 
 
-def oip_datatype(dtype: np.dtype) -> str:
+def oip_datatype(dtype: np.dtype | str) -> str:
     """The OIP datatype name of a numpy dtype (strings and objects are ``BYTES``)."""
-    return NUMPY_TO_OIP.get(np.dtype(dtype).name, "BYTES")
+    return NUMPY_TO_OIP.get(_dtype_name(dtype), "BYTES")
+
+
+def _dtype_name(dtype: Any) -> str:
+    """numpy's canonical name of ``dtype`` (numpy is imported only for uncommon spellings)."""
+    if isinstance(dtype, str) and dtype in NUMPY_TO_OIP:
+        return dtype
+    import numpy as np
+
+    return np.dtype(dtype).name
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,7 @@ class TensorSpec:
 
     @cached_property
     def datatype(self) -> str:
-        return oip_datatype(np.dtype(self.dtype))
+        return oip_datatype(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,7 @@ class ColumnSpec:
 
     @cached_property
     def datatype(self) -> str:
-        return oip_datatype(np.dtype(self.dtype))
+        return oip_datatype(self.dtype)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -94,6 +107,18 @@ class Signature:
     def is_columns(self) -> bool:
         return bool(self.inputs) and isinstance(self.inputs[0], ColumnSpec)
 
+    @property
+    def dense_dtype(self) -> str | None:
+        """For a column signature whose columns are all required and share one numeric
+        (or boolean) dtype: that dtype, in which the columns travel as one 2-D array."""
+        if not self.is_columns:
+            return None
+        dtypes = {s.dtype for s in self.inputs}
+        if len(dtypes) != 1 or not all(getattr(s, "required", False) for s in self.inputs):
+            return None
+        dtype = dtypes.pop()
+        return dtype if dtype in DENSE_DTYPES else None
+
     def to_oip(self, which: str = "inputs") -> list[dict[str, Any]]:
         """OIP model-metadata entries (``name``, ``datatype``, ``shape``)."""
         return [
@@ -113,7 +138,7 @@ def _specs(raw: str | None, default_prefix: str) -> tuple[TensorSpec | ColumnSpe
             specs.append(
                 TensorSpec(
                     name=entry.get("name") or f"{default_prefix}-{i}",
-                    dtype=np.dtype(tspec.get("dtype", "float64")).name,
+                    dtype=_dtype_name(tspec.get("dtype", "float64")),
                     shape=tuple(int(d) for d in tspec.get("shape", [-1])),
                     named=bool(entry.get("name")),
                 )

@@ -154,7 +154,7 @@ class Supervisor:
         self._watcher: Any = None
         self._next_poll = 0.0
         self._crashes: list[float] = []
-        self._lean = False
+        self._keep_out: list[str] = []
         self.on_backup = False  # serving backup_model because the model cannot be loaded
         self._last_gen = 0
         self._signals: list[int] = []
@@ -638,7 +638,7 @@ class Supervisor:
         self._last_gen = max(self._last_gen, gen)
         self.generation.set(gen)  # <- every worker switches here
         self.current = {"version": version, "path": path, "gen": gen, "since": time.time()}
-        self._lean = self._is_lean(path)
+        self._keep_out = self._not_needed(path)
         self.on_backup = st.backup
         if not self.on_backup:
             self.last_error = None
@@ -691,13 +691,13 @@ class Supervisor:
             for worker in self.workers.values():
                 worker.channel.send({"op": "reason", "reason": reason})
 
-    def _is_lean(self, path: str) -> bool:
-        from scanflow.serving.lean import model_is_lean
+    def _not_needed(self, path: str) -> list[str]:
+        from scanflow.serving.lean import NEVER_NEEDED, not_needed
 
         try:
-            return model_is_lean(read_mlmodel(path), self.service.fast_path)
+            return list(not_needed(read_mlmodel(path), self.service.fast_path))
         except ModelLoadError:
-            return False
+            return list(NEVER_NEEDED)
 
     def _retry_interval(self) -> float:
         return max(self.service.poll_interval, 5.0)
@@ -743,7 +743,7 @@ class Supervisor:
             keep_alive=self.options.keep_alive,
             drain_timeout=self.options.drain_timeout,
             model=dict(self.current) if self.current else None,
-            lean=self._lean,
+            keep_out=self._keep_out,
             reason=self.last_error or "the model is still loading",
             token=self.token,
         )

@@ -45,6 +45,15 @@ def check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
+def check_all_finite(named: list[tuple[str, np.ndarray]]) -> None:
+    """:func:`check_finite` for many inputs at once (one pass over their float values)."""
+    floats = [(n, a) for n, a in named if a.dtype.kind in FLOAT_KINDS and a.size]
+    if len(floats) > 1 and np.isfinite(np.concatenate([a.ravel() for _, a in floats])).all():
+        return
+    for name, arr in floats:
+        check_finite(name, arr)
+
+
 def check_rows(data: ModelInput) -> int:
     """The number of rows of a decoded input; 400 when there are none."""
     first = next(iter(data.values())) if isinstance(data, dict) else data
@@ -124,9 +133,11 @@ def table_to_input(
         if not allow_non_finite:
             check_finite(spec.name, arr)
         return arr
-    dense = _dense_table(columns, rows, signature, allow_non_finite)
-    if dense is not None:
-        return dense
+    fast: ModelInput | None = _dense_table(columns, rows, signature, allow_non_finite)
+    if fast is None:
+        fast = _grouped_table(columns, rows, signature, allow_non_finite)
+    if fast is not None:
+        return fast
     arr = as_array("data", rows, None)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1) if columns and len(columns) == arr.shape[0] else arr
@@ -172,9 +183,9 @@ def columns_to_input(
             raise RequestError(
                 f"column {given!r} must be one value per row, got shape {list(arr.shape)}"
             )
-        if not allow_non_finite:
-            check_finite(given, arr)
         out[spec.name] = arr
+    if not allow_non_finite:
+        check_all_finite(list(out.items()))
     if signature.is_tensor and len(signature.inputs) == 1:
         return next(iter(out.values()))
     out = _same_rows(out)
@@ -210,6 +221,32 @@ def _dense_table(
         if bad is not None:
             check_finite(bad, arr[:, layout.index[bad]])
     return arr
+
+
+def _grouped_table(
+    columns: list[str] | None, rows: Any, signature: Signature, allow_non_finite: bool
+) -> dict[str, np.ndarray] | None:
+    """Table rows of a column model of several dtypes read column-wise, one conversion per
+    dtype; ``None`` when the per-column checks are needed (they name the column)."""
+    layout = layout_of(signature)
+    if layout is None or layout.dense is not None:
+        return None
+    names = list(layout.names) if columns is None else columns
+    if (
+        not isinstance(names, list)
+        or not all(type(n) is str for n in names)
+        or sorted(names) != sorted(layout.names)
+    ):
+        return None  # missing, extra or repeated names: refused with the name below
+    if not isinstance(rows, list) or not all(
+        type(r) is list and len(r) == len(names) for r in rows
+    ):
+        return None
+    by_column = zip(*rows, strict=True)  # the rows' lengths are checked above
+    out = layout.read_grouped(list(zip(names, by_column, strict=True)), len(rows))
+    if out is not None and not allow_non_finite:
+        check_all_finite(list(out.items()))
+    return out
 
 
 def _same_rows(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ class WorkerSetup:
     keep_alive: float
     drain_timeout: float
     model: dict[str, Any] | None = None  # {"gen", "path", "version"} to load before serving
-    lean: bool = False
+    keep_out: list[str] = field(default_factory=list)  # optional libraries the model skips
     reason: str = "the model is still loading"
     token: str | None = None  # what POST /admin/* require; None: admin calls are open
     extra: dict[str, Any] = field(default_factory=dict)
@@ -49,10 +49,10 @@ def main() -> int:
     """Entry point of ``python -m scanflow.serving.worker``."""
     started = time.monotonic()
     setup = WorkerSetup(**json.loads(os.environ.pop(ENV_SETUP)))  # holds the token: not inherited
-    if setup.lean:
+    if setup.keep_out:
         from scanflow.serving import lean
 
-        lean.keep_out()
+        lean.keep_out(setup.keep_out)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM drains
     import logging
 
@@ -120,7 +120,7 @@ async def _serve(setup: WorkerSetup, started: float) -> int:
 
     batcher = Batcher(
         slots.current,
-        max_batch_size=int(batching.get("max_batch_size", 64)),
+        max_batch_size=int(batching.get("max_batch_size", 1024)),
         max_wait_ms=float(batching.get("max_wait_ms", 2.0)),
         enabled=bool(batching.get("enabled", True)),
         on_batch=on_batch,
@@ -156,7 +156,7 @@ async def _serve(setup: WorkerSetup, started: float) -> int:
             needs = await loop.run_in_executor(None, needed_modules, msg["path"], fast)
             mark = time.monotonic()
             async with batcher.paused():
-                await loop.run_in_executor(None, import_all, needs.modules)
+                await loop.run_in_executor(None, import_all, needs)
                 spent["imports"] = time.monotonic() - mark
                 if not needs.complete:  # its code may import more: load it all held
                     model = await loop.run_in_executor(None, _load, msg["path"], version)

@@ -171,7 +171,7 @@ class Batching(_Model):
     """Adaptive micro-batching of concurrent prediction requests."""
 
     enabled: bool = True
-    max_batch_size: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(default=1024, ge=1)
     max_wait_ms: float = Field(default=2.0, ge=0)
 
 

@@ -139,36 +139,116 @@ def test_a_mixed_type_model_keeps_columns_and_refuses_one_numeric_tensor(mixed, 
         oip.decode_infer(one_tensor(np.zeros((2, 3))), mixed.signature)
 
 
+def mixed_columns(frame) -> list[dict]:
+    datatypes = {"x": "FP64", "y": "FP64", "color": "BYTES"}
+    return [
+        {"name": c, "datatype": datatypes[c], "shape": [len(frame)], "data": frame[c].tolist()}
+        for c in frame.columns
+    ]
+
+
+def test_a_mixed_type_models_columns_decode_alike_by_oip_and_invocations(mixed, column_models):
+    frame = column_models.mixed.head(7)
+    expected = column_models.mixed_y[:7]
+    by_oip = oip.decode_infer(orjson.dumps({"inputs": mixed_columns(frame)[::-1]}), mixed.signature)
+    reordered = frame[["color", "y", "x"]]
+    split = {"columns": list(reordered.columns), "data": reordered.values.tolist()}
+    body = orjson.dumps({"dataframe_split": split})
+    by_table = invocations.decode(body, "application/json", mixed.signature)
+    for data in (by_oip.data, by_table):
+        assert isinstance(data, dict) and data["x"].dtype == np.float64
+        assert data["color"].dtype == object
+        np.testing.assert_array_equal(data["y"], frame["y"].to_numpy())
+        np.testing.assert_array_equal(mixed.predict(data), expected)
+
+
+@pytest.mark.parametrize("protocol", ["oip", "invocations"])
+def test_a_mixed_type_models_bad_values_name_their_column(mixed, column_models, protocol):
+    frame = column_models.mixed.head(3).copy()
+    frame["y"] = frame["y"].astype(object)
+    frame.loc[frame.index[1], "y"] = "seven"
+    nan = column_models.mixed.head(3).copy()
+    nan.loc[nan.index[2], "x"] = float("nan")
+    for bad, message in ((frame, r"input 'y': data cannot be read as float64"), (nan, "'x'")):
+        if protocol == "oip":
+            inputs = mixed_columns(bad)
+            body = orjson.dumps({"inputs": inputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+            if bad is nan:
+                body = body.replace(b"null", b"NaN")  # what a client's NaN looks like
+                with pytest.raises(RequestError, match="NaN"):
+                    oip.decode_infer(body, mixed.signature)
+                continue
+            with pytest.raises(RequestError, match=message):
+                oip.decode_infer(body, mixed.signature)
+        else:
+            split = {"columns": list(bad.columns), "data": bad.values.tolist()}
+            with pytest.raises(RequestError, match=message):
+                invocations.decode_json({"dataframe_split": split}, mixed.signature)
+
+
 LEAN_CHECK = """
 import sys
 from scanflow.serving import lean
 from scanflow.serving.model import load_model
 from scanflow.serving.resolve import read_mlmodel
-path = sys.argv[1]
-assert lean.model_is_lean(read_mlmodel(path)), "a dense column model is lean"
-lean.keep_out()
+path, kind = sys.argv[1], sys.argv[3]
+lean.keep_out(lean.not_needed(read_mlmodel(path)))
 model = load_model(path, name="d", version="1")
 import numpy as np
-rows = np.asarray(eval(sys.argv[2]))
-print(model.on_array, model.predict(rows).tolist(), "pandas" in sys.modules)
+if kind == "mixed":
+    import pandas as pd
+    rows = {k: np.asarray(v) for k, v in eval(sys.argv[2]).items()}
+else:
+    rows = np.asarray(eval(sys.argv[2]))
+loaded = [m for m in ("pandas", "pyarrow", "pytest") if m in sys.modules]
+print(getattr(model, "on_array", None), model.predict(rows).tolist(), loaded)
 """
 
 
-def test_a_dense_column_model_is_served_without_pandas(column_models, registry):
+def lean_worker(model_dir, rows: object, kind: str) -> str:
+    """What a worker that keeps out what the model does not need answers, in a new process."""
     import subprocess
     import sys
 
     out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LEAN_CHECK,
-            str(column_models.digits_dir),
-            repr(registry.X[:3].tolist()),
-        ],
+        [sys.executable, "-c", LEAN_CHECK, str(model_dir), repr(rows), kind],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split("\n")[-2] == f"True {registry.y[:3].tolist()} False"
+    return out.stdout.split("\n")[-2]
+
+
+def test_a_dense_column_model_is_served_without_pandas(column_models, registry):
+    got = lean_worker(column_models.digits_dir, registry.X[:3].tolist(), "dense")
+    assert got == f"True {registry.y[:3].tolist()} []"
+
+
+def test_a_mixed_type_model_is_served_with_pandas_but_without_pyarrow(column_models):
+    frame = column_models.mixed.head(6)
+    rows = {c: frame[c].tolist() for c in frame.columns}
+    got = lean_worker(column_models.mixed_dir, rows, "mixed")
+    assert got == f"False {column_models.mixed_y[:6].tolist()} ['pandas']"
+
+
+def test_the_serving_supervisor_reads_a_models_needs_without_numpy(column_models) -> None:
+    """The supervisor process decides what its workers keep out of memory from the MLmodel
+    file alone: it never imports numpy (its memory counts beside every worker's)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from scanflow.serving.supervisor import Supervisor\n"
+        "from scanflow.serving.lean import not_needed\n"
+        "from scanflow.serving.resolve import read_mlmodel\n"
+        "needs = [not_needed(read_mlmodel(p)) for p in sys.argv[1:]]\n"
+        "print(needs, 'numpy' in sys.modules)"
+    )
+    dirs = [str(column_models.digits_dir), str(column_models.mixed_dir)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *dirs], capture_output=True, text=True, check=True
+    )
+    dense, mixed = ("pandas", "pyarrow", "pytest", "_pytest"), ("pyarrow", "pytest", "_pytest")
+    assert done.stdout.strip() == f"{[dense, mixed]} False"
