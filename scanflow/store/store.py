@@ -48,20 +48,17 @@ class Store:
         """Open (and create or upgrade) the store at ``url``; ``setting`` names where the URL
         came from, for the error when it cannot be opened."""
         self.url = url
-        where = f"the state store {masked(url)}" + (f" (from {setting})" if setting else "")
         try:
             self._engine = _engine(url)
         except (ArgumentError, NoSuchModuleError) as exc:
-            raise StoreError(f"cannot open {where}: {exc}") from None
+            raise _cannot_open(url, setting, exc) from None
         self._lock = threading.Lock()
         try:
             with creation_lock(self._engine, url):
                 upgrade(self._engine)
         except DBAPIError as exc:
             self._engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc
-            fix = f"; check {setting}" if setting else ""
-            raise StoreError(f"cannot open {where}: {reason}{fix}") from None
+            raise _cannot_open(url, setting, exc) from None
 
     @classmethod
     def for_state_dir(cls, state_dir: str | Path) -> Store:
@@ -191,6 +188,33 @@ class Store:
         """Remember a successful step's outputs under its cache key."""
         with self._session() as s:
             s.merge(entry)
+
+
+def _cannot_open(url: str, setting: str | None, exc: Exception) -> StoreError:
+    """The error for a store that cannot be opened: which one, why (the driver's first line,
+    never the password) and which setting to check."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [repr(exc)]
+    where = f"the state store {masked(url)}" + (f" (from {setting})" if setting else "")
+    fix = f"; check {setting}" if setting else ""
+    return StoreError(f"cannot open {where}: {reason[0]}{fix}")
+
+
+def ensure_schema(url: str, schema: str, setting: str | None = None) -> None:
+    """Create the schema ``schema`` in the PostgreSQL database of ``url`` unless it is there
+    (callers at once wait for each other on the store's advisory lock)."""
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(
+        url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    except DBAPIError as exc:
+        raise _cannot_open(url, setting, exc) from None
+    finally:
+        engine.dispose()
 
 
 def _engine(url: str) -> Engine:
