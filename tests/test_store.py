@@ -341,6 +341,8 @@ def test_the_store_setting_chooses_postgresql_for_every_command(
     with Store(url)._engine.connect() as conn:  # the token is kept in the shared store
         teams = conn.execute(sa.text("SELECT team FROM api_tokens")).scalars().all()
     assert teams == ["t"]
+    monkeypatch.setenv(ENV_STORE_URI, url.replace("postgresql://", "postgres://", 1))
+    assert Store.for_state_dir(tmp_path / "one" / ".scanflow").get_run("shared-run").app == "app"
 
 
 def _refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> str:

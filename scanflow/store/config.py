@@ -48,9 +48,8 @@ def normalized(url: str, setting: str) -> str:
             f"password); give one such as {EXAMPLE}"
         ) from None
     scheme = parsed.drivername
-    if scheme in _DRIVERS:
-        parsed = parsed.set(drivername=_DRIVERS[scheme])
-    elif parsed.get_backend_name() not in ("sqlite", "postgresql"):
+    parsed = make_url(with_driver(url))
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise StoreError(
             f"{setting}: the state store must be SQLite or PostgreSQL, not {scheme!r}; "
             f"give a URL such as {EXAMPLE}"
@@ -61,6 +60,17 @@ def normalized(url: str, setting: str) -> str:
             f"e.g. {EXAMPLE.split(' or ')[0]}"
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def with_driver(url: str) -> str:
+    """``url`` with psycopg 3 named as the driver of a ``postgresql://`` (or ``postgres://``)
+    URL, whatever SQLAlchemy's default driver is; other URLs as they are."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername not in _DRIVERS:
+        return url
+    return parsed.set(drivername=_DRIVERS[parsed.drivername]).render_as_string(hide_password=False)
 
 
 def in_schema(url: str, schema: str) -> str:

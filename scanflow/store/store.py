@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
 from scanflow.errors import StoreError
-from scanflow.store.config import STORE_SCHEMA, in_schema, masked, store_url
+from scanflow.store.config import STORE_SCHEMA, in_schema, masked, store_url, with_driver
 from scanflow.store.models import AttemptRecord, CacheEntry, RunRecord, StepRecord
 from scanflow.store.schema import upgrade
 
@@ -49,7 +49,7 @@ class Store:
         came from, for the error when it cannot be opened."""
         self.url = url
         try:
-            self._engine = _engine(url)
+            self._engine = _engine(with_driver(url))
         except (ArgumentError, NoSuchModuleError) as exc:
             raise _cannot_open(url, setting, exc) from None
         self._lock = threading.Lock()
@@ -205,7 +205,7 @@ def ensure_schema(url: str, schema: str, setting: str | None = None) -> None:
     from sqlalchemy.pool import NullPool
 
     engine = create_engine(
-        url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+        with_driver(url), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
     )
     try:
         with engine.begin() as connection:
