@@ -12,8 +12,8 @@ import pytest
 
 from scanflow.spec import Project, load_project
 
-# k8s_cluster, argo, argo_namespace: once per session, for tests in any folder
-pytest_plugins = ["k8s.fixtures"]
+# k8s_cluster, argo, argo_namespace, postgres_server: once per session, for tests in any folder
+pytest_plugins = ["k8s.fixtures", "postgres_support"]
 
 
 # Under pytest-xdist (make test runs `-n 2`), a test file runs in one worker, and the tests
@@ -83,6 +83,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.delenv("SCANFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("SCANFLOW_STORE_URI", raising=False)
     monkeypatch.setenv("SCANFLOW_ENV_CACHE", str(tmp_path_factory.getbasetemp() / "envs"))
 
 

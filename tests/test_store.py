@@ -1,12 +1,40 @@
-"""The state store: a store made by an older Scanflow opens, upgrades and keeps its runs."""
+"""The state store: a store made by an older Scanflow opens, upgrades and keeps its runs;
+the same store and migrations on a real PostgreSQL server (``$SCANFLOW_STORE_URI``)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from scanflow.engines.local.ref import LocalProcessRef
+from scanflow.errors import StoreError
 from scanflow.store import RunRecord, Store, schema
+from scanflow.store.config import ENV_STORE_URI, STORE_SCHEMA, store_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test twice: the default SQLite store under ``.scanflow``, and a new database
+    on a real PostgreSQL server named by ``$SCANFLOW_STORE_URI``."""
+    if request.param == "postgresql":
+        monkeypatch.setenv(ENV_STORE_URI, request.getfixturevalue("postgres_server").database())
+    return request.param
+
+
+def _run_script(engine: sa.Engine, script: str) -> None:
+    """Several SQL statements at once, on either database."""
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            raw.driver_connection.executescript(script)
+        else:
+            raw.driver_connection.execute(script)
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def _run(run_id: str, **fields) -> RunRecord:
@@ -105,15 +133,22 @@ def test_a_store_made_before_migrations_opens_and_upgrades(tmp_path: Path) -> No
     assert [r.id for r in reopened.list_runs(engine="kubernetes")] == []
 
 
-def test_a_new_store_is_created_at_head(tmp_path: Path) -> None:
+def test_a_new_store_is_created_at_head(tmp_path: Path, backend: str) -> None:
     store = Store.for_state_dir(tmp_path / ".scanflow")
+    assert store._engine.dialect.name == backend
     assert schema.current(store._engine) == schema.head()
     assert _differences(store) == []
-    store.add_run(_run("r"), [])
-    assert store.get_run("r").engine == "local"
+    store.add_run(_run("r", parameters={"lr": 0.1}), [])
+    assert (store.get_run("r").engine, store.get_run("r").parameters) == ("local", {"lr": 0.1})
+    if backend == "postgresql":  # its own schema: MLflow's tables (and alembic_version) apart
+        tables = sa.inspect(store._engine)
+        assert {"runs", "alembic_version"} <= set(tables.get_table_names(schema=STORE_SCHEMA))
+        assert tables.get_table_names(schema="public") == []
+    else:
+        assert (tmp_path / ".scanflow" / "scanflow.db").is_file()
 
 
-def test_concurrent_first_opens_of_one_store_are_safe(tmp_path: Path) -> None:
+def test_concurrent_first_opens_of_one_store_are_safe(tmp_path: Path, backend: str) -> None:
     import subprocess
     import sys
 
@@ -141,11 +176,11 @@ def test_concurrent_first_opens_of_one_store_are_safe(tmp_path: Path) -> None:
         for p in openers:
             if p.poll() is None:
                 p.kill()
-    with sqlite3.connect(state / "scanflow.db") as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (schema.head(),)
-        ]
-    assert _differences(Store.for_state_dir(state)) == []
+    store = Store.for_state_dir(state)
+    with store._engine.connect() as conn:
+        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    assert versions == [(schema.head(),)]
+    assert _differences(store) == []
 
 
 def test_a_run_whose_engine_is_gone_is_interrupted(tmp_path: Path) -> None:
@@ -188,7 +223,7 @@ INSERT INTO attempts (step_id, number, pid, exit_code, log_path, error, started_
 
 def _store_at_0004(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A project whose store is at revision 0004 with runs in it; its folder and logs."""
-    from sqlalchemy import create_engine
+    from scanflow.store.store import _engine, creation_lock
 
     base = tmp_path / "app"
     (base / ".scanflow").mkdir(parents=True)
@@ -201,15 +236,16 @@ def _store_at_0004(tmp_path: Path) -> tuple[Path, Path, Path]:
     log1, log2 = logs / "attempt-1.log", logs / "attempt-2.log"
     log1.write_text("first try: loading data\n")
     log2.write_text("second try: out of memory\n")
-    engine = create_engine(f"sqlite:///{base / '.scanflow' / 'scanflow.db'}")
-    assert schema.upgrade(engine, "0004") == "0004"
+    url, _ = store_url(base / ".scanflow")
+    engine = _engine(url)
+    with creation_lock(engine, url):
+        assert schema.upgrade(engine, "0004") == "0004"
+    _run_script(engine, RUNS_AT_0004.format(base=base, log1=log1, log2=log2))
     engine.dispose()
-    with sqlite3.connect(base / ".scanflow" / "scanflow.db") as conn:
-        conn.executescript(RUNS_AT_0004.format(base=base, log1=log1, log2=log2))
     return base, log1, log2
 
 
-def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path) -> None:
+def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path, backend: str) -> None:
     from scanflow.api.runs import run_view
     from scanflow.engines.local import LocalEngine
     from scanflow.spec import load_project
@@ -248,22 +284,122 @@ def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path) ->
     assert run_view(store, kube).steps[0].attempts[0].log == "pod/only-abc12"
 
 
-def test_the_downgrade_to_0004_puts_the_engine_fields_back(tmp_path: Path) -> None:
+def test_the_downgrade_to_0004_puts_the_engine_fields_back(tmp_path: Path, backend: str) -> None:
     base, log1, log2 = _store_at_0004(tmp_path)
-    db = base / ".scanflow" / "scanflow.db"
-    query = (
+    query = sa.text(
         "SELECT r.id, r.engine_pid, r.engine_started_at, r.engine_ref, s.pid, s.pid_started_at,"
         " a.number, a.pid, a.log_path FROM runs r JOIN steps s ON s.run_id = r.id"
         " JOIN attempts a ON a.step_id = s.id ORDER BY r.id, a.number"
     )
-    with sqlite3.connect(db) as conn:
-        before = conn.execute(query).fetchall()
-    store = Store.for_state_dir(base / ".scanflow")
+    store = Store.for_state_dir(base / ".scanflow")  # upgrades to the newest revision
+    assert schema.current(store._engine) == schema.head()
     schema.downgrade(store._engine, "0004")
     assert schema.current(store._engine) == "0004"
-    with sqlite3.connect(db) as conn:
-        assert conn.execute(query).fetchall() == before
-        assert "engine_ref" not in {r[1] for r in conn.execute("PRAGMA table_info(steps)")}
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    with store._engine.connect() as conn:
+        after = conn.execute(query).all()
+    json = sa.JSON().result_processor(store._engine.dialect, None) or (lambda v: v)
+    assert [(*r[:3], json(r[3]), *r[4:]) for r in after] == [
+        ("kube-run", 99, 1700000001.25, KUBE_REF, None, None, 1, None, "pod/only-abc12"),
+        ("local-run", 4242, 1700000000.5, None, 77, 1700000002.5, 1, 77, str(log1)),
+        ("local-run", 4242, 1700000000.5, None, 77, 1700000002.5, 2, 78, str(log2)),
+    ]
+    assert "engine_ref" not in {c["name"] for c in sa.inspect(store._engine).get_columns("steps")}
+    if backend == "sqlite":
+        with sqlite3.connect(base / ".scanflow" / "scanflow.db") as conn:
+            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     store.close()
     assert schema.current(Store.for_state_dir(base / ".scanflow")._engine) == schema.head()
+
+
+KUBE_REF = {"kind": "ConfigMap", "name": "run-kube-run", "namespace": "engine-test-t"}
+
+
+# -- choosing the store, and a store that cannot be opened ------------------------------
+def test_the_store_setting_chooses_postgresql_for_every_command(
+    tmp_path: Path, postgres_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from scanflow.cli.main import main
+
+    url = postgres_server.database()
+    for project in ("one", "two"):  # two folders, one shared store
+        (tmp_path / project).mkdir()
+    monkeypatch.setenv(ENV_STORE_URI, url)
+    Store.for_state_dir(tmp_path / "one" / ".scanflow").add_run(_run("shared-run"), [])
+    assert Store.for_state_dir(tmp_path / "two" / ".scanflow").get_run("shared").id == (
+        "shared-run"
+    )
+    assert not (tmp_path / "one" / ".scanflow" / "scanflow.db").exists()
+    assert store_url(tmp_path)[0].startswith("postgresql+psycopg://team:")
+
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(out):
+        code = main(["--app", str(tmp_path / "two"), "server", "token", "create", "--team", "t"])
+    assert code == 0, out.getvalue()
+    with Store(url)._engine.connect() as conn:  # the token is kept in the shared store
+        teams = conn.execute(sa.text("SELECT team FROM api_tokens")).scalars().all()
+    assert teams == ["t"]
+    monkeypatch.setenv(ENV_STORE_URI, url.replace("postgresql://", "postgres://", 1))
+    assert Store.for_state_dir(tmp_path / "one" / ".scanflow").get_run("shared-run").app == "app"
+
+
+def _refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> str:
+    """The error opening the project's store when ``$SCANFLOW_STORE_URI`` is ``url``, and
+    what the CLI prints for it (no traceback)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from scanflow.cli.main import main
+
+    monkeypatch.setenv(ENV_STORE_URI, url)
+    with pytest.raises(StoreError) as caught:
+        Store.for_state_dir(tmp_path / ".scanflow")
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(out):
+        code = main(["--app", str(tmp_path), "server", "token", "list"])
+    printed = " ".join(out.getvalue().split())
+    assert code != 0 and "Traceback" not in printed
+    assert " ".join(str(caught.value).split()) in printed
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url", "SCANFLOW_STORE_URI is not a database URL"),
+        ("mysql://u:pw@db/scanflow", "must be SQLite or PostgreSQL, not 'mysql'"),
+        ("postgresql://u:pw@/nodb", "a PostgreSQL URL needs a host and a database"),
+    ],
+)
+def test_a_malformed_store_url_is_refused_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    message = _refused(tmp_path, monkeypatch, url)
+    assert expected in message and "postgresql://USER:PASSWORD@HOST:5432/DATABASE" in message
+    assert "pw" not in message
+
+
+def test_an_unreachable_postgresql_store_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_server
+) -> None:
+    from conftest import free_port
+
+    port = free_port()  # nothing listens there
+    message = _refused(tmp_path, monkeypatch, postgres_server.url("scanflow", port=port))
+    assert message.startswith(
+        f"cannot open the state store postgresql+psycopg://team:***@127.0.0.1:{port}/scanflow"
+        " (from SCANFLOW_STORE_URI): connection failed"
+    )
+    assert "Connection refused" in message and message.endswith("; check SCANFLOW_STORE_URI")
+    assert postgres_server.password not in message
+
+
+def test_a_wrong_postgresql_password_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_server
+) -> None:
+    url = postgres_server.url(postgres_server.database().rsplit("/", 1)[1], password="wrong")
+    message = _refused(tmp_path, monkeypatch, url)
+    assert 'password authentication failed for user "team"' in message
+    assert "(from SCANFLOW_STORE_URI)" in message and "wrong" not in message

@@ -1,4 +1,5 @@
-"""Access to Scanflow's state store (SQLite under ``.scanflow/`` by default, any SQLAlchemy URL).
+"""Access to Scanflow's state store: SQLite under ``.scanflow/`` by default, or PostgreSQL
+shared by a team (:mod:`scanflow.store.config` says which).
 
 Every method is one short transaction, safe to call from several threads and processes.
 """
@@ -13,16 +14,19 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
 from scanflow.errors import StoreError
+from scanflow.store.config import STORE_SCHEMA, in_schema, masked, store_url, with_driver
 from scanflow.store.models import AttemptRecord, CacheEntry, RunRecord, StepRecord
 from scanflow.store.schema import upgrade
 
 log = logging.getLogger(__name__)
 
+PG_LOCK_KEY = 0x5CA4F10  # the advisory lock held while a PostgreSQL store is created or upgraded
+CONNECT_TIMEOUT = 10  # seconds to reach a PostgreSQL server before giving up
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "skipped", "cached"})
 DONE_OK = frozenset({"succeeded", "cached"})
 
@@ -40,24 +44,28 @@ class Store:
     """Runs, steps, attempts and cache entries; opening one upgrades its schema to the
     newest migration (:mod:`scanflow.store.schema`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, setting: str | None = None) -> None:
+        """Open (and create or upgrade) the store at ``url``; ``setting`` names where the URL
+        came from, for the error when it cannot be opened."""
         self.url = url
-        self._engine = create_engine(url, connect_args={"timeout": 30} if "sqlite" in url else {})
-        if url.startswith("sqlite"):
-            event.listen(self._engine, "connect", _sqlite_pragmas)
+        try:
+            self._engine = _engine(with_driver(url))
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise _cannot_open(url, setting, exc) from None
         self._lock = threading.Lock()
         try:
-            with sqlite_creation_lock(url):
+            with creation_lock(self._engine, url):
                 upgrade(self._engine)
-        except OperationalError as exc:
-            raise StoreError(f"cannot open the state store {url}: {exc.orig}") from None
+        except DBAPIError as exc:
+            self._engine.dispose()
+            raise _cannot_open(url, setting, exc) from None
 
     @classmethod
     def for_state_dir(cls, state_dir: str | Path) -> Store:
-        """The SQLite store ``<state_dir>/scanflow.db`` (the folder is created)."""
-        state_dir = Path(state_dir)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{state_dir.resolve() / 'scanflow.db'}")
+        """The project's store: ``$SCANFLOW_STORE_URI`` when set, else the SQLite store
+        ``<state_dir>/scanflow.db`` (the folder is created)."""
+        url, setting = store_url(state_dir)
+        return cls(url, setting=setting)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -180,6 +188,71 @@ class Store:
         """Remember a successful step's outputs under its cache key."""
         with self._session() as s:
             s.merge(entry)
+
+
+def _cannot_open(url: str, setting: str | None, exc: Exception) -> StoreError:
+    """The error for a store that cannot be opened: which one, why (the driver's first line,
+    never the password) and which setting to check."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [repr(exc)]
+    where = f"the state store {masked(url)}" + (f" (from {setting})" if setting else "")
+    fix = f"; check {setting}" if setting else ""
+    return StoreError(f"cannot open {where}: {reason[0]}{fix}")
+
+
+def ensure_schema(url: str, schema: str, setting: str | None = None) -> None:
+    """Create the schema ``schema`` in the PostgreSQL database of ``url`` unless it is there
+    (callers at once wait for each other on the store's advisory lock)."""
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(
+        with_driver(url), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT}
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    except DBAPIError as exc:
+        raise _cannot_open(url, setting, exc) from None
+    finally:
+        engine.dispose()
+
+
+def _engine(url: str) -> Engine:
+    """An engine for ``url``: SQLite with its pragmas, PostgreSQL in :data:`STORE_SCHEMA`."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql"):
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT}
+        return create_engine(
+            in_schema(url, STORE_SCHEMA), connect_args=connect_args, pool_pre_ping=True
+        )
+    return create_engine(url)
+
+
+@contextmanager
+def creation_lock(engine: Engine, url: str) -> Iterator[None]:
+    """First use of a store, one process at a time: a lock file next to a SQLite database,
+    an advisory lock on PostgreSQL (which also creates the store's schema)."""
+    if engine.dialect.name == "sqlite":
+        with sqlite_creation_lock(url):
+            yield
+        return
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_LOCK_KEY})
+        connection.commit()
+        try:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{STORE_SCHEMA}"'))
+            connection.commit()
+            yield
+        finally:
+            connection.rollback()  # a failed statement leaves the transaction aborted
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_LOCK_KEY})
+            connection.commit()
 
 
 @contextmanager

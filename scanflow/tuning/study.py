@@ -1,8 +1,9 @@
-"""A study run to its end: Optuna's RDB storage under ``.scanflow``, one workflow run per
+"""A study run to its end: Optuna's RDB storage beside the state store, one workflow run per
 trial nested under the study's MLflow run, resumable after the tuner was killed."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,9 +32,27 @@ class TuningError(ScanflowError):
 
 
 def storage_url(project: Project) -> str:
-    """Optuna's storage for ``project``: ``.scanflow/tuning.db`` (SQLite)."""
+    """Optuna's storage for ``project``: ``.scanflow/tuning.db`` (SQLite), or, when the state
+    store is on PostgreSQL (``$SCANFLOW_STORE_URI``), the same database in the schema
+    ``scanflow_tuning`` (Optuna's tables and ``alembic_version`` apart from the store's and
+    MLflow's)."""
+    from scanflow.store.config import store_url
+
+    url, setting = store_url(project.state_dir)
+    if url.startswith("postgresql"):
+        return _postgres_storage(url, setting)
     project.state_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{project.state_dir.resolve() / STORAGE_FILE}"
+
+
+@functools.cache
+def _postgres_storage(store: str, setting: str | None) -> str:
+    """The store's URL in the tuning schema (made on first use)."""
+    from scanflow.store.config import TUNING_SCHEMA, in_schema
+    from scanflow.store.store import ensure_schema
+
+    ensure_schema(store, TUNING_SCHEMA, setting)
+    return in_schema(store, TUNING_SCHEMA)
 
 
 def find_study(project: Project, workflow: str | None, name: str | None) -> Study:

@@ -130,7 +130,7 @@ def test_every_manifest_passes_the_server_side_dry_run(
     assert "12 of 12 objects accepted" in capsys.readouterr().err
     shop = load_project(write_shop(tmp_path / "shop", name=f"dry-{uuid.uuid4().hex[:6]}"))
     assert cli(k8s_cluster, shop, "deploy", "--dry-run", "--image", IMAGE) == 0
-    assert "1 of 31 objects accepted (the namespace does not exist yet)" in capsys.readouterr().err
+    assert "1 of 36 objects accepted (the namespace does not exist yet)" in capsys.readouterr().err
     assert live(k8s_cluster, shop, "deploy") == {}
 
 
@@ -418,13 +418,13 @@ def test_an_application_with_every_part_deploys_and_passes_the_dry_run(
     """Tracker stack (StatefulSet, PVC, Secrets), three agents, serving-node placement."""
     shop = load_project(write_shop(tmp_path / "shop", name=f"shop-{uuid.uuid4().hex[:6]}"))
     assert cli(k8s_cluster, shop, "deploy", "--image", IMAGE) == 0
-    assert "31 objects (31 created)" in capsys.readouterr().out
+    assert "36 objects (36 created)" in capsys.readouterr().out
     secret = live(k8s_cluster, shop, "secret")["Secret/tracker-db"]["data"]["password"]
     assert cli(k8s_cluster, shop, "deploy", "--dry-run", "--image", IMAGE) == 0
     captured = capsys.readouterr()
-    assert "31 of 31 objects accepted" in captured.err and secret not in captured.out
+    assert "36 of 36 objects accepted" in captured.err and secret not in captured.out
     assert cli(k8s_cluster, shop, "deploy", "--image", IMAGE) == 0
-    assert "31 objects (31 unchanged)" in capsys.readouterr().out
+    assert "36 objects (36 unchanged)" in capsys.readouterr().out
     assert live(k8s_cluster, shop, "secret")["Secret/tracker-db"]["data"]["password"] == secret
     assert cli(k8s_cluster, shop, "delete") == 0
     assert live(k8s_cluster, shop) == {}

@@ -1,6 +1,6 @@
 """Manifests of an application, rendered from its spec as typed ``kubernetes`` models:
-the namespace, the application's token, the tracker stack, each service, each agent and
-each time schedule (a CronWorkflow).
+the namespace, the application's token, the tracker stack, the control server (with a
+managed tracker), each service, each agent and each time schedule (a CronWorkflow).
 
 >>> objects = render(project, {"*": "registry.example/digits:1"})  # doctest: +SKIP
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from scanflow.kube.render import agents, schedules, services, tracker
+from scanflow.kube.render import agents, schedules, server, services, tracker
 from scanflow.kube.render.context import Context
 from scanflow.kube.render.secrets import TOKEN_SECRET, generated
 
@@ -36,9 +36,11 @@ def render(project: Project, overrides: Mapping[str, str] | None = None) -> list
     ctx = Context(project, overrides or {})
     app = ctx.app
     objects: list[object] = [namespace(ctx)]
-    if app.services or app.agents:
+    control = server.render(ctx)
+    if app.services or app.agents or control:
         objects.append(generated(ctx, TOKEN_SECRET, "scanflow", {"token": None}))
     objects += tracker.render(ctx)
+    objects += control
     for spec in app.services:
         objects += services.render(ctx, spec)
     for agent in app.agents:

@@ -10,6 +10,7 @@ from scanflow.kube.names import dns_label
 from scanflow.kube.render import rbac
 from scanflow.kube.render.context import AGENT_PORT
 from scanflow.kube.render.secrets import TOKEN_SECRET
+from scanflow.kube.render.store import store_env
 from scanflow.kube.render.workloads import container, deployment, http_probe, secret_env, service
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def render(ctx: Context, agent: Agent) -> list[object]:
     from kubernetes.client import V1EnvVar
 
     name = name_of(agent)
-    env = [secret_env("SCANFLOW_TOKEN", TOKEN_SECRET, "token")]
+    env = [secret_env("SCANFLOW_TOKEN", TOKEN_SECRET, "token"), *store_env(ctx)]
     uri = ctx.tracking_uri()
     if uri:
         env.append(V1EnvVar(name="MLFLOW_TRACKING_URI", value=uri))
@@ -57,7 +58,7 @@ def render(ctx: Context, agent: Agent) -> list[object]:
         port=AGENT_PORT,
         env=env,
         probes=(http_probe("/health", "http", 10), http_probe("/health", "http", 20)),
-        mount=f"{APP_DIR}/.scanflow",  # the agent's state (cursors, decisions)
+        mount=f"{APP_DIR}/.scanflow",  # its state, unless the store is shared (SCANFLOW_STORE_URI)
     )
     return [
         *rbac.render(ctx, agent, name),

@@ -18,6 +18,7 @@ No wildcard and no ClusterRole, ever.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,15 +68,20 @@ def capabilities(agent: Agent) -> set[str]:
 
 def rules_for(agent: Agent) -> list[V1PolicyRule]:
     """The Role rules of ``agent``, merged per API group and resource, sorted."""
+    return rules_of(capabilities(agent))
+
+
+def rules_of(granted: Iterable[str]) -> list[V1PolicyRule]:
+    """Reading Deployments and pods plus the ``granted`` capabilities, merged per API group
+    and resource, sorted."""
     from kubernetes.client import V1PolicyRule
 
     merged: dict[tuple[str, str], set[str]] = {}
-    for cap in sorted(capabilities(agent)):
-        for group, resource, verbs in [*READ, *CAPABILITIES[cap]]:
+    for group, resource, verbs in READ:
+        merged[(group, resource)] = set(verbs)
+    for cap in sorted(granted):
+        for group, resource, verbs in CAPABILITIES[cap]:
             merged.setdefault((group, resource), set()).update(verbs)
-    if not merged:
-        for group, resource, verbs in READ:
-            merged[(group, resource)] = set(verbs)
     return [
         V1PolicyRule(api_groups=[group], resources=[resource], verbs=sorted(verbs))
         for (group, resource), verbs in sorted(merged.items())
@@ -84,6 +90,13 @@ def rules_for(agent: Agent) -> list[V1PolicyRule]:
 
 def render(ctx: Context, agent: Agent, name: str) -> list[object]:
     """ServiceAccount, Role and RoleBinding called ``name`` for ``agent``."""
+    return account(ctx, name, agent.name, "agent", rules_for(agent))
+
+
+def account(
+    ctx: Context, name: str, component: str, kind: str, rules: list[V1PolicyRule]
+) -> list[object]:
+    """ServiceAccount, Role (``rules``) and RoleBinding called ``name``."""
     from kubernetes.client import (
         RbacV1Subject,
         V1Role,
@@ -92,14 +105,14 @@ def render(ctx: Context, agent: Agent, name: str) -> list[object]:
         V1ServiceAccount,
     )
 
-    meta = lambda: ctx.meta(name, agent.name, "agent")  # noqa: E731 - fresh object each time
+    meta = lambda: ctx.meta(name, component, kind)  # noqa: E731 - fresh object each time
     return [
         V1ServiceAccount(api_version="v1", kind="ServiceAccount", metadata=meta()),
         V1Role(
             api_version="rbac.authorization.k8s.io/v1",
             kind="Role",
             metadata=meta(),
-            rules=rules_for(agent),
+            rules=rules,
         ),
         V1RoleBinding(
             api_version="rbac.authorization.k8s.io/v1",
