@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from scanflow.kube.render.context import Context
     from scanflow.spec.model import Agent
 
-READ = [("apps", "deployments", ("get", "list", "watch")), ("", "pods", ("get", "list", "watch"))]
+READ: list[tuple[str, str, tuple[str, ...]]] = [
+    ("apps", "deployments", ("get", "list", "watch")),
+    ("", "pods", ("get", "list", "watch")),
+]
 CAPABILITIES: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "scale": [("apps", "deployments/scale", ("get", "patch"))],
     "failover": [

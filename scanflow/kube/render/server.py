@@ -54,7 +54,7 @@ def image(ctx: Context) -> str:
 def _resources() -> V1ResourceRequirements:
     from kubernetes.client import V1ResourceRequirements
 
-    return V1ResourceRequirements(**RESOURCES)
+    return V1ResourceRequirements(requests=RESOURCES["requests"], limits=RESOURCES["limits"])
 
 
 def render(ctx: Context) -> list[object]:
