@@ -273,11 +273,14 @@ class StudyTracking:
         self.run_id: str = run_id
 
     def nest(self, trial: optuna.trial.FrozenTrial, engine: Engine) -> None:
-        """Tag trial's workflow run as a child of the study's run, with its state."""
+        """Tag trial's workflow run as a child of the study's run, with its state; a run
+        without an MLflow run of its own (on Kubernetes, each step pod records one) has
+        its step runs tagged instead."""
         run_id = trial.user_attrs.get("run_id")
-        mlflow_id = engine.get_run(run_id).mlflow_run_id if run_id else None
-        if mlflow_id is None:
+        if not run_id:
             return
+        mlflow_id = engine.get_run(run_id).mlflow_run_id
+        targets = [mlflow_id] if mlflow_id else list(self.reader.step_runs(run_id).values())
         tags = {
             "mlflow.parentRunId": self.run_id,
             "scanflow.study": self.spec.name,
@@ -286,8 +289,9 @@ class StudyTracking:
         }
         if "reason" in trial.user_attrs:
             tags["scanflow.trial.reason"] = str(trial.user_attrs["reason"])[:5000]
-        for key, value in tags.items():
-            self.client.set_tag(mlflow_id, key, value)
+        for target in targets:
+            for key, value in tags.items():
+                self.client.set_tag(target, key, value)
 
     def finish(self, study: optuna.Study) -> None:
         """Log the best trial(s) and end the study's run; :class:`TuningError` when no trial
