@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import wait_for
 from kubernetes import client
 
-from .k8s_support import K8sCluster, PodPlayer, running_pids
+from .k8s_support import K8sCluster, PodPlayer, running_pids, sim
 
 PLAY = "k8s-sim.scanflow.io/outcome"
 APP_DIR = "k8s-sim.scanflow.io/app-dir"
@@ -204,3 +204,14 @@ def test_an_argo_workflow_step_runs_through_the_player(
             for p in pods
         }
         assert codes == {"first": {"main": 0, "wait": 0}, "second": {"main": 4, "wait": 0}}
+
+
+def test_play_refuses_bad_input_with_a_clear_message(k8s_cluster: K8sCluster, tmp_path) -> None:
+    no_app = sim("play", "--app-dir", str(tmp_path), env=k8s_cluster.env)
+    assert no_app.returncode == 1
+    assert no_app.stderr.strip() == (
+        f"k8s-sim play: --app-dir {tmp_path} holds no scanflow.yaml; give an application folder"
+    )
+    down = sim("play", env={**k8s_cluster.env, "K8S_SIM_STATE": str(tmp_path / "none")})
+    assert down.returncode == 3
+    assert "the cluster is not up" in down.stderr and "scripts/k8s-sim up" in down.stderr
