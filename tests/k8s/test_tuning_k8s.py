@@ -117,8 +117,10 @@ def make_app(tmp_path: Path, tracker: str, k8s_cluster: K8sCluster) -> Iterator:
 
     yield make
     with k8s_cluster.api_client() as api:
+        names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
         for project in made:
-            client.CoreV1Api(api).delete_namespace(namespace_of(project.app))
+            if namespace_of(project.app) in names:  # made by the first run
+                client.CoreV1Api(api).delete_namespace(namespace_of(project.app))
 
 
 def _pods(k8s_cluster: K8sCluster, namespace: str, run_id: str) -> list:
@@ -207,3 +209,34 @@ def test_a_trial_that_never_logs_its_objective_fails_with_the_message(
     assert str(failed.value) == (
         f"study 'unlogged' failed: none of its 1 trials succeeded; first reason: {expected}"
     )
+
+
+def test_scanflow_tune_target_kubernetes_runs_trials_on_the_cluster(
+    k8s_cluster: K8sCluster, make_app
+) -> None:
+    """The command a user types; without the pod player, KWOK completes the step pods
+    without running them, so the trial fails with the message a user would see."""
+    project = make_app("tune-cli")
+    spec = project.base_dir / "scanflow.yaml"
+    spec.write_text(spec.read_text() + "kubernetes:\n  workflow_engine: jobs\n")
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    command = [str(Path(sys.executable).parent / "scanflow"), "--app", str(project.base_dir)]
+
+    tuned = subprocess.run(
+        [*command, "tune", "train", "--study", "search", "--target", "kubernetes", "--trials", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+    runs = Store.for_state_dir(project.state_dir).list_runs()
+    assert [(r.engine, r.engine_ref["kind"], r.status) for r in runs] == [
+        ("kubernetes", "ConfigMap", "succeeded")
+    ], tuned.stderr
+    assert tuned.returncode == 1
+    message = " ".join(tuned.stderr.split())  # as printed, wrapped to the terminal
+    assert (
+        "study 'search' failed: none of its 1 trials succeeded; first reason: objective "
+        f"metric 'score' was never logged by step 'fit' of run {runs[0].id}"
+    ) in message
