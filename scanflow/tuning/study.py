@@ -152,7 +152,7 @@ class Tuner:
         if more is not None:
             total = len(counted) + more
         remaining = total - len(counted)
-        jobs = self._parallel()
+        jobs = self._parallel(engine)
         runner = TrialRunner(
             engine,
             self.study,
@@ -178,9 +178,11 @@ class Tuner:
 
         return get_engine(self.project, self.target)
 
-    def _parallel(self) -> int:
+    def _parallel(self, engine: Engine) -> int:
+        """Trials at once: ``parallel_trials``, capped to this machine's cores when the
+        trials run here (on a cluster they use its nodes; the tuner only follows them)."""
         cores = usable_cores()
-        if self.study.parallel_trials <= cores:
+        if self.study.parallel_trials <= cores or engine.name != "local":
             return self.study.parallel_trials
         message = (
             f"study {self.study.name!r}: parallel_trials {self.study.parallel_trials} is more "

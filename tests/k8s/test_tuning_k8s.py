@@ -215,15 +215,17 @@ def test_scanflow_tune_target_kubernetes_runs_trials_on_the_cluster(
     k8s_cluster: K8sCluster, make_app
 ) -> None:
     """The command a user types; without the pod player, KWOK completes the step pods
-    without running them, so the trial fails with the message a user would see."""
+    without running them, so the trials fail with the message a user would see."""
     project = make_app("tune-cli")
     spec = project.base_dir / "scanflow.yaml"
-    spec.write_text(spec.read_text() + "kubernetes:\n  workflow_engine: jobs\n")
+    # 3 trials at once, more than the 2 cores of the machine this was written on
+    text = spec.read_text().replace("max_trials: 1\n", "max_trials: 3\n    parallel_trials: 3\n")
+    spec.write_text(text + "kubernetes:\n  workflow_engine: jobs\n")
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
     command = [str(Path(sys.executable).parent / "scanflow"), "--app", str(project.base_dir)]
 
     tuned = subprocess.run(
-        [*command, "tune", "train", "--study", "search", "--target", "kubernetes", "--trials", "1"],
+        [*command, "tune", "train", "--study", "unlogged", "--target", "kubernetes"],
         capture_output=True,
         text=True,
         env=env,
@@ -231,12 +233,14 @@ def test_scanflow_tune_target_kubernetes_runs_trials_on_the_cluster(
     )
 
     runs = Store.for_state_dir(project.state_dir).list_runs()
-    assert [(r.engine, r.engine_ref["kind"], r.status) for r in runs] == [
+    assert [(r.engine, r.engine_ref["kind"], r.status) for r in runs] == 3 * [
         ("kubernetes", "ConfigMap", "succeeded")
     ], tuned.stderr
+    # all at once: trials on a cluster are not capped to this machine's cores
+    assert max(r.created_at for r in runs) < min(r.finished_at for r in runs)
     assert tuned.returncode == 1
     message = " ".join(tuned.stderr.split())  # as printed, wrapped to the terminal
     assert (
-        "study 'search' failed: none of its 1 trials succeeded; first reason: objective "
-        f"metric 'score' was never logged by step 'fit' of run {runs[0].id}"
+        "study 'unlogged' failed: none of its 3 trials succeeded; first reason: objective "
+        "metric 'accuracy' was never logged by step 'fit' of run "
     ) in message
