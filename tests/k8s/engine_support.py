@@ -13,8 +13,8 @@ from .k8s_support import REPO, K8sCluster
 
 FAIL = {"k8s-sim.scanflow.io/outcome": "fail"}  # kwok fails such a pod (exit code 1)
 NOWHERE = {"scanflow.io/test-node": "none"}  # no node matches: the pod waits, the step runs
-PLAY = "k8s-sim.scanflow.io/outcome"  # with value "play": the pod player runs the pod
-PLAY_APP_DIR = "k8s-sim.scanflow.io/app-dir"  # the host folder that stands for /app
+PLAY = {"k8s-sim.scanflow.io/outcome": "play"}  # the pod player runs such a pod on the host
+PLAY_APP_DIR = "k8s-sim.scanflow.io/app-dir"  # the host folder that stands for its /app
 
 
 def digits_project(tmp_path: Path, name: str, extra: str = ""):
@@ -38,7 +38,7 @@ def engine_for(
     """The engine on the test cluster; steps in ``fail`` fail, those in ``hold`` never start;
     with ``play``, the other steps' pods run their command for real through the pod player
     (the ``pod_player`` fixture), the project's folder standing for the image's /app."""
-    played = {PLAY: "play", PLAY_APP_DIR: str(project.base_dir)} if play else {}
+    played = {**PLAY, PLAY_APP_DIR: str(project.base_dir)} if play else {}
 
     if retries is not None:
         for executor in project.app.workflows[0].executors:

@@ -11,10 +11,8 @@ from pathlib import Path
 from conftest import wait_for
 from kubernetes import client
 
+from .engine_support import PLAY, PLAY_APP_DIR
 from .k8s_support import K8sCluster, PodPlayer, running_pids, sim
-
-PLAY = "k8s-sim.scanflow.io/outcome"
-APP_DIR = "k8s-sim.scanflow.io/app-dir"
 
 
 def _job(name: str, script: str, app_dir: Path, env: dict[str, str] | None = None) -> dict:
@@ -28,7 +26,7 @@ def _job(name: str, script: str, app_dir: Path, env: dict[str, str] | None = Non
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"annotations": {PLAY: "play", APP_DIR: str(app_dir)}},
+                "metadata": {"annotations": {**PLAY, PLAY_APP_DIR: str(app_dir)}},
                 "spec": {
                     "restartPolicy": "Never",
                     "containers": [
@@ -153,7 +151,7 @@ def test_an_argo_workflow_step_runs_through_the_player(
     def template(name: str, script: str) -> dict:
         return {
             "name": name,
-            "metadata": {"annotations": {PLAY: "play"}},
+            "metadata": {"annotations": PLAY},
             "container": {
                 "image": "registry.invalid/step:1",
                 "command": ["python", "-c", script],
