@@ -171,7 +171,7 @@ class Tuner:
         if more is not None:
             total = len(counted) + more
         remaining = total - len(counted)
-        jobs = self._parallel()
+        jobs = self._parallel(engine)
         runner = TrialRunner(
             engine,
             self.study,
@@ -197,9 +197,11 @@ class Tuner:
 
         return get_engine(self.project, self.target)
 
-    def _parallel(self) -> int:
+    def _parallel(self, engine: Engine) -> int:
+        """Trials at once: ``parallel_trials``, capped to this machine's cores when the
+        trials run here (on a cluster they use its nodes; the tuner only follows them)."""
         cores = usable_cores()
-        if self.study.parallel_trials <= cores:
+        if self.study.parallel_trials <= cores or engine.name != "local":
             return self.study.parallel_trials
         message = (
             f"study {self.study.name!r}: parallel_trials {self.study.parallel_trials} is more "
@@ -292,11 +294,14 @@ class StudyTracking:
         self.run_id: str = run_id
 
     def nest(self, trial: optuna.trial.FrozenTrial, engine: Engine) -> None:
-        """Tag trial's workflow run as a child of the study's run, with its state."""
+        """Tag trial's workflow run as a child of the study's run, with its state; a run
+        without an MLflow run of its own (on Kubernetes, each step pod records one) has
+        its step runs tagged instead."""
         run_id = trial.user_attrs.get("run_id")
-        mlflow_id = engine.get_run(run_id).mlflow_run_id if run_id else None
-        if mlflow_id is None:
+        if not run_id:
             return
+        mlflow_id = engine.get_run(run_id).mlflow_run_id
+        targets = [mlflow_id] if mlflow_id else list(self.reader.step_runs(run_id).values())
         tags = {
             "mlflow.parentRunId": self.run_id,
             "scanflow.study": self.spec.name,
@@ -305,8 +310,9 @@ class StudyTracking:
         }
         if "reason" in trial.user_attrs:
             tags["scanflow.trial.reason"] = str(trial.user_attrs["reason"])[:5000]
-        for key, value in tags.items():
-            self.client.set_tag(mlflow_id, key, value)
+        for target in targets:
+            for key, value in tags.items():
+                self.client.set_tag(target, key, value)
 
     def finish(self, study: optuna.Study) -> None:
         """Log the best trial(s) and end the study's run; :class:`TuningError` when no trial

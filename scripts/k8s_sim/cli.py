@@ -1,4 +1,4 @@
-"""Command line of k8s-sim: build, up, status, kubeconfig, kubectl, down, argo."""
+"""Command line of k8s-sim: build, up, status, kubeconfig, kubectl, down, argo, play."""
 
 from __future__ import annotations
 
@@ -142,6 +142,24 @@ def _cmd_kubectl(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _cmd_play(args: argparse.Namespace) -> int:
+    from . import player
+
+    c = cluster.load()
+    if c is None or not c.is_up():
+        print(
+            f"the cluster is not up (state {state_dir()}); run: scripts/k8s-sim up", file=sys.stderr
+        )
+        return EXIT_DOWN
+    if args.app_dir is not None and not (args.app_dir / "scanflow.yaml").is_file():
+        raise SimError(
+            f"--app-dir {args.app_dir} holds no scanflow.yaml; give an application folder"
+        )
+    log_dir = args.log_dir or state_dir() / "logs" / "pods"
+    player.play(c.kubeconfig, args.namespace, args.app_dir, log_dir)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser."""
     p = argparse.ArgumentParser(
@@ -180,6 +198,26 @@ def parser() -> argparse.ArgumentParser:
         func=_cmd_kubeconfig
     )
     _argo_parser(sub)
+    play = sub.add_parser(
+        "play",
+        help="stand in for the kubelet: run the pods annotated "
+        "k8s-sim.scanflow.io/outcome=play on this host, until SIGTERM or Ctrl-C",
+    )
+    play.add_argument("--namespace", metavar="NS", help="only this namespace (default: all)")
+    play.add_argument(
+        "--app-dir",
+        type=Path,
+        metavar="DIR",
+        help="the host folder that stands for the image's /app (a pod's annotation "
+        "k8s-sim.scanflow.io/app-dir wins)",
+    )
+    play.add_argument(
+        "--log-dir",
+        type=Path,
+        metavar="DIR",
+        help="where each pod's output goes (default $K8S_SIM_STATE/logs/pods)",
+    )
+    play.set_defaults(func=_cmd_play)
     kc = sub.add_parser("kubectl", help="run the built kubectl against the cluster")
     kc.add_argument("args", nargs=argparse.REMAINDER)
     kc.set_defaults(func=_cmd_kubectl)

@@ -1,5 +1,6 @@
 """The ``k8s_cluster`` fixture: one real control plane (scripts/k8s-sim) per test session;
-``argo``: Argo's workflow-controller for it; ``argo_namespace``: a namespace it runs.
+``argo``: Argo's workflow-controller for it; ``argo_namespace``: a namespace it runs;
+``pod_player``: the stand-in for a kubelet that runs the pods which ask for it.
 
 A plugin of the whole suite (``pytest_plugins`` in tests/conftest.py), so that each runs
 once per session wherever it is used. Set ``K8S_SIM_USE_RUNNING=1`` to run the
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +22,11 @@ import pytest
 from .k8s_support import (
     ARGO_LOCK_TIMEOUT,
     ARGO_UP_TIMEOUT,
+    SIM,
     UP_TIMEOUT,
     ArgoController,
     K8sCluster,
+    PodPlayer,
     running_pids,
     sim,
 )
@@ -94,3 +100,27 @@ def argo_namespace(argo: ArgoController, k8s_cluster: K8sCluster) -> Iterator[st
         assert argo.watches(name)
         yield name
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def pod_player(k8s_cluster: K8sCluster, tmp_path: Path) -> Iterator[PodPlayer]:
+    """``scripts/k8s-sim play`` for the test: the pods annotated
+    ``k8s-sim.scanflow.io/outcome: play`` run on this host; stopped (SIGTERM, by PID) after
+    the test, checked to exit 0 and to leave none of the processes it started."""
+    logs = tmp_path / "pod-logs"
+    logs.mkdir()
+    with open(tmp_path / "pod-player.log", "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(SIM), "play", "--log-dir", str(logs)],
+            env=k8s_cluster.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    player = PodPlayer(process.pid, logs, tmp_path / "pod-player.log")
+    try:
+        yield player
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=120)
+    assert code == 0, player.output()
+    assert running_pids(player.started()) == [], "the pod player left processes behind"

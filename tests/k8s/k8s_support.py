@@ -117,3 +117,22 @@ class ArgoController:
     def watches(self, namespace: str) -> bool:
         """Whether the controller runs the Workflows created in ``namespace``."""
         return not self.namespaced or namespace == self.namespace
+
+
+@dataclass
+class PodPlayer:
+    """The pod player (``scripts/k8s-sim play``) of one test."""
+
+    pid: int
+    log_dir: Path  # each pod's output: <namespace>_<pod>.log
+    log: Path  # the player's own log
+
+    def output(self) -> str:
+        """The player's log."""
+        return self.log.read_text() if self.log.exists() else ""
+
+    def started(self) -> list[int]:
+        """The PIDs of the processes it started, from its log."""
+        import re
+
+        return [int(pid) for pid in re.findall(r": pid (\d+) runs ", self.output())]

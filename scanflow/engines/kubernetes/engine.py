@@ -25,6 +25,7 @@ from scanflow.engines.kubernetes.argo_state import run_phase, step_states
 from scanflow.engines.kubernetes.pods import (
     IMAGE_PULL_GRACE,
     QUOTA_WORDS,
+    delete_unfinished_pods,
     last_exit,
     pull_failure,
     record_attempts,
@@ -213,8 +214,10 @@ class KubernetesEngine:
         return run
 
     def cancel(self, run_id: str) -> None:
-        """Stop the run: Argo terminates its Workflow; the Jobs engine deletes its Jobs (and
-        their pods). A finished run is left as it is."""
+        """Stop the run: Argo terminates its Workflow, and the run's pods that have not
+        ended are deleted, so their containers stop whether or not Argo's signal reaches
+        them; the Jobs engine deletes its Jobs (and their pods). A finished run is left as
+        it is."""
         run = self.store.get_run(run_id)
         if run.status in TERMINAL:
             return
@@ -223,6 +226,7 @@ class KubernetesEngine:
             ref["cancelled"] = True
             self.store.update_run(run.id, engine_ref=ref)
             self._patch(ref, {"spec": {"shutdown": "Terminate"}}, "merge")
+            delete_unfinished_pods(self.cluster, ref["namespace"], run.id)
             return
         self._patch(ref, {"metadata": {"annotations": {jobs.CANCEL_ANNOTATION: "true"}}}, "merge")
         from scanflow.engines.kubernetes.driver import delete_jobs

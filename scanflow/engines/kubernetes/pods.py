@@ -83,6 +83,22 @@ def pod_attempt(pod: dict[str, Any], number: int) -> PodAttempt:
     return PodAttempt(meta["name"], number, None, status.get("phase") or "Pending", created, None)
 
 
+def delete_unfinished_pods(cluster: Cluster, namespace: str, run_id: str) -> None:
+    """Delete the pods of ``run_id`` that have not ended: the kubelet stops their
+    containers (SIGTERM, then SIGKILL after the pod's grace period)."""
+    resource = cluster.resource("v1", "Pod")
+    call(
+        lambda: cluster.dynamic.delete(
+            resource,
+            namespace=namespace,
+            label_selector=f"{RUN_LABEL}={dns_label(run_id)}",
+            field_selector="status.phase!=Succeeded,status.phase!=Failed",
+        ),
+        "delete",
+        f"pods of run {run_id} in namespace {namespace!r}",
+    )
+
+
 def run_pods(cluster: Cluster, namespace: str, run_id: str) -> dict[str, list[PodAttempt]]:
     """The attempts of each step of ``run_id`` (by step label), oldest first."""
     resource = cluster.resource("v1", "Pod")
