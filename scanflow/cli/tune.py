@@ -107,7 +107,9 @@ def tune(
         return
     spec = _chosen(project, workflow, study)
     tuner = Tuner(project, spec, target=target)
-    result = tuner.run(trials=trials, resume=resume, more=more)
-    for warning in tuner.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+    try:
+        result = tuner.run(trials=trials, resume=resume, more=more)
+    finally:  # a failed study's warnings (e.g. trials capped to the cores) explain it too
+        for warning in tuner.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}")
     console.print(render(result, spec), highlight=False)

@@ -137,6 +137,9 @@ class Tuner:
 
         optuna.logging.disable_default_handler()
         optuna.logging.enable_propagation()
+        trial_log = logging.getLogger("optuna.study._optimize")  # "Trial N failed ..."
+        if _NO_TRACEBACK not in trial_log.filters:
+            trial_log.addFilter(_NO_TRACEBACK)
         engine = self.engine or self._engine()
         directions = [o.direction for o in self.study.objectives()]
         exists = self.study.name in optuna.get_all_study_names(storage_url(self.project))
@@ -241,6 +244,20 @@ class Tuner:
             study._storage.set_trial_user_attr(trial._trial_id, "reason", INTERRUPTED)
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
             log.warning("trial %d was interrupted; it is not counted", trial.number)
+
+
+class _KnownTrialFailure(logging.Filter):
+    """Optuna logs each failed trial with its traceback; a trial that failed for a reason
+    Scanflow states (:class:`TrialFailed`) is logged with the reason alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_NO_TRACEBACK = _KnownTrialFailure()
 
 
 def partial_callback(tracking: StudyTracking, engine: Engine, max_failed: int | None) -> Any:

@@ -234,3 +234,15 @@ def test_warm_starting_from_a_study_that_never_ran_is_refused(tiny):
     project = tiny(STUDY + WARM)
     with pytest.raises(TuningError, match="study 'search' has not run yet"):
         _tune(project, "warm")
+
+
+def test_the_cli_shows_a_failed_studys_warnings_with_its_error(tiny):
+    never_logged = STUDY.replace(
+        "x: {type", "log: {type: categorical, choices: [false]}\n      x: {type"
+    ).replace("max_trials: 3", "max_trials: 1\n    parallel_trials: 512")
+    project = tiny(never_logged)
+    done = scanflow_cli("--app", str(project.base_dir), "tune", "train")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "parallel_trials 512 is more than the" in done.stderr
+    assert "none of its 1 trials succeeded" in done.stderr
+    assert "Traceback" not in done.stderr
