@@ -137,11 +137,6 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is None:
             show_decisions(ctx, agent, limit, output, server, token)
 
-    def act(ctx: typer.Context, server: str | None, token: str | None, call: Any) -> None:
-        with remote.acting(ctx, server, token) as (actions, name):
-            result = call(actions, name)
-        console.print(result.message, highlight=False)
-
     @decisions_group.command("approve")
     def approve(
         ctx: typer.Context,
@@ -150,7 +145,7 @@ def register(app: typer.Typer) -> None:
         token: str = remote.token_option(),
     ) -> None:
         """Let the agent carry out a plan that waits for a person's approval."""
-        act(ctx, server, token, lambda a, name: a.approve(name, decision_id))
+        remote.act(ctx, server, token, lambda a, name: a.approve(name, decision_id))
 
     @decisions_group.command("reject")
     def reject(
@@ -161,7 +156,7 @@ def register(app: typer.Typer) -> None:
         token: str = remote.token_option(),
     ) -> None:
         """Refuse a plan that waits for a person's approval: the agent never runs it."""
-        act(ctx, server, token, lambda a, name: a.reject(name, decision_id, reason))
+        remote.act(ctx, server, token, lambda a, name: a.reject(name, decision_id, reason))
 
     @decisions_group.command("revert")
     def revert(
@@ -171,7 +166,7 @@ def register(app: typer.Typer) -> None:
         token: str = remote.token_option(),
     ) -> None:
         """Undo a decision's alias move (point the alias back where it was)."""
-        act(ctx, server, token, lambda a, name: a.revert(name, decision_id))
+        remote.act(ctx, server, token, lambda a, name: a.revert(name, decision_id))
 
 
 def show_decisions(

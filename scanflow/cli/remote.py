@@ -98,3 +98,13 @@ def acting(ctx: typer.Context, server: str | None, token: str | None) -> Iterato
         yield local, local.handle.name
     finally:
         local.close()
+
+
+def act(ctx: typer.Context, server: str | None, token: str | None, call: Any) -> Any:
+    """Carry out ``call(actions, app)`` here or on ``server`` and print what it did."""
+    from scanflow.cli.output import console
+
+    with acting(ctx, server, token) as (actions, name):
+        result = call(actions, name)
+    console.print(result.message, highlight=False)
+    return result
