@@ -18,6 +18,7 @@ import pytest
 from conftest import free_port, wait_for
 
 from .conftest import Apps, make_apps
+from .test_api_cli_remote import scanflow
 from .test_browser import IMAGES, browser, signed_in  # noqa: F401 - the browser fixture
 
 SERVICE = """
@@ -116,7 +117,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Apps, str, 
     assert up.returncode == 0, out.read_text()
 
 
-def test_the_service_view_shows_a_live_service(live, browser) -> None:  # noqa: F811
+def test_the_service_view_shows_a_live_service(live, browser, capsys) -> None:  # noqa: F811
     apps, server_url, service_url, rows = live
     read = httpx.Client(
         base_url=server_url, headers={"authorization": f"Bearer {apps.token('vision', 'read')}"},
@@ -141,22 +142,22 @@ def test_the_service_view_shows_a_live_service(live, browser) -> None:  # noqa: 
         view = read.get("/api/apps/vision/services/digits").json()
         assert (view["ready"], view["workers"], view["model_version"]) == (True, 1, "1")
         first = wait_for(lambda: busy_points("1", 1), timeout=120, what="traffic on v1")
-        # promote v2 and grow to two workers, through the server
+        # promote v2, then grow to two workers, through the server
         moved = httpx.post(
             f"{server_url}/api/apps/vision/models/digits/aliases/champion",
             json={"version": "2"}, headers=admin, timeout=60,
         )  # fmt: skip
         assert moved.status_code == 200, moved.text
-        scaled = httpx.post(
-            f"{server_url}/api/apps/vision/services/digits/scale",
-            json={"workers": 2}, headers=admin, timeout=120,
-        )  # fmt: skip
-        assert scaled.status_code == 200 and "2 workers" in scaled.json()["message"], scaled.text
         wait_for(
             lambda: read.get("/api/apps/vision/services/digits").json()["model_version"] == "2",
             timeout=120,
             what="the service to hot-swap to v2",
         )
+        scale = ["--app", str(apps.vision), "scale", "digits", "2", "--server", server_url]
+        code, _, err = scanflow(capsys, *scale, "--token", apps.token("vision", "read"))
+        assert code == 1 and "is read-only; actions need an admin token" in err, err
+        code, out, err = scanflow(capsys, *scale, "--token", apps.token("vision", "admin"))
+        assert code == 0 and "service digits now has 2 workers" in out, err
         second = wait_for(lambda: busy_points("2", 2), timeout=120, what="traffic on v2")
     for point in (first[-1], second[-1]):
         assert point["ready"] and point["errors_per_s"] == 0
