@@ -22,8 +22,8 @@ class RunParamRecord(Base):
 
     __tablename__ = "run_params"
     __table_args__ = (
-        Index("ix_run_params_key_num", "key", "num_value"),
-        Index("ix_run_params_key_text", "key", "text_value"),
+        Index("ix_run_params_key_num", "key", "num_value", "run_id"),
+        Index("ix_run_params_key_text", "key", "text_value", "run_id"),
     )
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)

@@ -166,7 +166,7 @@ def test_a_parameter_filter_searches_the_parameters_index(handle, wanted, index)
     handle.analyzed_at = float("-inf")
     runs_api.refresh_statistics(handle)  # as the runs list does before filtering
     plan = _plan(handle, runs_api.param_condition(wanted))
-    assert f"SEARCH run_params USING INDEX {index}" in plan, plan
+    assert f"SEARCH run_params USING COVERING INDEX {index}" in plan, plan
     assert "SCAN" not in plan, plan  # neither every run nor every parameter is read
 
 

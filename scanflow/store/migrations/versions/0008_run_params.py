@@ -52,8 +52,8 @@ def upgrade() -> None:
         sa.Column("num_value", sa.Float, nullable=True),
         sa.Column("text_value", sa.String(MAX_TEXT), nullable=True),
     )
-    op.create_index("ix_run_params_key_num", "run_params", ["key", "num_value"])
-    op.create_index("ix_run_params_key_text", "run_params", ["key", "text_value"])
+    op.create_index("ix_run_params_key_num", "run_params", ["key", "num_value", "run_id"])
+    op.create_index("ix_run_params_key_text", "run_params", ["key", "text_value", "run_id"])
     bind = op.get_bind()
     pending: list[dict[str, Any]] = []
     for row in bind.execute(sa.select(runs.c.id, runs.c.parameters)).fetchall():
