@@ -195,7 +195,12 @@ def show_decisions(
     if not views:
         console.print("no decisions yet")
         return
-    table = Table("time", "id", "agent", "decision", "reason", "status", "outcome")
+    from rich import box
+
+    table = Table(
+        "time", "id", "agent", "decision", "reason", "status", "outcome",
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+    )  # fmt: skip
     colour = {"succeeded": "green", "failed": "red", "blocked": "yellow", "rejected": "red"}
     for v in views:
         c = colour.get(v.status, "cyan")
