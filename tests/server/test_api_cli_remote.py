@@ -204,6 +204,8 @@ def test_the_cli_acts_through_the_server_with_an_admin_token_only(
     assert steps == {"prepare": 1, "train": 2, "report": 1}  # prepare was not run again
     code, _, err = scanflow(capsys, *vision, "cancel", run_id, *admin)
     assert code == 1 and f"run {run_id} already ended (succeeded)" in err, err
+    code, _, local = scanflow(capsys, *vision, "cancel", run_id)  # the same, on this folder
+    assert code == 1 and local == f"error: run {run_id} already ended (succeeded)", local
     code, _, err = scanflow(capsys, *vision, "run", "pipe", "--no-cache", *admin)
     assert code == 1 and "--no-cache do(es) not go with --server" in err, err
 
@@ -229,7 +231,8 @@ def test_the_cli_acts_through_the_server_with_an_admin_token_only(
     code, out, _ = scanflow(capsys, *vision, "decisions", *read)
     assert "ffffffff" in out and "rejected" in out
 
-    # promote a model version, then roll back
+    # promote a model version, then roll back (once the server has made its MLflow store)
+    wait_for(lambda: client.call("GET", "/api/health")["tracking_ready"], what="MLflow")
     make_model(server_tracking_uri(apps))  # digits v1..v3, champion -> v2
     code, _, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "3", *read)
     assert code == 1 and refused in err, err
@@ -239,6 +242,8 @@ def test_the_cli_acts_through_the_server_with_an_admin_token_only(
     assert code == 1 and "model 'digits' has no version '9'" in err, err
     code, out, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "2", *admin)
     assert code == 0 and "digits@champion -> version 2 (was 3)" in out, err
+    code, out, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "1")
+    assert code == 0 and "digits@champion -> version 1 (was 2)" in out, err  # this folder
     client.close()
 
 

@@ -362,6 +362,7 @@ def test_reject_a_plan_that_waits_for_a_person(browser, shared, decisions) -> No
         approve = client.post(f"{url}/approve")
         done = client.post(f"/api/apps/vision/decisions/{decisions['promoted']}/reject")
         missing = client.post("/api/apps/vision/decisions/nosuchdecision/reject")
+        long = client.post(f"{url}/reject", json={"reason": "x" * 501})
     assert view["status"] == "rejected" and view["finished_at"] is not None
     assert [s["status"] for s in view["steps"]] == ["skipped"] * 3
     assert view["outcome"].endswith(": the drift is a <b>holiday</b>")
@@ -371,3 +372,4 @@ def test_reject_a_plan_that_waits_for_a_person(browser, shared, decisions) -> No
     assert approve.status_code == 409 and "only an awaiting plan can be approved" in approve.text
     assert done.status_code == 409 and "is succeeded; only an awaiting plan" in done.text
     assert missing.status_code == 404
+    assert long.status_code in (400, 422) and "reason" in long.json()["error"]
