@@ -119,7 +119,7 @@ def test_a_store_made_before_migrations_opens_and_upgrades(tmp_path: Path) -> No
     assert "alembic_version" not in _tables(db) and "agent_state" not in _tables(db)
 
     store = Store.for_state_dir(state)
-    assert schema.current(store._engine) == schema.head() == "0007"
+    assert schema.current(store._engine) == schema.head() == "0008"
     assert _differences(store) == []  # the same tables, columns and indexes as a new store
     old = store.get_run("old-run")
     assert (old.status, old.parameters, old.engine) == ("failed", {"n": 3}, "local")
@@ -253,7 +253,7 @@ def test_a_store_at_0004_moves_engine_fields_into_engine_refs(tmp_path: Path, ba
     base, log1, log2 = _store_at_0004(tmp_path)
     project = load_project(base)
     store = Store.for_state_dir(project.state_dir)  # upgrades to the newest revision
-    assert schema.current(store._engine) == schema.head() == "0007"
+    assert schema.current(store._engine) == schema.head() == "0008"
     assert _differences(store) == []
 
     local, kube = store.get_run("local-run"), store.get_run("kube-run")
@@ -403,3 +403,34 @@ def test_a_wrong_postgresql_password_is_a_clear_error(
     message = _refused(tmp_path, monkeypatch, url)
     assert 'password authentication failed for user "team"' in message
     assert "(from SCANFLOW_STORE_URI)" in message and "wrong" not in message
+
+
+def test_the_upgrade_to_0008_copies_the_parameters_of_existing_runs(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    state = tmp_path / ".scanflow"
+    state.mkdir()
+    engine = create_engine(f"sqlite:///{state / 'scanflow.db'}")
+    assert schema.upgrade(engine, "0007") == "0007"
+    engine.dispose()
+    params = '{"lr": 0.5, "epochs": 3, "data": "digits", "fast": true, "grid": [1, 2], "x": null}'
+    with sqlite3.connect(state / "scanflow.db") as conn:
+        conn.execute(
+            "INSERT INTO runs (id, app, team, workflow, status, parameters, spec, base_dir, "
+            "run_dir, engine, created_at) VALUES ('old', 'a', 't', 'w', 'succeeded', ?, '', "
+            "'/x', '/x', 'local', 1.0)",
+            (params,),
+        )
+    store = Store.for_state_dir(state)
+    with sqlite3.connect(state / "scanflow.db") as conn:
+        rows = conn.execute(
+            "SELECT key, num_value, text_value FROM run_params WHERE run_id = 'old' ORDER BY key"
+        ).fetchall()
+    assert rows == [
+        ("data", None, "digits"),
+        ("epochs", 3.0, None),
+        ("fast", 1.0, "true"),
+        ("lr", 0.5, None),
+    ]
+    schema.downgrade(store._engine, "0007")
+    assert "run_params" not in _tables(state / "scanflow.db")

@@ -402,9 +402,10 @@ class AgentRuntime:
         """Queue the plans a person approved since the last look (checked every heartbeat)."""
         started = []
         for row in await asyncio.to_thread(self.state.approved):
-            await asyncio.to_thread(self.state.update_decision, row.id, status="pending")
-            self._queue_plan(row.id)
-            started.append(row.id)
+            # only if still approved: a plan rejected meanwhile never runs
+            if await asyncio.to_thread(self.state.claim, row.id, "approved", status="pending"):
+                self._queue_plan(row.id)
+                started.append(row.id)
         return started
 
     async def _tick_loop(self) -> None:

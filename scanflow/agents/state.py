@@ -24,6 +24,7 @@ from scanflow.store.agent_models import (
 )
 
 OPEN = ("pending", "running", "awaiting", "approved")  # awaiting: a person must approve
+# rejected: a person refused an awaiting plan; it never runs
 ACTED = ("running", "succeeded", "failed")
 
 
@@ -189,6 +190,11 @@ class AgentState:
             for key, value in fields.items():
                 setattr(row, key, value)
 
+    def claim(self, decision_id: str, expected: str, **fields: Any) -> bool:
+        """Set ``fields`` of a decision only if its status is still ``expected`` (see
+        :func:`transition`)."""
+        return transition(self.store, decision_id, expected, **fields)
+
     def open_decisions(self) -> list[DecisionRecord]:
         """Decisions whose plan has not finished (to resume after a restart), oldest first."""
         with self.store.session() as s:
@@ -277,6 +283,19 @@ def endpoints(store: Store) -> list[AgentEndpointRecord]:
     """Every agent that ever started in this store."""
     with store.session() as s:
         return list(s.scalars(select(AgentEndpointRecord).order_by(AgentEndpointRecord.agent)))
+
+
+def transition(store: Store, decision_id: str, expected: str, **fields: Any) -> bool:
+    """Set ``fields`` of decision ``decision_id`` in one conditional UPDATE, only if its
+    status is still ``expected``; False when another writer changed it first (a person
+    rejecting a plan while another approves it, an agent starting a plan just rejected)."""
+    with store.session() as s:
+        done = s.execute(
+            update(DecisionRecord)
+            .where(DecisionRecord.id == decision_id, DecisionRecord.status == expected)
+            .values(**fields)
+        )
+        return done.rowcount == 1
 
 
 def all_decisions(

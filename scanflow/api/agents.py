@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from scanflow.api.errors import NotFound
 from scanflow.api.views import AgentView, DeadLetterView, DecisionView
 from scanflow.api.workspace import AppHandle, store_errors
@@ -117,9 +119,17 @@ def decisions(app: AppHandle, agent: str | None = None, limit: int = 100) -> lis
 
 
 def decision(app: AppHandle, decision_id: str) -> DecisionView:
-    """Decision ``decision_id`` with its evidence and plan."""
+    """Decision ``decision_id`` (or a unique prefix of at least 4 characters) with its
+    evidence and plan."""
     with store_errors(f"application {app.name!r}"), app.store.session() as s:
         row = s.get(DecisionRecord, decision_id)
+        if row is None and len(decision_id) >= 4:  # a unique prefix, as the CLI shows
+            found = s.scalars(
+                select(DecisionRecord)
+                .where(DecisionRecord.id.startswith(decision_id, autoescape=True))
+                .limit(2)
+            ).all()
+            row = found[0] if len(found) == 1 else None
     if row is None or row.app != app.name:
         raise NotFound(f"no decision {decision_id!r} in application {app.name!r}")
     return decision_view(row)

@@ -105,3 +105,15 @@ class ScanflowClient(HttpClient):
         """Point ``model@alias`` at ``version`` (promote, or roll back)."""
         path = f"{_app(app)}/models/{quote(model)}/aliases/{quote(alias)}"
         return self._act(path, {"version": str(version)})
+
+    def approve(self, app: str, decision_id: str) -> ActionResult:
+        """Let the agent carry out a plan that waits for a person."""
+        return self._act(f"{_app(app)}/decisions/{quote(decision_id)}/approve")
+
+    def reject(self, app: str, decision_id: str, reason: str | None = None) -> ActionResult:
+        """Refuse a plan that waits for a person (``reason`` kept as evidence)."""
+        return self._act(f"{_app(app)}/decisions/{quote(decision_id)}/reject", {"reason": reason})
+
+    def revert(self, app: str, decision_id: str) -> ActionResult:
+        """Undo the decision's alias move."""
+        return self._act(f"{_app(app)}/decisions/{quote(decision_id)}/revert")

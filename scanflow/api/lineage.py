@@ -1,6 +1,6 @@
 """A decision's lineage: data window -> drift evidence -> decision -> retrain run -> gate ->
 alias move -> served version -> outcome, each link with its evidence; and what a person
-does about a decision: approve a plan that waits for one, revert an alias move.
+does about a decision: approve or reject a plan that waits for one, revert an alias move.
 
 A person's act is recorded as a decision of its own (rule ``person``) linked to the one it
 acts on by ``correlation_id``, so the audit trail holds who did what and when.
@@ -25,6 +25,7 @@ from scanflow.store.agent_models import DecisionRecord
 log = logging.getLogger(__name__)
 
 STATE = {"done": "ok", "failed": "bad", "skipped": "idle", "pending": "wait", "running": "wait"}
+DECISION_STATE = {"awaiting": "wait", "approved": "wait", "blocked": "idle", "rejected": "bad"}
 KINDS = {"retrain": "retrain", "gate": "gate", "promote": "alias", "rollback": "alias"}
 
 
@@ -168,7 +169,7 @@ def lineage(app: AppHandle, decision_id: str) -> Lineage:
         LineageStep(
             kind="decision",
             title=f"decision: {d.action}",
-            state={"awaiting": "wait", "approved": "wait", "blocked": "idle"}.get(d.status, "ok"),
+            state=DECISION_STATE.get(d.status, "ok"),
             at=d.created_at,
             summary=d.reason
             + (" — waits for a person's approval" if d.status == "awaiting" else ""),
@@ -205,7 +206,13 @@ def lineage(app: AppHandle, decision_id: str) -> Lineage:
 
 
 def _record_person(
-    app: AppHandle, d: DecisionView, action: str, reason: str, who: str, result: dict[str, Any]
+    app: AppHandle,
+    d: DecisionView,
+    action: str,
+    reason: str,
+    who: str,
+    result: dict[str, Any],
+    evidence: dict[str, Any] | None = None,
 ) -> str:
     now = time.time()
     row = DecisionRecord(
@@ -218,7 +225,7 @@ def _record_person(
         reason=reason,
         status="succeeded",
         guarded=False,
-        evidence={"by": who, "decision": d.id},
+        evidence={"by": who, "decision": d.id, **(evidence or {})},
         steps=[{"action": action, "params": {}, "status": "done", "result": result}],
         outcome=reason,
         correlation_id=d.id,
@@ -231,17 +238,36 @@ def _record_person(
     return row.id
 
 
+def _settle(app: AppHandle, d: DecisionView, to: str, **fields: Any) -> None:
+    """Move awaiting decision ``d`` to status ``to``, or :class:`Conflict` when it no longer
+    awaits (another person, or the agent, got there first)."""
+    from scanflow.agents.state import transition
+
+    with store_errors(f"application {app.name!r}"):
+        moved = transition(app.store, d.id, "awaiting", status=to, **fields)
+    if not moved:
+        now = agents_api.decision(app, d.id).status
+        raise Conflict(f"decision {d.id} is {now}; only an awaiting plan can be {to}")
+
+
 def approve(app: AppHandle, decision_id: str, who: str) -> ActionResult:
     """Let the agent carry out a plan that waits for a person (it starts within seconds)."""
     d = agents_api.decision(app, decision_id)
-    with store_errors(f"application {app.name!r}"), app.store.session() as s:
-        row = s.get(DecisionRecord, d.id)
-        if row is None or row.status != "awaiting":
-            raise Conflict(f"decision {d.id} is {d.status}; only an awaiting plan can be approved")
-        row.status = "approved"
+    _settle(app, d, "approved")
     _record_person(app, d, "approve", f"approved by {who}", who, {"approved": d.id})
     log.info("decision %s of %s approved by %s", d.id, d.agent, who)
     return ActionResult(message=f"decision {d.id[:8]} approved: agent {d.agent} carries it out")
+
+
+def reject(app: AppHandle, decision_id: str, who: str, reason: str | None = None) -> ActionResult:
+    """Refuse a plan that waits for a person: it never runs; ``reason`` is kept as evidence."""
+    d = agents_api.decision(app, decision_id)
+    said = f"rejected by {who}" + (f": {reason}" if reason else "")
+    skipped = [{**step, "status": "skipped"} for step in d.steps]
+    _settle(app, d, "rejected", steps=skipped, outcome=said, finished_at=time.time())
+    _record_person(app, d, "reject", said, who, {"rejected": d.id}, {"reason": reason})
+    log.info("decision %s of %s %s", d.id, d.agent, said)
+    return ActionResult(message=f"decision {d.id[:8]} rejected: agent {d.agent} will not run it")
 
 
 def revert(app: AppHandle, decision_id: str, who: str) -> ActionResult:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, text
 
 from scanflow.api.errors import Conflict, Invalid, NotFound
 from scanflow.api.views import (
@@ -29,6 +29,7 @@ from scanflow.api.workspace import AppHandle, store_errors
 from scanflow.engines.refs import attempt_log
 from scanflow.errors import EngineError, SpecError, StoreError
 from scanflow.store import TERMINAL, RunRecord, Store
+from scanflow.store.param_models import RunParamRecord
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ SORTABLE = ("created_at", "started_at", "finished_at", "status", "workflow", "id
 ENDED = TERMINAL | {"interrupted"}
 RESTART_SECONDS = 60.0  # how long a retry waits for the engine to record the run running
 RESTART_POLL_SECONDS = 0.02
+STATISTICS_SECONDS = 600.0  # how often the runs list refreshes SQLite's planner statistics
 _FILTER = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(>=|<=|!=|=|>|<)\s*(.*)$")
 
 
@@ -84,7 +86,10 @@ def _number(text: str) -> float | None:
 
 
 def param_condition(text: str) -> ColumnElement[bool]:
-    """The SQL condition of one parameter filter (``name op value``)."""
+    """The SQL condition of one parameter filter (``name op value``): the runs found in the
+    parameters' index (``run_params``); a number compares with numbers, a text with texts."""
+    from scanflow.api.metrics import COMPARISONS
+
     found = _FILTER.match(text.strip())
     if not found:
         raise Invalid(
@@ -93,16 +98,33 @@ def param_condition(text: str) -> ColumnElement[bool]:
         )
     name, op, raw = found.groups()
     value: float | str | None = _number(raw)
-    column: Any = RunRecord.parameters[name]
+    column: Any = RunParamRecord.num_value
     if value is None:
         if op not in ("=", "!="):
             raise Invalid(f"parameter filter {text!r} compares text: only = and != apply")
-        column, value = column.as_string(), raw
-    else:
-        column = column.as_float()
-    from scanflow.api.metrics import COMPARISONS
+        column, value = RunParamRecord.text_value, raw
+    matching = select(RunParamRecord.run_id).where(
+        RunParamRecord.key == name, COMPARISONS[op](column, value)
+    )
+    return RunRecord.id.in_(matching)
 
-    return COMPARISONS[op](column, value)
+
+def refresh_statistics(app: AppHandle) -> None:
+    """Let SQLite's planner know the tables' sizes (``ANALYZE``, at most every
+    :data:`STATISTICS_SECONDS`), so that a selective parameter filter is answered from the
+    parameters' index instead of reading every run of the application. PostgreSQL keeps its
+    statistics itself; a store too busy to analyze now is analyzed on a later call."""
+    now = time.monotonic()
+    if now - app.analyzed_at < STATISTICS_SECONDS:
+        return
+    app.analyzed_at = now
+    try:
+        with app.store.session() as s:
+            if s.get_bind().dialect.name == "sqlite":
+                s.execute(text("ANALYZE runs"))
+                s.execute(text("ANALYZE run_params"))
+    except Exception as exc:  # noqa: BLE001 - the query works without; the plan may be slower
+        log.debug("could not analyze the store of %s: %s", app.name, exc)
 
 
 def metric_condition(text: str) -> ColumnElement[bool]:
@@ -125,6 +147,7 @@ def _order(sort: str) -> Any:
     descending = sort.startswith("-")
     key = sort.lstrip("-+")
     if key.startswith("param."):
+        # read from each run's JSON: at 10,000 runs faster than a lookup per run
         column: Any = RunRecord.parameters[key.removeprefix("param.")].as_float()
     elif key.startswith("metric."):
         column = metrics.sort_column(key.removeprefix("metric."))
@@ -177,6 +200,8 @@ def list_runs(app: AppHandle, query: RunQuery) -> Page[RunSummary]:
     query.check()
     if query.uses_metrics:
         metrics.sync(app)
+    if query.params:
+        refresh_statistics(app)
     conditions: list[ColumnElement[bool]] = [RunRecord.app == app.name]
     if query.status:
         conditions.append(RunRecord.status.in_(query.status))

@@ -251,7 +251,7 @@ class Lineage(BaseModel):
     followups: list[DecisionView] = Field(
         description="later decisions about this one: approvals, rollbacks, reverts"
     )
-    can_approve: bool
+    can_approve: bool = Field(description="the plan awaits a person: approve or reject it")
     can_revert: bool
     revert: dict[str, Any] | None = Field(
         default=None, description="the alias move a revert makes: model, alias, from, to"

@@ -53,6 +53,7 @@ class AppHandle:
         self._store: Store | None = None
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
+        self.analyzed_at = float("-inf")  # when the runs list last refreshed the planner's stats
 
     @property
     def store(self) -> Store:

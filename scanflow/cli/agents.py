@@ -1,4 +1,4 @@
-"""Commands about agents: ``agents up``, ``agents status``, ``agents check``, ``decisions``."""
+"""Commands about agents: ``agents up|status|check`` and ``decisions [approve|reject|revert]``."""
 
 from __future__ import annotations
 
@@ -117,7 +117,14 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
 
-    @app.command()
+    decisions_group = typer.Typer(
+        help="The agents' decisions; approve or reject a plan that waits for a person, "
+        "revert an alias move.",
+        invoke_without_command=True,
+    )
+    app.add_typer(decisions_group, name="decisions")
+
+    @decisions_group.callback()
     def decisions(
         ctx: typer.Context,
         agent: str | None = typer.Option(None, help="Only this agent's decisions."),
@@ -127,38 +134,86 @@ def register(app: typer.Typer) -> None:
         token: str = remote.token_option(),
     ) -> None:
         """The agents' decisions as a timeline: when, who, why, what, outcome."""
-        from rich.table import Table
+        if ctx.invoked_subcommand is None:
+            show_decisions(ctx, agent, limit, output, server, token)
 
-        from scanflow.api.agents import decision_view
+    @decisions_group.command("approve")
+    def approve(
+        ctx: typer.Context,
+        decision_id: str = typer.Argument(..., metavar="DECISION", help="Its id (or prefix)."),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
+    ) -> None:
+        """Let the agent carry out a plan that waits for a person's approval."""
+        remote.act(ctx, server, token, lambda a, name: a.approve(name, decision_id))
 
-        if server:
-            with remote.connect(ctx, server, token) as (client, name):
-                views = client.decisions(name, agent, limit)[::-1]  # oldest first
-        else:
-            from scanflow.agents.state import all_decisions
+    @decisions_group.command("reject")
+    def reject(
+        ctx: typer.Context,
+        decision_id: str = typer.Argument(..., metavar="DECISION", help="Its id (or prefix)."),
+        reason: str | None = typer.Option(None, "--reason", help="Why (kept as evidence)."),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
+    ) -> None:
+        """Refuse a plan that waits for a person's approval: the agent never runs it."""
+        remote.act(ctx, server, token, lambda a, name: a.reject(name, decision_id, reason))
 
-            views = [
-                decision_view(r) for r in all_decisions(context.store(ctx), agent, limit=limit)
-            ]
-        if output is OutputFormat.json:
-            print_json([v.model_dump() for v in views])
-            return
-        if not views:
-            console.print("no decisions yet")
-            return
-        table = Table("time", "agent", "decision", "reason", "status", "outcome")
-        colour = {"succeeded": "green", "failed": "red", "blocked": "yellow"}
-        for v in views:
-            c = colour.get(v.status, "cyan")
-            table.add_row(
-                _when(v.created_at),
-                v.agent,
-                v.action,
-                v.reason,
-                f"[{c}]{v.status}[/]",
-                v.outcome or "-",
-            )
-        console.print(table)
+    @decisions_group.command("revert")
+    def revert(
+        ctx: typer.Context,
+        decision_id: str = typer.Argument(..., metavar="DECISION", help="Its id (or prefix)."),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
+    ) -> None:
+        """Undo a decision's alias move (point the alias back where it was)."""
+        remote.act(ctx, server, token, lambda a, name: a.revert(name, decision_id))
+
+
+def show_decisions(
+    ctx: typer.Context,
+    agent: str | None,
+    limit: int,
+    output: OutputFormat,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Print the decisions' timeline (oldest first)."""
+    from rich.table import Table
+
+    from scanflow.api.agents import decision_view
+
+    if server:
+        with remote.connect(ctx, server, token) as (client, name):
+            views = client.decisions(name, agent, limit)[::-1]  # oldest first
+    else:
+        from scanflow.agents.state import all_decisions
+
+        views = [decision_view(r) for r in all_decisions(context.store(ctx), agent, limit=limit)]
+    if output is OutputFormat.json:
+        print_json([v.model_dump() for v in views])
+        return
+    if not views:
+        console.print("no decisions yet")
+        return
+    from rich import box
+
+    table = Table(
+        "time", "id", "agent", "decision", "reason", "status", "outcome",
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+    )  # fmt: skip
+    colour = {"succeeded": "green", "failed": "red", "blocked": "yellow", "rejected": "red"}
+    for v in views:
+        c = colour.get(v.status, "cyan")
+        table.add_row(
+            _when(v.created_at),
+            v.id[:8],
+            v.agent,
+            v.action,
+            v.reason,
+            f"[{c}]{v.status}[/]",
+            v.outcome or "-",
+        )
+    console.print(table)
 
 
 def show_demo(result) -> None:  # noqa: ANN001 - DemoResult, imported lazily

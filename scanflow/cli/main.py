@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "tracker",
     "serve",
     "agents",
+    "models",
     "build",
     "deploy",
     "server",

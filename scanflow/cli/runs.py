@@ -1,4 +1,4 @@
-"""Commands about workflow runs: ``run``, ``runs``, ``show``, ``logs``."""
+"""Commands about workflow runs: ``run``, ``runs``, ``show``, ``cancel``, ``logs``."""
 
 from __future__ import annotations
 
@@ -205,6 +205,26 @@ def runs_table(ids: list[str]) -> Any:
     return table
 
 
+def _run_on_server(
+    ctx: typer.Context,
+    server: str,
+    token: str | None,
+    workflow: str | None,
+    params: dict[str, Any],
+    resume: str | None,
+) -> None:
+    """Start ``workflow`` (or retry run ``resume``) on the server; print how to follow it."""
+    if resume:
+        result = remote.act(ctx, server, token, lambda actions, name: actions.retry(name, resume))
+    elif workflow:
+        result = remote.act(
+            ctx, server, token, lambda actions, name: actions.start_run(name, workflow, params)
+        )
+    else:
+        raise ScanflowError("name the workflow to run, or --resume RUN")
+    console.print(f"follow it with 'scanflow show {result.run_id} --server {server}'")
+
+
 def _fmt_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -217,7 +237,7 @@ def _target_option() -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``run``, ``runs``, ``show`` and ``logs``."""
+    """Add ``run``, ``runs``, ``show``, ``cancel`` and ``logs``."""
 
     @app.command()
     def run(
@@ -239,11 +259,31 @@ def register(app: typer.Typer) -> None:
             "--engine",
             help="On --target kubernetes: argo or jobs (default: kubernetes.workflow_engine).",
         ),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
     ) -> None:
         """Run a workflow on an engine (locally: each step in its own process), with live
-        progress; Ctrl-C cancels a local run and detaches from a run on a cluster."""
+        progress; Ctrl-C cancels a local run and detaches from a run on a cluster. With
+        --server, the server starts it (or retries RUN from its failed step) and this
+        command returns at once with the run's id."""
         if resume and workflow:
             raise ScanflowError("give either WORKFLOW or --resume RUN, not both")
+        if server:
+            here_only = {
+                "--max-parallel": max_parallel,
+                "--no-cache": no_cache,
+                "--no-tracking": no_tracking,
+                "--tracking-uri": tracking_uri,
+                "--target": target,
+                "--engine": workflow_engine,
+            }
+            if given := [name for name, value in here_only.items() if value]:
+                raise ScanflowError(
+                    f"{', '.join(given)} do(es) not go with --server: the server runs the "
+                    "workflow with the application's settings"
+                )
+            _run_on_server(ctx, server, token, workflow, parse_parameters(param), resume)
+            return
         proj = context.project(ctx, check_files=not resume)
         code = run_workflow(
             proj,
@@ -375,6 +415,16 @@ def register(app: typer.Typer) -> None:
                 note,
             )
         console.print(table, soft_wrap=False)  # fit the table to the terminal
+
+    @app.command()
+    def cancel(
+        ctx: typer.Context,
+        run_id: str = typer.Argument(..., metavar="RUN"),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
+    ) -> None:
+        """Cancel a run: its running steps are stopped, the run ends cancelled."""
+        remote.act(ctx, server, token, lambda actions, name: actions.cancel(name, run_id))
 
     @app.command()
     def logs(

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from scanflow.api.client import SERVER_ENV
+from scanflow.cli import remote
 from scanflow.cli.output import OutputFormat, console, print_json
 from scanflow.errors import ScanflowError
 
@@ -273,13 +275,25 @@ def up(
 
 def scale(
     ctx: typer.Context,
-    url: Annotated[str, typer.Argument(help="Service URL, e.g. http://127.0.0.1:8080")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="Service URL, e.g. http://127.0.0.1:8080 (with --server: the service's name)"
+        ),
+    ],
     workers: Annotated[int, typer.Argument(help="Worker processes wanted")],
     wait: Annotated[bool, typer.Option(help="Return once the pool has settled")] = True,
     token: Annotated[
         str | None,
         typer.Option(
-            help="The service's admin token (default: $SCANFLOW_TOKEN, else <app>/.scanflow/token)"
+            help="The service's admin token (default: $SCANFLOW_TOKEN, else "
+            "<app>/.scanflow/token); with --server, a team token of scope admin"
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server", envvar=SERVER_ENV, help="Ask this Scanflow server to scale the service."
         ),
     ] = None,
 ) -> None:
@@ -287,6 +301,12 @@ def scale(
     from scanflow.api.errors import Unauthenticated, Unreachable
     from scanflow.serving.client import ServingClient
 
+    if server:
+        from scanflow.auth import TOKEN_ENV
+
+        team_token = token or os.environ.get(TOKEN_ENV)
+        remote.act(ctx, server, team_token, lambda actions, app: actions.scale(app, url, workers))
+        return
     token, source = _admin_token(ctx, token)
     try:
         with ServingClient(url, token=token) as client:

@@ -69,6 +69,8 @@ def create_app(workspace: Workspace, tokens: Tokens | None = None) -> FastAPI:
     )
     app.state.workspace = workspace
     app.state.tokens = tokens or Tokens(workspace.home_store())
+    import mlflow  # noqa: F401 - here, before the threads: two importing it at once may see it half-made
+
     app.state.sampler = ServiceSampler(workspace, _sample_seconds())
     app.state.sampler.start()
     app.state.tracking_ready = threading.Event()

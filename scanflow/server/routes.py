@@ -67,6 +67,12 @@ class ScaleIn(BaseModel):
     workers: int = Field(ge=1, le=1024)
 
 
+class RejectIn(BaseModel):
+    reason: str | None = Field(
+        default=None, max_length=500, description="why (kept as the rejection's evidence)"
+    )
+
+
 class AliasIn(BaseModel):
     version: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$")
 
@@ -316,6 +322,17 @@ def approve_decision(
 ) -> ActionResult:
     """Let the agent carry out a plan that waits for a person's approval."""
     return lineage_api.approve(handle, decision_id, f"{who.team}/{who.token_id}")
+
+
+@router.post("/apps/{app}/decisions/{decision_id}/reject", response_model=ActionResult)
+def reject_decision(
+    decision_id: str,
+    body: RejectIn = Body(default_factory=RejectIn),
+    handle: AppHandle = Depends(admin_app),
+    who: Identity = Depends(admin),
+) -> ActionResult:
+    """Refuse a plan that waits for a person's approval: the agent never runs it."""
+    return lineage_api.reject(handle, decision_id, f"{who.team}/{who.token_id}", body.reason)
 
 
 @router.post("/apps/{app}/decisions/{decision_id}/revert", response_model=ActionResult)

@@ -14,7 +14,7 @@ from scanflow.agents.delivery import LocalBus
 from scanflow.agents.guards import Guardrails, blocked_by
 from scanflow.agents.messages import Message
 from scanflow.agents.runtime import AgentRuntime, AgentSetup
-from scanflow.agents.state import AgentState
+from scanflow.agents.state import AgentState, transition
 from scanflow.agents.triggers import Event, OnMessage
 
 from .conftest import run, until
@@ -230,6 +230,69 @@ def test_a_plan_that_asks_for_a_person_waits_for_the_approval(store) -> None:
 
     waiting, decision_id, started = run(scenario())
     assert waiting == "awaiting" and started == [decision_id] and calls == ["promote"]
+
+
+def test_a_rejected_plan_never_runs_even_when_people_and_the_agent_race(store) -> None:
+    reg = Registry()
+    calls: list[str] = []
+
+    @reg.actuator
+    def promote(ctx: Any) -> dict:
+        calls.append(ctx.decision_id)
+        return {"version": "2"}
+
+    @reg.rule
+    def plan(facts: Any) -> Any:
+        if facts.event and facts.event.data.get("go"):
+            return decide("better model", "promote", approval=True, key=facts.event.data["go"])
+        return None
+
+    def race(decision_id: str) -> dict[str, bool]:
+        """Two people at once: one approves, one rejects; the store lets exactly one win."""
+        barrier, won = threading.Barrier(2), {}
+
+        def person(to: str) -> None:
+            barrier.wait()
+            won[to] = transition(store, decision_id, "awaiting", status=to)
+
+        people = [threading.Thread(target=person, args=(to,)) for to in ("approved", "rejected")]
+        for p in people:
+            p.start()
+        for p in people:
+            p.join()
+        return won
+
+    async def scenario() -> tuple[list[dict[str, bool]], list[str], str]:
+        rt = AgentRuntime(AgentSetup("careful", reg), store)
+        await rt.start()
+        state = AgentState(store, "careful")
+        outcomes = []
+        for key in ("a", "b", "c", "d"):
+            [decision_id] = await rt.tick(Event("time", {"go": key}))
+            outcomes.append(race(decision_id))
+            await rt.start_approved()
+            await until(
+                lambda d=decision_id: state.decision(d).status in ("succeeded", "rejected"),
+                what="the plan approved, or the rejection",
+            )
+        # an agent whose look at the approved plans is stale (a person rejected one since)
+        [late] = await rt.tick(Event("time", {"go": "e"}))
+        stale = state.decision(late)
+        assert transition(store, late, "awaiting", status="rejected")
+        state.approved = lambda: [stale]  # type: ignore[method-assign] - the stale look
+        started = await rt.start_approved()
+        again = await rt.execute(late)  # a restart's resume: the rejected plan is left alone
+        await rt.stop()
+        return outcomes, started, again
+
+    outcomes, started, again = run(scenario())
+    assert all(sorted(o.values()) == [False, True] for o in outcomes), outcomes
+    rows = {r.id: r for r in AgentState(store, "careful").decisions()}
+    ran = [d for d, r in rows.items() if r.status == "succeeded"]
+    rejected = [d for d, r in rows.items() if r.status == "rejected"]
+    assert sorted(calls) == sorted(ran)  # each approved plan ran once, no rejected one ran
+    assert len(ran) == sum(o["approved"] for o in outcomes) and len(rejected) == 5 - len(ran)
+    assert started == [] and again == "rejected"
 
 
 def test_guardrails_block_and_record_once_per_interval(store) -> None:

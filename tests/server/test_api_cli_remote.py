@@ -151,3 +151,103 @@ def test_tokens_are_checked_and_refusals_are_clear(
     code, _, err = scanflow(capsys, "--app", str(apps.vision), "runs", "--server", down,
                             "--token", read)  # fmt: skip
     assert code == 1 and f"GET {down}/api/apps/vision/runs" in err and "got no answer" in err
+
+
+def awaiting(state: AgentState, *ids: str) -> None:
+    """Plans of ``state``'s agent that wait for a person."""
+    steps = [{"action": "promote", "params": {}, "status": "pending"}]
+    state.commit(
+        {},
+        [
+            DecisionRecord(
+                id=i, app="vision", agent=state.agent, rule="better", action="promote",
+                key=f"promote-{i}", reason="v3 beats v2", status="awaiting", evidence={},
+                steps=steps, created_at=time.time(),
+            )
+            for i in ids
+        ],
+    )  # fmt: skip
+
+
+def test_the_cli_acts_through_the_server_with_an_admin_token_only(
+    apps: Apps, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import wait_for
+
+    from .conftest import make_model
+
+    vision = ["--app", str(apps.vision)]
+    admin = ["--server", server.url, "--token", apps.token("vision", "admin")]
+    read = ["--server", server.url, "--token", apps.token("vision", "read")]
+    refused = "is read-only; actions need an admin token. Pass a token of scope admin"
+    client = ScanflowClient(server.url, apps.token("vision", "read"))
+
+    def ended(run_id: str) -> str | None:
+        status = client.run("vision", run_id).status
+        return status if status in ("succeeded", "failed", "cancelled") else None
+
+    # run a workflow whose train step fails, then retry it from there
+    marker = apps.root / "fail-remote"
+    marker.touch()
+    code, out, err = scanflow(capsys, *vision, "run", "pipe", "-p", f"fail={marker}", *admin)
+    assert code == 0, err
+    run_id = out.split()[1]
+    assert f"run {run_id} started" in out and f"scanflow show {run_id} --server" in out
+    assert wait_for(lambda: ended(run_id), what="the run to fail") == "failed"
+    code, _, err = scanflow(capsys, *vision, "run", "--resume", run_id, *read)
+    assert code == 1 and refused in err and "Traceback" not in err, err
+    marker.unlink()
+    code, out, err = scanflow(capsys, *vision, "run", "--resume", run_id, *admin)
+    assert code == 0 and f"run {run_id} retried from its failed step" in out, err
+    assert wait_for(lambda: ended(run_id), what="the retried run") == "succeeded"
+    steps = {s.name: len(s.attempts) for s in client.run("vision", run_id).steps}
+    assert steps == {"prepare": 1, "train": 2, "report": 1}  # prepare was not run again
+    code, _, err = scanflow(capsys, *vision, "cancel", run_id, *admin)
+    assert code == 1 and f"run {run_id} already ended (succeeded)" in err, err
+    code, _, local = scanflow(capsys, *vision, "cancel", run_id)  # the same, on this folder
+    assert code == 1 and local == f"error: run {run_id} already ended (succeeded)", local
+    code, _, err = scanflow(capsys, *vision, "run", "pipe", "--no-cache", *admin)
+    assert code == 1 and "--no-cache do(es) not go with --server" in err, err
+
+    # approve and reject plans that wait for a person (by id prefix, as the table shows)
+    awaiting(AgentState(apps.tokens.store, "watcher"), "e" * 32, "f" * 32, "0" * 32)
+    code, _, err = scanflow(capsys, *vision, "decisions", "reject", "f" * 8, *read)
+    assert code == 1 and refused in err, err
+    code, out, err = scanflow(capsys, *vision, "decisions", "approve", "e" * 8, *admin)
+    assert code == 0 and f"decision {'e' * 8} approved" in out, err
+    code, out, err = scanflow(
+        capsys, *vision, "decisions", "reject", "f" * 8, "--reason", "not on a Friday", *admin
+    )
+    assert code == 0 and f"decision {'f' * 8} rejected" in out, err
+    code, _, err = scanflow(capsys, *vision, "decisions", "reject", "e" * 8, *admin)
+    assert code == 1 and "is approved; only an awaiting plan can be rejected" in err, err
+    code, out, err = scanflow(capsys, *vision, "decisions", "reject", "0" * 8)  # this folder
+    assert code == 0 and "rejected" in out, err
+    shown = {d.id: d for d in client.decisions("vision")}
+    assert shown["e" * 32].status == "approved" and shown["f" * 32].status == "rejected"
+    assert shown["f" * 32].outcome.startswith("rejected by vision/")
+    assert shown["f" * 32].outcome.endswith(": not on a Friday")
+    assert shown["0" * 32].outcome.startswith("rejected by local/")
+    code, out, _ = scanflow(capsys, *vision, "decisions", *read)
+    assert "ffffffff" in out and "rejected" in out
+
+    # promote a model version, then roll back (once the server has made its MLflow store)
+    wait_for(lambda: client.call("GET", "/api/health")["tracking_ready"], what="MLflow")
+    make_model(server_tracking_uri(apps))  # digits v1..v3, champion -> v2
+    code, _, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "3", *read)
+    assert code == 1 and refused in err, err
+    code, out, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "3", *admin)
+    assert code == 0 and "digits@champion -> version 3 (was 2)" in out, err
+    code, out, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "9", *admin)
+    assert code == 1 and "model 'digits' has no version '9'" in err, err
+    code, out, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "2", *admin)
+    assert code == 0 and "digits@champion -> version 2 (was 3)" in out, err
+    code, out, err = scanflow(capsys, *vision, "models", "alias", "digits", "champion", "1")
+    assert code == 0 and "digits@champion -> version 1 (was 2)" in out, err  # this folder
+    client.close()
+
+
+def server_tracking_uri(apps: Apps) -> str:
+    from scanflow.tracking.config import embedded_tracking_uri
+
+    return embedded_tracking_uri(apps.vision)

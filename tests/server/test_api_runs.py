@@ -142,6 +142,46 @@ def test_a_metric_filter_searches_the_metrics_index(handle) -> None:
     assert "SEARCH run_metrics USING" in plan and "SCAN run_metrics" not in plan
 
 
+def _plan(handle, condition) -> str:
+    from sqlalchemy import select
+    from sqlalchemy.dialects import sqlite
+
+    statement = select(RunRecord.id).where(
+        RunRecord.app == "vision", RunRecord.status == "failed", condition
+    )
+    compiled = statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    with handle.store.session() as s:
+        return " ".join(str(r) for r in s.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+
+
+@pytest.mark.parametrize(
+    ("wanted", "index"),
+    [
+        ("lr>=0.95", "ix_run_params_key_num (key=? AND num_value>?)"),
+        ("lr<0.5", "ix_run_params_key_num (key=? AND num_value<?)"),
+        ("data.name=set1", "ix_run_params_key_text (key=? AND text_value=?)"),
+    ],
+)
+def test_a_parameter_filter_searches_the_parameters_index(handle, wanted, index) -> None:
+    handle.analyzed_at = float("-inf")
+    runs_api.refresh_statistics(handle)  # as the runs list does before filtering
+    plan = _plan(handle, runs_api.param_condition(wanted))
+    assert f"SEARCH run_params USING COVERING INDEX {index}" in plan, plan
+    assert "SCAN" not in plan, plan  # neither every run nor every parameter is read
+
+
+def test_parameters_are_indexed_rows_of_every_run(handle) -> None:
+    from scanflow.store.param_models import RunParamRecord
+
+    with handle.store.session() as s:
+        rows = s.query(RunParamRecord).filter(RunParamRecord.run_id == "pipe-00001").all()
+        lr = s.get(RunRecord, "pipe-00001").parameters["lr"]
+        count = s.query(RunParamRecord).count()
+    found = {(r.key, r.num_value, r.text_value) for r in rows}
+    assert found == {("lr", lr, None), ("data.name", None, "set1")}
+    assert count == 2 * N
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [

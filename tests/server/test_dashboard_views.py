@@ -214,10 +214,14 @@ def decisions(shared, two_runs) -> dict[str, str]:
         ],
         created_at=t0 + 400.0,
     )
+    doubtful = DecisionRecord(
+        **{c.name: getattr(waiting, c.name) for c in DecisionRecord.__table__.columns}
+    )
+    doubtful.id, doubtful.created_at = "b" * 32, t0 + 500.0
     store = Store.for_state_dir(apps.vision / ".scanflow")
-    AgentState(store, "watcher").commit({}, [retrained, waiting])
+    AgentState(store, "watcher").commit({}, [retrained, waiting, doubtful])
     store.close()
-    return {"promoted": retrained.id, "waiting": waiting.id}
+    return {"promoted": retrained.id, "waiting": waiting.id, "doubtful": doubtful.id}
 
 
 def test_a_decisions_lineage_over_the_api(shared, decisions) -> None:
@@ -327,3 +331,53 @@ def test_approve_a_plan_that_waits_for_a_person(browser, shared, decisions) -> N
         again = client.post(f"/api/apps/vision/decisions/{decisions['waiting']}/approve")
     assert view["status"] == "approved"
     assert again.status_code == 409 and "only an awaiting plan" in again.json()["error"]
+
+
+def test_reject_a_plan_that_waits_for_a_person(browser, shared, decisions) -> None:  # noqa: F811
+    apps, server = shared
+    url = f"/api/apps/vision/decisions/{decisions['doubtful']}"
+    with server.client(apps.token("vision", "read")) as client:
+        refused = client.post(f"{url}/reject", json={"reason": "no"})
+    assert refused.status_code == 403 and "read-only" in refused.json()["error"]
+    reader = signed_in(browser, server, apps.token("vision", "read"))
+    reader.goto(f"/apps/vision/decisions/{decisions['doubtful']}")
+    reader.click("#reject")
+    reader.wait_for_function(
+        "document.getElementById('flash').textContent.includes('read-only')"
+    )  # fmt: skip
+    assert reader.text_content("#decision-status") == "awaiting"
+    reader.context.close()
+    page = signed_in(browser, server, apps.token())
+    page.goto(f"/apps/vision/decisions/{decisions['doubtful']}")
+    assert page.text_content("#decision-status") == "awaiting"
+    forged = page.request.post(f"{url}/reject", data={})  # the session cookie, no CSRF token
+    assert forged.status == 403 and "CSRF" in forged.json()["error"]
+    page.fill("#reject-reason", "the drift is a <b>holiday</b>")
+    page.click("#reject")
+    page.wait_for_function("document.getElementById('decision-status').textContent === 'rejected'")
+    assert page.locator("#approve").count() == 0 and page.locator("#reject").count() == 0
+    assert "rejected by vision/" in page.text_content("#followups")
+    assert "the drift is a <b>holiday</b>" in page.text_content("#followups")  # text, not HTML
+    decision = page.locator('#lineage li[data-kind="decision"]')
+    assert decision.get_attribute("data-state") == "bad"
+    with server.client(apps.token()) as client:
+        view = client.get(url).json()
+        [person] = [
+            d for d in client.get("/api/apps/vision/decisions").json()
+            if d["correlation_id"] == view["id"]
+        ]  # fmt: skip
+        again = client.post(f"{url}/reject")
+        approve = client.post(f"{url}/approve")
+        done = client.post(f"/api/apps/vision/decisions/{decisions['promoted']}/reject")
+        missing = client.post("/api/apps/vision/decisions/nosuchdecision/reject")
+        long = client.post(f"{url}/reject", json={"reason": "x" * 501})
+    assert view["status"] == "rejected" and view["finished_at"] is not None
+    assert [s["status"] for s in view["steps"]] == ["skipped"] * 3
+    assert view["outcome"].endswith(": the drift is a <b>holiday</b>")
+    assert person["action"] == "reject" and person["evidence"]["reason"].endswith("</b>")
+    assert again.status_code == 409
+    assert again.json()["error"].endswith("is rejected; only an awaiting plan can be rejected")
+    assert approve.status_code == 409 and "only an awaiting plan can be approved" in approve.text
+    assert done.status_code == 409 and "is succeeded; only an awaiting plan" in done.text
+    assert missing.status_code == 404
+    assert long.status_code == 422 and "reason" in long.text  # the field at fault is named

@@ -1,4 +1,4 @@
-// A decision's lineage: evidence charts drawn when a step is opened; approve and revert.
+// A decision's lineage: evidence charts drawn when a step is opened; approve, reject and revert.
 "use strict";
 
 (function () {
@@ -33,12 +33,18 @@
     });
   });
 
-  ["approve", "revert"].forEach(function (id) {
+  function body(id) {
+    if (id !== "reject") return {};
+    var reason = document.getElementById("reject-reason").value.trim();
+    return { reason: reason || null };
+  }
+
+  ["approve", "reject", "revert"].forEach(function (id) {
     var button = document.getElementById(id);
     if (!button) return;
     button.addEventListener("click", async function () {
       try {
-        await act(button.dataset.url);
+        await act(button.dataset.url, body(id));
         button.hidden = true;
         window.setTimeout(function () { window.location.reload(); }, 800);
       } catch (e) { /* shown in the flash line */ }
