@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select, update
 
@@ -22,6 +22,9 @@ from scanflow.store.agent_models import (
     AgentStateRecord,
     DecisionRecord,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 OPEN = ("pending", "running", "awaiting", "approved")  # awaiting: a person must approve
 # rejected: a person refused an awaiting plan; it never runs
@@ -295,7 +298,7 @@ def transition(store: Store, decision_id: str, expected: str, **fields: Any) -> 
             .where(DecisionRecord.id == decision_id, DecisionRecord.status == expected)
             .values(**fields)
         )
-        return done.rowcount == 1
+        return cast("CursorResult[Any]", done).rowcount == 1
 
 
 def all_decisions(
