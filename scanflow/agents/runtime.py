@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BLOCKED_LOG_INTERVAL = 60.0
 HEARTBEAT = 5.0
+PAUSE_POLL = 1.0  # how often a paused agent with a plan to carry out looks for a resume
 RECENT_DECISIONS = 50
 
 NO_TOKEN: Any = object()  # ``token`` not given: refused when the agent serves HTTP
@@ -197,8 +198,10 @@ class AgentRuntime:
         self._idle = asyncio.Event()
         self._plan_lock = asyncio.Lock()
         self._pending_work = 0
+        self._held: list[Event] = []  # messages that arrived while paused: read on resume
         self.started_at: float | None = None
         self.ticks = 0
+        self.holding = False  # a plan waits for the agent to be resumed
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -394,9 +397,24 @@ class AgentRuntime:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await asyncio.to_thread(self.state.heartbeat)
+                await self._look_for_resume()
                 await self.start_approved()
             except Exception as exc:  # noqa: BLE001
                 log.warning("agent %s heartbeat failed: %s", self.name, exc)
+
+    async def _look_for_resume(self) -> None:
+        """After a resume, the messages that arrived while paused are read."""
+        if self._held and await asyncio.to_thread(self.state.paused) is None:
+            held, self._held = self._held, []
+            for event in held:
+                self._queue_tick(event)
+
+    async def _until_resumed(self) -> None:
+        """Wait while a person has paused this agent."""
+        while await asyncio.to_thread(self.state.paused) is not None:
+            self.holding = True
+            await asyncio.sleep(PAUSE_POLL)
+        self.holding = False
 
     async def start_approved(self) -> list[str]:
         """Queue the plans a person approved since the last look (checked every heartbeat)."""
@@ -423,6 +441,10 @@ class AgentRuntime:
         event = event or Event("time")
         self.ticks += 1
         message = event.data if event.kind == "message" else None
+        if await asyncio.to_thread(self.state.paused) is not None:
+            if message is not None:
+                self._held.append(event)  # unread until the resume
+            return []
         if message is not None and not self._wants(event):
             await asyncio.to_thread(self.state.processed, message["id"])
             return []
@@ -638,6 +660,7 @@ class AgentRuntime:
             return await self._execute(decision_id)
 
     async def _execute(self, decision_id: str) -> str:
+        await self._until_resumed()
         row = await asyncio.to_thread(self.state.decision, decision_id)
         if row.status not in ("pending", "running"):
             return row.status
@@ -651,6 +674,7 @@ class AgentRuntime:
         for index, step in enumerate(steps):
             if step["status"] in ("done", "skipped"):
                 continue
+            await self._until_resumed()  # a step already running is carried to its end
             resumed = step["status"] == "running"
             step.update(status="running", started_at=step.get("started_at") or self.clock())
             await self._save_steps(decision_id, steps)
@@ -760,6 +784,8 @@ class AgentRuntime:
             "rules": sorted(self.setup.registry.rules),
             "actuators": sorted(self.setup.registry.actuators),
             "queued": self._pending_work,
+            "paused": self.state.paused(),
+            "holding_a_plan": self.holding,
             "open_decisions": [r.id for r in self.state.open_decisions()],
             "dead_letters": [d.model_dump() for d in dead_letters(self.state)],
             "recent_errors": recent_errors(self.state, scan=20),

@@ -26,6 +26,7 @@ from scanflow.store.agent_models import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import CursorResult
 
+PAUSED = "paused"  # the state key a person's pause is kept under
 OPEN = ("pending", "running", "awaiting", "approved")  # awaiting: a person must approve
 # rejected: a person refused an awaiting plan; it never runs
 ACTED = ("running", "succeeded", "failed")
@@ -54,6 +55,17 @@ class AgentState:
                 )
             )
             return {r.key[len(prefix) :]: r.value for r in rows}
+
+    def paused(self) -> dict[str, Any] | None:
+        """Who paused this agent, when and why; None while it runs."""
+        value = self.get(PAUSED)
+        return value if isinstance(value, dict) else None
+
+    def set_paused(self, by: str, reason: str | None = None, *, paused: bool = True) -> None:
+        """Pause the agent (or resume it, ``paused=False``); recorded as an event."""
+        info = {"by": by, "at": time.time(), "reason": reason} if paused else None
+        self.put({PAUSED: info})
+        self.event("paused" if paused else "resumed", by=by, reason=reason)
 
     def put(self, values: dict[str, Any]) -> None:
         """Store several keys in one transaction."""

@@ -1,7 +1,10 @@
-"""Agents of an application: liveness, open plans, and their decisions with evidence.
+"""Agents of an application: liveness, open plans, pause and resume, and their decisions
+with evidence.
 
-The agents' runtime has no pause: an agent runs while its process runs (stop it with
-Ctrl-C on ``scanflow agents up``).
+A paused agent senses nothing, decides nothing and starts no step of a plan (a step
+already running is carried to its end; messages wait unread); it keeps its heartbeat, and
+resuming carries on where it stopped. The pause is kept in the store, so it holds across
+the agent's restarts.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from scanflow.api.errors import NotFound
-from scanflow.api.views import AgentView, DeadLetterView, DecisionView
+from scanflow.api.views import ActionResult, AgentView, DeadLetterView, DecisionView
 from scanflow.api.workspace import AppHandle, store_errors
 from scanflow.store import Store
 from scanflow.store.agent_models import DecisionRecord
@@ -75,9 +78,39 @@ def agent_views(store: Store, app: str, declared: Sequence[Agent] = ()) -> list[
                 dead_letters=len(letters),
                 letters=letters,
                 errors=recent_errors(state)[:5],
+                paused=state.paused(),
             )
         )
     return out
+
+
+def _agent(app: AppHandle, name: str) -> AgentState:
+    from scanflow.agents.state import AgentState
+
+    if name not in {a.name for a in list_agents(app)}:
+        known = ", ".join(a.name for a in app.project.app.agents) or "none"
+        raise NotFound(f"no agent {name!r} in application {app.name!r} (agents: {known})")
+    return AgentState(app.store, name)
+
+
+def pause(app: AppHandle, name: str, who: str, reason: str | None = None) -> ActionResult:
+    """Pause agent ``name``: it senses, decides and acts no more until resumed."""
+    state = _agent(app, name)
+    with store_errors(f"application {app.name!r}"):
+        if state.paused() is not None:
+            return ActionResult(message=f"agent {name} is already paused")
+        state.set_paused(who, reason)
+    return ActionResult(message=f"agent {name} paused: it senses, decides and acts no more")
+
+
+def resume(app: AppHandle, name: str, who: str) -> ActionResult:
+    """Resume paused agent ``name`` where it stopped."""
+    state = _agent(app, name)
+    with store_errors(f"application {app.name!r}"):
+        if state.paused() is None:
+            return ActionResult(message=f"agent {name} is not paused")
+        state.set_paused(who, paused=False)
+    return ActionResult(message=f"agent {name} resumed")
 
 
 def list_agents(app: AppHandle) -> list[AgentView]:

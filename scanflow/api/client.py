@@ -106,6 +106,14 @@ class ScanflowClient(HttpClient):
         path = f"{_app(app)}/models/{quote(model)}/aliases/{quote(alias)}"
         return self._act(path, {"version": str(version)})
 
+    def pause_agent(self, app: str, agent: str, reason: str | None = None) -> ActionResult:
+        """Pause an agent: it senses, decides and acts no more until resumed."""
+        return self._act(f"{_app(app)}/agents/{quote(agent)}/pause", {"reason": reason})
+
+    def resume_agent(self, app: str, agent: str) -> ActionResult:
+        """Resume a paused agent where it stopped."""
+        return self._act(f"{_app(app)}/agents/{quote(agent)}/resume")
+
     def approve(self, app: str, decision_id: str) -> ActionResult:
         """Let the agent carry out a plan that waits for a person."""
         return self._act(f"{_app(app)}/decisions/{quote(decision_id)}/approve")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanflow.api import agents as agents_api
 from scanflow.api import lineage as lineage_api
 from scanflow.api import models as models_api
 from scanflow.api import runs as runs_api
@@ -47,6 +48,12 @@ class LocalActions:
 
     def move_alias(self, app: str, model: str, alias: str, version: str) -> ActionResult:
         return models_api.move_alias(self._app(app), model, alias, str(version))
+
+    def pause_agent(self, app: str, agent: str, reason: str | None = None) -> ActionResult:
+        return agents_api.pause(self._app(app), agent, self.who, reason)
+
+    def resume_agent(self, app: str, agent: str) -> ActionResult:
+        return agents_api.resume(self._app(app), agent, self.who)
 
     def approve(self, app: str, decision_id: str) -> ActionResult:
         return lineage_api.approve(self._app(app), decision_id, self.who)

@@ -205,6 +205,9 @@ class AgentView(BaseModel):
     dead_letters: int = 0
     letters: list[DeadLetterView] = Field(default_factory=list)
     errors: list[dict[str, Any]] = Field(default_factory=list, description="newest first")
+    paused: dict[str, Any] | None = Field(
+        default=None, description="who paused the agent, when and why; null while it runs"
+    )
 
 
 class DecisionView(BaseModel):

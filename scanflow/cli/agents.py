@@ -64,6 +64,27 @@ def register(app: typer.Typer) -> None:
             what = setup.strategy or f"{len(setup.registry.rules)} rule(s)"
             console.print(f"[green]valid[/]: agent [bold]{setup.name}[/] ({setup.role}, {what})")
 
+    @group.command("pause")
+    def pause(
+        ctx: typer.Context,
+        name: str = typer.Argument(..., metavar="AGENT", help="The agent's name."),
+        reason: str | None = typer.Option(None, "--reason", help="Why (kept as evidence)."),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
+    ) -> None:
+        """Pause an agent: it senses, decides and starts no plan step until resumed."""
+        remote.act(ctx, server, token, lambda a, app: a.pause_agent(app, name, reason))
+
+    @group.command("resume")
+    def resume(
+        ctx: typer.Context,
+        name: str = typer.Argument(..., metavar="AGENT", help="The agent's name."),
+        server: str = remote.server_option(),
+        token: str = remote.token_option(),
+    ) -> None:
+        """Resume a paused agent where it stopped."""
+        remote.act(ctx, server, token, lambda a, app: a.resume_agent(app, name))
+
     @group.command("status")
     def status(
         ctx: typer.Context,
@@ -91,6 +112,7 @@ def register(app: typer.Typer) -> None:
                 "open_decisions": v.open_decisions,
                 "dead_letters": [d.model_dump() for d in v.letters],
                 "errors": v.errors,
+                "paused": v.paused,
             }
             for v in views
         ]
@@ -106,11 +128,12 @@ def register(app: typer.Typer) -> None:
         table = Table("agent", "url", "pid", "alive", "open plans", "dead letters", "last error")
         for r in rows:
             err = r["errors"][0] if r["errors"] else None
+            alive = "[green]yes[/]" if r["alive"] else "[red]no[/]"
             table.add_row(
                 r["agent"],
                 r["url"] or "-",
                 str(r["pid"]),
-                "[green]yes[/]" if r["alive"] else "[red]no[/]",
+                alive + (" [yellow](paused)[/]" if r["paused"] else ""),
                 str(r["open_decisions"]),
                 str(len(r["dead_letters"])),
                 f"{err['kind']}: {err.get('error', '')}" if err else "-",

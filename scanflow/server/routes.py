@@ -68,8 +68,10 @@ class ScaleIn(BaseModel):
 
 
 class RejectIn(BaseModel):
+    """Why a person refuses a plan or pauses an agent."""
+
     reason: str | None = Field(
-        default=None, max_length=500, description="why (kept as the rejection's evidence)"
+        default=None, max_length=500, description="why (kept as the action's evidence)"
     )
 
 
@@ -314,6 +316,25 @@ def cancel_run(run_id: str, handle: AppHandle = Depends(admin_app)) -> ActionRes
 @router.post("/apps/{app}/services/{name}/scale", response_model=ActionResult)
 def scale_service(name: str, body: ScaleIn, handle: AppHandle = Depends(admin_app)) -> ActionResult:
     return services_api.scale(handle, name, body.workers)
+
+
+@router.post("/apps/{app}/agents/{name}/pause", response_model=ActionResult)
+def pause_agent(
+    name: str,
+    body: RejectIn = Body(default_factory=RejectIn),
+    handle: AppHandle = Depends(admin_app),
+    who: Identity = Depends(admin),
+) -> ActionResult:
+    """Pause the agent: it senses, decides and starts no plan step until resumed."""
+    return agents_api.pause(handle, name, f"{who.team}/{who.token_id}", body.reason)
+
+
+@router.post("/apps/{app}/agents/{name}/resume", response_model=ActionResult)
+def resume_agent(
+    name: str, handle: AppHandle = Depends(admin_app), who: Identity = Depends(admin)
+) -> ActionResult:
+    """Resume a paused agent where it stopped."""
+    return agents_api.resume(handle, name, f"{who.team}/{who.token_id}")
 
 
 @router.post("/apps/{app}/decisions/{decision_id}/approve", response_model=ActionResult)

@@ -489,3 +489,61 @@ def test_one_plan_per_key_at_a_time() -> None:
     rails = Guardrails()
     assert blocked_by("scale", [], 0.0, rails, running=["scale"]).startswith("in progress")
     assert blocked_by("scale", [], 0.0, rails, running=["retrain"]) is None
+
+
+def test_a_paused_agent_senses_decides_and_acts_no_more_until_resumed(store) -> None:
+    feed, seen, acted = [5, 8], [], []
+    reg = _counter_registry(feed, seen, acted)
+    heard: list[str] = []
+
+    @reg.rule
+    def on_note(facts: Any) -> Any:
+        message = facts.message()
+        if message:
+            heard.append(message["intent"])
+        return None
+
+    setup = AgentSetup("watcher", reg, triggers=[OnMessage(intent="note")])
+    state = AgentState(store, "watcher")
+
+    async def scenario() -> dict[str, Any]:
+        rt = AgentRuntime(setup, store)
+        await rt.start()
+        planned = await rt.submit(decide("by hand", ("act", {"total": 1})), rule="manual")
+        await until(lambda: acted, what="the plan decided before the pause")
+        state.set_paused("team/token-1", "maintenance")
+        ticked = await rt.tick()  # nothing sensed, nothing decided
+        note = Message(sender="x", receiver="watcher", intent="note", payload={})
+        accepted = await rt.receive(note)
+        await until(lambda: rt._ticks.empty(), what="the message's tick")
+        held_plan = await rt.submit(decide("by hand", ("act", {"total": 2})), rule="manual")
+        await until(lambda: rt.holding, what="the plan to wait for the resume")
+        while_paused = {
+            "ticked": ticked,
+            "seen": list(seen),
+            "acted": len(acted),
+            "heard": list(heard),
+            "plan": state.decision(held_plan).status,
+            "status": rt.status()["paused"],
+            "unread": [m.intent for m in state.unprocessed()],
+        }
+        state.set_paused("team/token-1", paused=False)
+        await until(lambda: state.decision(held_plan).status == "succeeded", what="the plan")
+        await until(lambda: heard, timeout=60, what="the held message, read at the heartbeat")
+        after = await rt.tick()
+        await rt.idle()
+        await rt.stop()
+        return {"before": planned, "accepted": accepted, "paused": while_paused, "after": after}
+
+    got = run(scenario(), timeout=120)
+    paused = got["paused"]
+    assert paused["ticked"] == [] and paused["seen"] == [] and paused["heard"] == []
+    assert paused["acted"] == 1 and paused["plan"] == "pending"
+    assert paused["status"]["by"] == "team/token-1" and paused["status"]["reason"] == "maintenance"
+    assert got["accepted"] and paused["unread"] == ["note"]
+    assert heard == ["note"] and not state.unprocessed()
+    # the held message's tick sensed what came while paused, and decided on it
+    assert seen[0] == [5, 8] and [a["total"] for a in acted] == [1, 2, 13]
+    assert got["after"] == [] and seen[-1] == []  # the next tick: nothing new
+    kinds = [e.kind for e in state.events(limit=100)]
+    assert "paused" in kinds and "resumed" in kinds

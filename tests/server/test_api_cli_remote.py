@@ -251,3 +251,34 @@ def server_tracking_uri(apps: Apps) -> str:
     from scanflow.tracking.config import embedded_tracking_uri
 
     return embedded_tracking_uri(apps.vision)
+
+
+def test_an_agent_is_paused_and_resumed_through_the_server_or_here(
+    apps: Apps, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vision = ["--app", str(apps.vision)]
+    admin = ["--server", server.url, "--token", apps.token("vision", "admin")]
+    read = ["--server", server.url, "--token", apps.token("vision", "read")]
+    state = AgentState(apps.tokens.store, "watcher")
+    code, _, err = scanflow(capsys, *vision, "agents", "pause", "watcher", *read)
+    assert code == 1 and "is read-only; actions need an admin token" in err, err
+    assert state.paused() is None
+    code, out, err = scanflow(
+        capsys, *vision, "agents", "pause", "watcher", "--reason", "data outage", *admin
+    )
+    assert code == 0 and "agent watcher paused" in out, err
+    assert state.paused() is not None and state.paused()["reason"] == "data outage"
+    assert state.paused()["by"].startswith("vision/")
+    code, out, _ = scanflow(capsys, *vision, "agents", "pause", "watcher", *admin)
+    assert code == 0 and "agent watcher is already paused" in out
+    shown = ScanflowClient(server.url, apps.token("vision", "read")).agents("vision")
+    assert [a.paused["reason"] for a in shown if a.name == "watcher"] == ["data outage"]
+    code, _, err = scanflow(capsys, *vision, "agents", "pause", "nobody", *admin)
+    assert code == 1 and "no agent 'nobody' in application 'vision' (agents: watcher)" in err
+    code, out, err = scanflow(capsys, *vision, "agents", "resume", "watcher")  # this folder
+    assert code == 0 and "agent watcher resumed" in out, err
+    assert state.paused() is None
+    code, out, _ = scanflow(capsys, *vision, "agents", "resume", "watcher", *admin)
+    assert code == 0 and "agent watcher is not paused" in out
+    kinds = [(e.kind, e.detail["by"].split("/")[0]) for e in state.events(limit=10)]
+    assert ("paused", "vision") in kinds and ("resumed", "local") in kinds

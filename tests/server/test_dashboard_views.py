@@ -381,3 +381,27 @@ def test_reject_a_plan_that_waits_for_a_person(browser, shared, decisions) -> No
     assert done.status_code == 409 and "is succeeded; only an awaiting plan" in done.text
     assert missing.status_code == 404
     assert long.status_code == 422 and "reason" in long.text  # the field at fault is named
+
+
+def test_pause_then_resume_an_agent_in_the_browser(browser, shared) -> None:  # noqa: F811
+    apps, server = shared
+    page = signed_in(browser, server, apps.token())
+    page.goto("/apps/vision/agents")
+    row = page.locator("#agent-watcher")
+    assert row.locator(".paused").count() == 0
+    row.locator("button.agent-action").click()  # Pause
+    page.wait_for_selector("#agent-watcher .paused")
+    assert "by vision/" in row.locator(".paused").get_attribute("title")
+    assert row.locator("button.agent-action").text_content() == "Resume"
+    with server.client(apps.token()) as client:
+        agents = client.get("/api/apps/vision/agents").json()
+        forged = page.request.post("/api/apps/vision/agents/watcher/resume", data={})
+        missing = client.post("/api/apps/vision/agents/nobody/pause")
+    assert [a["paused"]["by"][:7] for a in agents if a["name"] == "watcher"] == ["vision/"]
+    assert forged.status == 403 and "CSRF" in forged.json()["error"]
+    assert missing.status_code == 404 and "no agent 'nobody'" in missing.json()["error"]
+    row.locator("button.agent-action").click()  # Resume
+    page.wait_for_function(
+        "document.querySelector('#agent-watcher button.agent-action').textContent === 'Pause'"
+    )
+    assert row.locator(".paused").count() == 0

@@ -62,6 +62,14 @@ document.addEventListener("DOMContentLoaded", function () {
       }
     });
   }
+  document.querySelectorAll("button.agent-action").forEach(function (button) {
+    button.addEventListener("click", async function () {
+      try {
+        await act(button.dataset.url, {});
+        window.location.reload();
+      } catch (e) { /* shown in the flash line */ }
+    });
+  });
   document.querySelectorAll("button.move-alias").forEach(function (button) {
     button.addEventListener("click", async function () {
       var alias = document.getElementById("alias-name").value.trim();
