@@ -162,7 +162,13 @@ def test_the_service_view_shows_a_live_service(live, browser, capsys) -> None:  
     for point in (first[-1], second[-1]):
         assert point["ready"] and point["errors_per_s"] == 0
         assert point["p95_ms"] is not None and point["p95_ms"] > 0
-    history = read.get(history_url).json()
+
+    def logged_both() -> dict | None:
+        """The history once the prediction log (flushed every 200 ms) holds v2's answers."""
+        found = read.get(history_url).json()
+        return found if len(found["versions"]) == 2 else None
+
+    history = wait_for(logged_both, timeout=60, what="v2's predictions in the log")
     assert history["interval"] == 0.5
     spans = [(v["version"], v["predictions"]) for v in history["versions"]]
     assert [v for v, _ in spans] == ["1", "2"] and all(n > 0 for _, n in spans), spans
