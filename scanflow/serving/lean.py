@@ -70,14 +70,9 @@ def only_needed(mlmodel: dict[str, Any], fast_path: bool = True) -> None:
 
 def not_needed(mlmodel: dict[str, Any], fast_path: bool = True) -> tuple[str, ...]:
     """The optional libraries loading and calling this model will not import."""
-    flavors = mlmodel.get("flavors") or {}
-    sk = flavors.get("sklearn")
-    pyfunc = flavors.get("python_function") or {}
-    if not (fast_path and sk) or sk.get("code") or pyfunc.get("code"):
+    if not _skops_estimator(mlmodel, fast_path):
         return NEVER_NEEDED
-    if sk.get("serialization_format") != "skops":
-        return NEVER_NEEDED  # pickle formats go through MLflow's loader, which needs pandas
-    if model_is_lean(mlmodel, fast_path):
+    if _on_numpy(mlmodel):
         return ("pandas", "pyarrow", *NEVER_NEEDED)
     return ("pyarrow", *NEVER_NEEDED)
 
@@ -86,13 +81,22 @@ def model_is_lean(mlmodel: dict[str, Any], fast_path: bool = True) -> bool:
     """True when the model will be called directly on numpy (scikit-learn; tensor inputs or
     columns of one numeric type). :func:`~scanflow.serving.model.load_model` lets pandas in
     after all when such an estimator turns out to need a DataFrame."""
+    return _skops_estimator(mlmodel, fast_path) and _on_numpy(mlmodel)
+
+
+def _skops_estimator(mlmodel: dict[str, Any], fast_path: bool) -> bool:
+    """A scikit-learn model without code of its own, saved by skops, loaded directly
+    (pickle formats go through MLflow's loader, which needs pandas)."""
     flavors = mlmodel.get("flavors") or {}
     sk = flavors.get("sklearn")
     pyfunc = flavors.get("python_function") or {}
     if not (fast_path and sk) or sk.get("code") or pyfunc.get("code"):
         return False
-    if sk.get("serialization_format") != "skops":
-        return False  # pickle formats go through MLflow's loader, which needs pandas
+    return bool(sk.get("serialization_format") == "skops")
+
+
+def _on_numpy(mlmodel: dict[str, Any]) -> bool:
+    """Its inputs travel as one array: tensors, or columns of one numeric type."""
     from scanflow.serving.signature import parse_signature
 
     signature = parse_signature(mlmodel)  # imports no numpy: the supervisor calls this
