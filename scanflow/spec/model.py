@@ -93,6 +93,12 @@ class Executor(_Model):
     timeout: float | None = Field(default=None, gt=0)
     cache: bool = True
     resources: Resources = Field(default_factory=Resources)
+    start_method: Literal["spawn", "forkserver"] | None = Field(
+        default=None,
+        description="How the local engine starts the step: 'spawn' (a new process) or "
+        "'forkserver' (forked from a process that has imported the step's libraries); "
+        "unset: the engine's choice ('forkserver' for tuning trials, else 'spawn').",
+    )
 
     @field_validator("function")
     @classmethod

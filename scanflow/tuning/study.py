@@ -141,6 +141,15 @@ class Tuner:
         if _NO_TRACEBACK not in trial_log.filters:
             trial_log.addFilter(_NO_TRACEBACK)
         engine = self.engine or self._engine()
+        try:
+            return self._optimize(engine, total, resume, more)
+        finally:
+            if self.engine is None and hasattr(engine, "close"):
+                engine.close()
+
+    def _optimize(self, engine: Engine, total: int, resume: bool, more: int | None) -> optuna.Study:
+        import optuna
+
         directions = [o.direction for o in self.study.objectives()]
         exists = self.study.name in optuna.get_all_study_names(storage_url(self.project))
         if more is not None and not exists:
@@ -196,8 +205,12 @@ class Tuner:
         return study
 
     def _engine(self) -> Engine:
-        from scanflow.engines.registry import get_engine
+        """The target's engine; the local one forks trials from a server that has imported
+        the steps' libraries, unless an executor sets its own ``start_method``."""
+        from scanflow.engines.registry import get_engine, target_of
 
+        if target_of(self.project, self.target) == "local":
+            return get_engine(self.project, "local", start_method="forkserver")
         return get_engine(self.project, self.target)
 
     def _parallel(self, engine: Engine) -> int:

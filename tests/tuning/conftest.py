@@ -14,6 +14,7 @@ import pytest
 
 STEPS = """
 import json
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def fit(dataset, x, epochs, delay, log=True, model=False):
         raise SystemExit("negative x")
     if log:  # connect to the store before the epochs: they reach the pruner as they end
         tracking.set_tag("phase", "training")
+        tracking.set_tag("started_by", os.getppid())  # the fork server, for trials
         tracking.flush()
     for k in range(epochs):
         time.sleep(delay)  # the work of one epoch

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -82,6 +84,9 @@ def test_trials_are_runs_nested_under_the_study_run_and_reuse_the_cached_upstrea
         assert tags["scanflow.trial"] == str(trial.number)
         fit_params = client.get_run(fits[trials.index(trial)].mlflow_run_id).data.params
         assert float(fit_params["x"]) == pytest.approx(trial.params["x"])
+    # every trial's step was forked from one server that had imported its libraries
+    servers = {client.get_run(f.mlflow_run_id).data.tags["started_by"] for f in fits}
+    assert len(servers) == 1 and servers != {str(os.getpid())}
 
 
 def test_a_study_that_ran_needs_resume_and_more_extends_it(tiny):

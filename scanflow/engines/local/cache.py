@@ -27,12 +27,12 @@ def tree_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def code_digest(executor: Executor, base_dir: Path) -> str:
-    """Digest of the executor's code: its script or notebook, or the source file of its
-    function's module."""
+def source_file(executor: Executor, base_dir: Path) -> Path | None:
+    """The file of the executor's code: its script or notebook, or the source file of its
+    function's module (None when it cannot be found)."""
     path = executor.script or executor.notebook
     if path is not None:
-        return tree_digest(base_dir / path)
+        return base_dir / path
     module = executor.function.split(":", 1)[0]  # type: ignore[union-attr]
     sys.path.insert(0, str(base_dir))
     try:
@@ -42,8 +42,15 @@ def code_digest(executor: Executor, base_dir: Path) -> str:
     finally:
         sys.path.remove(str(base_dir))
     origin = spec.origin if spec is not None else None
-    if origin and os.path.isfile(origin):
-        return tree_digest(Path(origin))
+    return Path(origin) if origin and os.path.isfile(origin) else None
+
+
+def code_digest(executor: Executor, base_dir: Path) -> str:
+    """Digest of the executor's code: its script or notebook, or the source file of its
+    function's module."""
+    path = source_file(executor, base_dir)
+    if path is not None:
+        return tree_digest(path)
     return hashlib.sha256(executor.function.encode()).hexdigest()  # type: ignore[union-attr]
 
 

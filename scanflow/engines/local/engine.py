@@ -22,8 +22,10 @@ from typing import Any
 
 from scanflow.engines.base import ServiceBackend, follow
 from scanflow.engines.events import EventHandler, StepEvent
+from scanflow.engines.local.preload import preload_modules
 from scanflow.engines.local.process import StepProcess
 from scanflow.engines.local.ref import LocalProcessRef
+from scanflow.engines.local.starters import START_METHODS, STARTERS, Starter
 from scanflow.errors import EngineError, ScanflowError
 from scanflow.spec.graph import InputSource, resolve_input, topological_order, upstreams
 from scanflow.spec.loader import Project
@@ -138,10 +140,14 @@ class LocalEngine:
         tracking_uri: str | None = None,
         on_event: EventHandler | None = None,
         tracking_flush_timeout: float = TRACKING_FLUSH_SECONDS,
+        start_method: str = "spawn",
     ) -> None:
         """``on_event`` sees every event of every run as it happens (``watch`` too);
         ``tracking_flush_timeout``: how long a finished run waits for MLflow to take what
-        is still queued for it (the run's status is recorded before that)."""
+        is still queued for it (the run's status is recorded before that);
+        ``start_method``: how steps start unless their executor says (``spawn`` or
+        ``forkserver``, see :mod:`scanflow.engines.local.starters`)."""
+
         from scanflow.tracking.config import tracking_uri as resolve_uri
 
         self.project = project
@@ -152,6 +158,13 @@ class LocalEngine:
         self.tracking_flush_timeout = tracking_flush_timeout
         self._executions: dict[str, _Execution] = {}
         self._services: ServiceBackend | None = None
+        if start_method not in START_METHODS:
+            raise EngineError(
+                f"unknown start method {start_method!r}; choose one of {', '.join(START_METHODS)}"
+            )
+        self.start_method = start_method
+        self._starters: dict[str, Starter] = {}
+        self._starters_lock = threading.Lock()
 
     # -- the engine protocol ----------------------------------------------------------
     def submit(
@@ -510,8 +523,12 @@ class LocalEngine:
         attempt_id = self.store.add_attempt(
             AttemptRecord(step_id=step.id, number=number, engine_ref=ref.to_ref(), started_at=now())
         )
+        preload = preload_modules(executor, ctx.base_dir, env.get("MLFLOW_TRACKING_URI"))
+        starter = self._starter(executor.start_method or self.start_method)
         try:
-            process = StepProcess(argv, env, step_dir / "work", log_path, executor.timeout)
+            process = starter.start(
+                argv, env, step_dir / "work", log_path, executor.timeout, preload
+            )
         except OSError as exc:
             failure = f"could not start {argv[0]}: {exc}"
             self.store.update_attempt(attempt_id, error=failure, finished_at=now())
@@ -530,6 +547,8 @@ class LocalEngine:
         error = None
         if outcome.timed_out:
             error = f"timed out after {executor.timeout:g}s (process group killed)"
+        elif outcome.lost:
+            error = f"{outcome.lost} (process group killed); see {log_path}"
         elif ctx.execution.cancelled.is_set() and outcome.exit_code != 0:
             error = "cancelled"
         elif outcome.exit_code != 0:
@@ -538,6 +557,20 @@ class LocalEngine:
             attempt_id, exit_code=outcome.exit_code, error=error, finished_at=now()
         )
         return error
+
+    def _starter(self, method: str) -> Starter:
+        with self._starters_lock:
+            if method not in self._starters:
+                self._starters[method] = STARTERS[method](self.project.state_dir)
+            return self._starters[method]
+
+    def close(self) -> None:
+        """Stop the processes this engine keeps for starting steps (fork servers); runs of
+        this engine should be over. The engine can be used again after."""
+        with self._starters_lock:
+            starters, self._starters = list(self._starters.values()), {}
+        for starter in starters:
+            starter.close()
 
     def _end_step(self, ctx: _RunContext, name: str, status: str, message: str) -> str:
         step = ctx.steps[name]
