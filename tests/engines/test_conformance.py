@@ -90,11 +90,17 @@ KWOK = "kwok's fake nodes run no container, so the steps print and write nothing
 KWOK_EXIT_CODE = 1  # kwok's failing stage ends the container with 1, whatever the step
 
 
-def _local(request: pytest.FixtureRequest, make_project: Callable) -> EngineUnderTest:
-    def make(spec: str) -> Engine:
-        return get_engine(make_project(spec, {"steps.py": STEPS}), "local", tracking=False)
+def _local(start_method: str) -> Callable[..., EngineUnderTest]:
+    def maker(request: pytest.FixtureRequest, make_project: Callable) -> EngineUnderTest:
+        def make(spec: str) -> Engine:
+            project = make_project(spec, {"steps.py": STEPS})
+            engine = get_engine(project, "local", tracking=False, start_method=start_method)
+            request.addfinalizer(engine.close)  # stops its fork servers
+            return engine
 
-    return EngineUnderTest(make)
+        return EngineUnderTest(make)
+
+    return maker
 
 
 def _kwok_outcome(executor) -> dict[str, str]:
@@ -131,7 +137,8 @@ def _kubernetes(flavour: str) -> Callable[..., EngineUnderTest]:
 
 
 MAKERS = {
-    "local": _local,
+    "local": _local("spawn"),
+    "local-forkserver": _local("forkserver"),
     "kubernetes-jobs": _kubernetes("jobs"),
     "kubernetes-argo": _kubernetes("argo"),
 }
@@ -140,6 +147,7 @@ MAKERS = {
 @pytest.fixture(
     params=[
         "local",
+        "local-forkserver",
         pytest.param("kubernetes-jobs", marks=pytest.mark.k8s),
         pytest.param("kubernetes-argo", marks=pytest.mark.k8s),
     ]
