@@ -8,6 +8,7 @@ import ast
 import json
 import os
 import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -48,15 +49,27 @@ def leave(result, code=3):
 """
 
 SCRIPT = """
-import json, sys
+import json, os, sys
 from pathlib import Path
 args = sys.argv[1:]
-Path(args[args.index("--result") + 1]).write_text(json.dumps({"argv0": sys.argv[0], "args": args}))
+seen = {"argv0": sys.argv[0], "args": args, "parent": os.getppid()}
+Path(args[args.index("--result") + 1]).write_text(json.dumps(seen))
 """
 
 
-def forked(project, **options) -> LocalEngine:
-    return LocalEngine(project, tracking=False, start_method="forkserver", **options)
+@pytest.fixture
+def forked() -> Iterator[Callable[..., LocalEngine]]:
+    """``forked(project)``: a local engine forking its steps (unless ``start_method`` says
+    otherwise); its fork servers stop at the end of the test."""
+    engines: list[LocalEngine] = []
+
+    def make(project, start_method: str = "forkserver") -> LocalEngine:
+        engines.append(LocalEngine(project, tracking=False, start_method=start_method))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.close()
 
 
 def result_of(eng: LocalEngine, run_id: str) -> dict:
@@ -69,29 +82,27 @@ def log_of(eng: LocalEngine, run_id: str) -> str:
     return Path(LocalProcessRef.from_ref(attempt.engine_ref).log_path).read_text()
 
 
-def test_forked_steps_start_with_their_libraries_from_one_server(make_project) -> None:
+def test_forked_steps_start_with_their_libraries_from_one_server(make_project, forked) -> None:
     numpy_spec = single("probe", "    parameters: {tag: x}").replace("steps:probe", "probe:probe")
     eng = forked(
         make_project(
             numpy_spec, {"probe.py": PROBE.replace("import wave", "import wave\nimport numpy")}
         )
     )
-    try:
-        first, second = eng.run("one"), eng.run("one", {"only.tag": "y"})
-        assert first.status == second.status == "succeeded"
-        one, two = result_of(eng, first.id), result_of(eng, second.id)
-        assert one["preloaded"] and two["preloaded"]
-        assert one["server"] == two["server"] != os.getpid()  # the same fork server
-        assert one["pid"] != two["pid"]
-        assert (one["step"], one["run"], two["tag"]) == ("only", first.id, "y")
-        assert one["cwd"].endswith(os.path.join("steps", "only", "work"))
-        assert one["random"] != two["random"]  # each start draws its own numbers
-        assert "to stdout" in log_of(eng, first.id) and "to stderr" in log_of(eng, first.id)
-        [step] = eng.store.steps(first.id)
-        assert LocalProcessRef.from_ref(step.engine_ref).pid == one["pid"]
-        server = one["server"]
-    finally:
-        eng.close()
+    first, second = eng.run("one"), eng.run("one", {"only.tag": "y"})
+    assert first.status == second.status == "succeeded"
+    one, two = result_of(eng, first.id), result_of(eng, second.id)
+    assert one["preloaded"] and two["preloaded"]
+    assert one["server"] == two["server"] != os.getpid()  # the same fork server
+    assert one["pid"] != two["pid"]
+    assert (one["step"], one["run"], two["tag"]) == ("only", first.id, "y")
+    assert one["cwd"].endswith(os.path.join("steps", "only", "work"))
+    assert one["random"] != two["random"]  # each start draws its own numbers
+    assert "to stdout" in log_of(eng, first.id) and "to stderr" in log_of(eng, first.id)
+    [step] = eng.store.steps(first.id)
+    assert LocalProcessRef.from_ref(step.engine_ref).pid == one["pid"]
+    eng.close()
+    server = one["server"]
     assert not psutil.pid_exists(server) or psutil.Process(server).status() == "zombie"
 
 
@@ -102,7 +113,7 @@ def test_spawned_steps_import_for_themselves(make_project) -> None:
     assert run.status == "succeeded" and not result_of(eng, run.id)["preloaded"]
 
 
-def test_a_script_gets_its_arguments(make_project) -> None:
+def test_a_script_gets_its_arguments(make_project, forked) -> None:
     spec = """
     name: engine-test
     workflows:
@@ -114,69 +125,58 @@ def test_a_script_gets_its_arguments(make_project) -> None:
         outputs: [result]
         start_method: forkserver
     """
-    eng = LocalEngine(make_project(spec, {"job.py": SCRIPT}), tracking=False)
-    try:
-        run = eng.run("one")
-        assert run.status == "succeeded", run.error
-        seen = result_of(eng, run.id)
-        assert seen["argv0"].endswith("job.py")
-        assert seen["args"][:2] == ["--alpha", "0.5"]
-    finally:
-        eng.close()
+    eng = forked(make_project(spec, {"job.py": SCRIPT}), "spawn")  # the executor decides
+    run = eng.run("one")
+    assert run.status == "succeeded", run.error
+    seen = result_of(eng, run.id)
+    assert seen["argv0"].endswith("job.py")
+    assert seen["args"][:2] == ["--alpha", "0.5"]
+    assert seen["parent"] != os.getpid()  # forked by a server, not spawned by the engine
 
 
 @pytest.mark.parametrize(
     ("function", "code", "logged"),
     [("explode", 1, "ValueError: the step's own error"), ("leave", 3, "")],
 )
-def test_exit_codes_and_tracebacks_are_kept(make_project, function, code, logged) -> None:
+def test_exit_codes_and_tracebacks_are_kept(make_project, function, code, logged, forked) -> None:
     spec = single(function).replace(f"steps:{function}", f"probe:{function}")
     eng = forked(make_project(spec, {"probe.py": PROBE}))
-    try:
-        run = eng.run("one")
-        [step] = eng.store.steps(run.id)
-        [[attempt]] = eng.store.attempts(run.id).values()
-        assert run.status == "failed" and attempt.exit_code == code
-        assert f"exited with code {code}" in step.error
-        assert logged in log_of(eng, run.id)
-    finally:
-        eng.close()
+    run = eng.run("one")
+    [step] = eng.store.steps(run.id)
+    [[attempt]] = eng.store.attempts(run.id).values()
+    assert run.status == "failed" and attempt.exit_code == code
+    assert f"exited with code {code}" in step.error
+    assert logged in log_of(eng, run.id)
 
 
-def test_timeout_kills_the_forked_group(make_project, tmp_path) -> None:
+def test_timeout_kills_the_forked_group(make_project, tmp_path, forked) -> None:
     pidfile = tmp_path / "child.pid"
     extra = f"    parameters: {{pidfile: {pidfile}}}\n    timeout: 1"
     eng = forked(make_project(single("hang", extra, outputs="[]"), {"steps.py": STEPS}))
-    try:
-        run = eng.run("one")
-        [step] = eng.store.steps(run.id)
-        assert run.status == "failed" and "timed out after 1s" in step.error
-        child = int(pidfile.read_text())
-        assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
-    finally:
-        eng.close()
+    run = eng.run("one")
+    [step] = eng.store.steps(run.id)
+    assert run.status == "failed" and "timed out after 1s" in step.error
+    child = int(pidfile.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
 
 
-def test_cancel_stops_a_forked_step(make_project, tmp_path) -> None:
+def test_cancel_stops_a_forked_step(make_project, tmp_path, forked) -> None:
     pidfile = tmp_path / "child.pid"
     extra = f"    parameters: {{pidfile: {pidfile}}}"
     eng = forked(make_project(single("hang", extra, outputs="[]"), {"steps.py": STEPS}))
-    try:
-        run_id = eng.submit("one")
-        wait_for(pidfile.exists, what="the step to start")
-        eng.cancel(run_id)
-        wait_for(lambda: eng.get_run(run_id).status == "cancelled", what="the cancel")
-        child = int(pidfile.read_text())
-        wait_for(
-            lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie",
-            what="the step's child to be stopped",
-        )
-    finally:
-        eng.close()
+    run_id = eng.submit("one")
+    wait_for(pidfile.exists, what="the step to start")
+    eng.cancel(run_id)
+    wait_for(lambda: eng.get_run(run_id).status == "cancelled", what="the cancel")
+    child = int(pidfile.read_text())
+    wait_for(
+        lambda: not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie",
+        what="the step's child to be stopped",
+    )
 
 
 def test_a_lost_server_fails_the_attempt_and_the_retry_gets_a_new_one(
-    make_project, tmp_path
+    make_project, tmp_path, forked
 ) -> None:
     pidfile = tmp_path / "child.pid"
     counter = tmp_path / "count"
@@ -193,28 +193,22 @@ def hang_once(result):
     )
     extra = "    retries: 1\n    retry_backoff: 0"
     eng = forked(make_project(single("hang_once", extra), {"steps.py": steps}))
-    try:
-        run_id = eng.submit("one")
-        wait_for(pidfile.exists, what="the first attempt to start")
-        os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the fork server, by PID
-        wait_for(lambda: eng.get_run(run_id).status == "succeeded", what="the retry")
-        [step] = eng.store.steps(run_id)
-        first, second = eng.store.attempts(run_id)[step.id]
-        assert first.exit_code == -1 and second.exit_code == 0
-        assert "the fork server exited with code -9 before the step ended" in first.error
-    finally:
-        eng.close()
+    run_id = eng.submit("one")
+    wait_for(pidfile.exists, what="the first attempt to start")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the fork server, by PID
+    wait_for(lambda: eng.get_run(run_id).status == "succeeded", what="the retry")
+    [step] = eng.store.steps(run_id)
+    first, second = eng.store.attempts(run_id)[step.id]
+    assert first.exit_code == -1 and second.exit_code == 0
+    assert "the fork server exited with code -9 before the step ended" in first.error
 
 
-def test_a_preload_that_fails_is_left_to_the_step(make_project) -> None:
+def test_a_preload_that_fails_is_left_to_the_step(make_project, forked) -> None:
     steps = "import no_such_library_here\n\ndef nothing(result):\n    pass\n"
     eng = forked(make_project(single("nothing"), {"steps.py": steps}))
-    try:
-        run = eng.run("one")
-        assert run.status == "failed"
-        assert "No module named 'no_such_library_here'" in log_of(eng, run.id)
-    finally:
-        eng.close()
+    run = eng.run("one")
+    assert run.status == "failed"
+    assert "No module named 'no_such_library_here'" in log_of(eng, run.id)
 
 
 def test_start_method_is_checked(make_project) -> None:
@@ -243,13 +237,10 @@ def test_preload_lists_the_libraries_the_code_imports(make_project) -> None:
     assert module_imports(tree) == {"a.b", "a.b.c?", "d"}
 
 
-def test_close_while_idle_is_safe_and_the_engine_works_after(make_project) -> None:
+def test_close_while_idle_is_safe_and_the_engine_works_after(make_project, forked) -> None:
     spec = single("probe", "    cache: false").replace("steps:probe", "probe:probe")
     eng = forked(make_project(spec, {"probe.py": PROBE}))
-    try:
-        eng.close()  # nothing started yet
-        assert eng.run("one").status == "succeeded"
-        eng.close()
-        assert eng.run("one").status == "succeeded"  # a new server
-    finally:
-        eng.close()
+    eng.close()  # nothing started yet
+    assert eng.run("one").status == "succeeded"
+    eng.close()
+    assert eng.run("one").status == "succeeded"  # a new server

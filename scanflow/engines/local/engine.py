@@ -23,7 +23,7 @@ from typing import Any
 from scanflow.engines.base import ServiceBackend, follow
 from scanflow.engines.events import EventHandler, StepEvent
 from scanflow.engines.local.preload import preload_modules
-from scanflow.engines.local.process import StepProcess
+from scanflow.engines.local.process import StepProcess, StepStart
 from scanflow.engines.local.ref import LocalProcessRef
 from scanflow.engines.local.starters import START_METHODS, STARTERS, Starter
 from scanflow.errors import EngineError, ScanflowError
@@ -527,7 +527,7 @@ class LocalEngine:
         starter = self._starter(executor.start_method or self.start_method)
         try:
             process = starter.start(
-                argv, env, step_dir / "work", log_path, executor.timeout, preload
+                StepStart(argv, env, step_dir / "work", log_path, executor.timeout, preload)
             )
         except OSError as exc:
             failure = f"could not start {argv[0]}: {exc}"

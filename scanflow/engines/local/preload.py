@@ -43,11 +43,13 @@ def _is_local(module: str, base_dir: Path) -> bool:
     return top.is_dir() or top.with_suffix(".py").is_file()
 
 
-def preload_modules(executor: Executor, base_dir: Path, tracking_uri: str | None) -> list[str]:
+def preload_modules(
+    executor: Executor, base_dir: Path, tracking_uri: str | None
+) -> tuple[str, ...]:
     """The modules to import before forking ``executor``'s process, in a stable order."""
     start = source_file(executor, base_dir)
     if start is None or start.suffix != ".py":
-        return []
+        return ()
     libraries: set[str] = set()
     seen: set[Path] = set()
     queue = [start]
@@ -69,4 +71,4 @@ def preload_modules(executor: Executor, base_dir: Path, tracking_uri: str | None
         libraries.add("mlflow.tracking")
         if tracking_uri and tracking_uri.split(":", 1)[0].split("+")[0] in DATABASE_SCHEMES:
             libraries.add("mlflow.store.tracking.sqlalchemy_store")
-    return sorted(libraries)
+    return tuple(sorted(libraries))

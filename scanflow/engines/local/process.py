@@ -27,6 +27,20 @@ class Outcome:
     lost: str | None = None  # why the process could not be followed to its end
 
 
+@dataclass(frozen=True)
+class StepStart:
+    """What to start: ``argv`` (``argv[0]`` is the Python) with exactly ``env``, in ``cwd``,
+    its output appended to ``log_path``, stopped after ``timeout`` seconds; ``preload``:
+    modules it will import."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    timeout: float | None = None
+    preload: tuple[str, ...] = ()
+
+
 class StepProcess(ABC):
     """A started step process; :meth:`wait` blocks until it ends (or its timeout kills it).
     How it was started (spawned, forked) is the subclass's; it sets ``pid`` and then calls
@@ -79,28 +93,21 @@ class StepProcess(ABC):
 class SpawnedProcess(StepProcess):
     """A new Python (or any) process started from ``argv``."""
 
-    def __init__(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: Path,
-        log_path: Path,
-        timeout: float | None,
-    ) -> None:
+    def __init__(self, step: StepStart) -> None:
         super().__init__()
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in _ended()
+        step.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(step.log_path, "ab")  # noqa: SIM115 - closed in _ended()
         self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
+            step.argv,
+            env=step.env,
+            cwd=step.cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.pid = self.proc.pid
-        self._watch(timeout)
+        self._watch(step.timeout)
 
     def _exit_code(self, timeout: float | None) -> int | None:
         try:

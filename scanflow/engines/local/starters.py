@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from scanflow.engines.local.process import SpawnedProcess, StepProcess
+from scanflow.engines.local.process import SpawnedProcess, StepProcess, StepStart
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +44,8 @@ LOST = -1  # the exit code of a child whose fork server ended before it
 class Starter(Protocol):
     """Starts step processes."""
 
-    def start(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: Path,
-        log_path: Path,
-        timeout: float | None,
-        preload: Sequence[str] = (),
-    ) -> StepProcess:
-        """Start ``argv`` (``argv[0]`` is the Python) with exactly ``env``, in ``cwd``, its
-        output appended to ``log_path``; ``preload``: modules it will import."""
+    def start(self, step: StepStart) -> StepProcess:
+        """Start ``step``'s process."""
         ...
 
     def close(self) -> None:
@@ -68,17 +59,9 @@ class SpawnStarter:
     def __init__(self, state_dir: Path) -> None:
         del state_dir  # nothing to keep
 
-    def start(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: Path,
-        log_path: Path,
-        timeout: float | None,
-        preload: Sequence[str] = (),
-    ) -> StepProcess:
+    def start(self, step: StepStart) -> StepProcess:
         """A spawned process (``preload`` is not needed: it imports what it uses)."""
-        return SpawnedProcess(argv, env, cwd, log_path, timeout)
+        return SpawnedProcess(step)
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -175,18 +158,16 @@ class ForkServer:
         """Block until the server has imported its modules (OSError if it died first)."""
         self._ready.result()
 
-    def start(
-        self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path
-    ) -> ForkedProcess:
-        """Fork a child that runs ``argv``."""
+    def start(self, step: StepStart) -> ForkedProcess:
+        """Fork a child that runs ``step.argv``."""
         future: Future[ForkedProcess] = Future()
         with self._lock:
             if not self.alive:
                 raise OSError(f"the fork server has stopped; see {self.log_path}")
             self._next += 1
             self._starts[self._next] = future
-            request = {"id": self._next, "argv": argv, "env": env, "cwd": str(cwd)}
-            request["log"] = str(log_path)
+            request = {"id": self._next, "argv": step.argv, "env": step.env}
+            request.update(cwd=str(step.cwd), log=str(step.log_path))
             try:
                 self._requests.write(json.dumps(request).encode() + b"\n")
                 self._requests.flush()
@@ -228,19 +209,11 @@ class ForkServerStarter:
         server.ready()
         return server
 
-    def start(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: Path,
-        log_path: Path,
-        timeout: float | None,
-        preload: Sequence[str] = (),
-    ) -> StepProcess:
-        """A child of the server for ``argv[0]`` and ``preload``."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        child = self._server(argv[0], env, preload).start(argv, env, cwd, log_path)
-        child._watch(timeout)
+    def start(self, step: StepStart) -> StepProcess:
+        """A child of the server for the step's Python and ``preload``."""
+        step.log_path.parent.mkdir(parents=True, exist_ok=True)
+        child = self._server(step.argv[0], step.env, step.preload).start(step)
+        child._watch(step.timeout)
         return child
 
     def close(self) -> None:
