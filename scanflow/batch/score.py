@@ -256,7 +256,8 @@ def _run(
         workers, mp_context=context, initializer=worker.init, initargs=(job, shared)
     )
     pending: set[Future] = set()
-    gc.freeze()  # forked workers share the parent's objects: see _frozen_gc
+    gc.freeze()  # the collector leaves today's objects alone, in the forked workers too:
+    # their collections then do not write to (and so copy) every shared page holding one
     try:
         for task in todo:
             pending.add(pool.submit(worker.score_task, task))
