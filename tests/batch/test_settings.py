@@ -146,3 +146,21 @@ def test_a_negative_chunk_size_is_refused(store: Store, tmp_path: Path):
             str(tmp_path / "o"),
             chunk_size=-5,
         )
+
+
+def test_the_callers_objects_are_unfrozen_after_scoring_with_workers(store: Store, tmp_path: Path):
+    import gc
+
+    frozen = gc.get_freeze_count()
+    pixels_frame(store, 3000, seed=5).to_parquet(tmp_path / "pixels.parquet", index=False)
+    summary = score(
+        "models:/digits@champion",
+        str(tmp_path / "pixels.parquet"),
+        str(tmp_path / "out"),
+        id_column="id",
+        chunk_size=1000,
+        workers=2,
+        tracking_uri=store.tracking_uri,
+    )
+    assert (summary.rows, summary.chunks) == (3000, 3)
+    assert gc.get_freeze_count() == frozen
