@@ -256,8 +256,12 @@ def _run(
         workers, mp_context=context, initializer=worker.init, initargs=(job, shared)
     )
     pending: set[Future] = set()
-    gc.freeze()  # the collector leaves today's objects alone, in the forked workers too:
-    # their collections then do not write to (and so copy) every shared page holding one
+    # The collector leaves today's objects alone, in the forked workers too: their
+    # collections then do not write to (and so copy) every shared page holding one. A
+    # caller that froze objects itself (a pre-fork server) keeps them as they are.
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     try:
         for task in todo:
             pending.add(pool.submit(worker.score_task, task))
@@ -278,7 +282,8 @@ def _run(
             ) from exc
         raise
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     pool.shutdown()
 
 
