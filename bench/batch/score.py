@@ -1,6 +1,7 @@
 """Batch inference: Scanflow's scorer against plain ``mlflow.pyfunc`` in pandas chunks
 (and Ray Data's ``map_batches`` when a Python with Ray is given), same model, same table,
-same chunk size, same Parquet output.
+same Parquet output; the baseline and Ray in chunks of ``--chunk-size`` rows, Scanflow in
+chunks of ``--scanflow-chunk-size`` (0: its default, from the model's width).
 
     .venv/bin/python bench/batch/score.py --rows 1000000 --repeats 3 \
         [--ray-python /path/to/venv-with-ray/bin/python]
@@ -113,7 +114,7 @@ def run_pandas(uri: str, data: Path, out: Path, chunk: int) -> dict:
     return {"seconds": end - started, "phases": _rounded(phases)}
 
 
-def run_scanflow(uri: str, data: Path, out: Path, chunk: int, workers: int) -> dict:
+def run_scanflow(uri: str, data: Path, out: Path, chunk: int | None, workers: int) -> dict:
     from scanflow.batch import score
 
     started = time.perf_counter()
@@ -132,7 +133,8 @@ def run_scanflow(uri: str, data: Path, out: Path, chunk: int, workers: int) -> d
         "predict": summary.predict_seconds,
         "write": summary.write_seconds,
     }
-    return {"seconds": time.perf_counter() - started, "phases": _rounded(phases)}
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "phases": _rounded(phases), "chunk_size": summary.chunk_size}
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:
@@ -197,7 +199,8 @@ def ray_child(model_dir: str, data: str, out: str, chunk: int, workers: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=int, default=10_000, help="baseline and Ray")
+    parser.add_argument("--scanflow-chunk-size", type=int, default=0, help="0: the default")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--formats", default="parquet,csv")
@@ -211,7 +214,9 @@ def main() -> None:
         def methods(data: Path) -> dict:
             found = {
                 "pandas": lambda o: run_pandas(uri, data, o, args.chunk_size),
-                "scanflow": lambda o: run_scanflow(uri, data, o, args.chunk_size, args.workers),
+                "scanflow": lambda o: run_scanflow(
+                    uri, data, o, args.scanflow_chunk_size, args.workers
+                ),
             }
             if args.ray_python:
                 found["ray"] = lambda o: run_ray(
@@ -261,6 +266,7 @@ def main() -> None:
                     },
                     "rows": args.rows,
                     "chunk_size": args.chunk_size,
+                    "scanflow_chunk_size": args.scanflow_chunk_size or "default",
                     "workers": args.workers,
                     "cores": os.cpu_count(),
                 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -36,19 +37,15 @@ def line_ranges(path: Path, size: int) -> Iterator[Lines]:
         fh.readline()
         pos = chunk_begin = fh.tell()
         rows = lines = 0  # data rows and lines of the range being cut
-        rest = b""
-        while block := fh.read(BLOCK):
-            buf = rest + block
-            cut = buf.rfind(b"\n") + 1
-            rest = buf[cut:]
-            if not cut:
-                continue
+        scan = _Scan()
+        for buf, cut in scan.blocks(fh):
             body = np.frombuffer(buf, np.uint8, count=cut)
-            ends = np.flatnonzero(body == ord("\n"))
+            ends = np.flatnonzero(scan.newlines(body))
             starts = np.concatenate(([0], ends[:-1] + 1))
             keep = np.ones(len(ends), dtype=bool)
             for i in np.flatnonzero(_SPACE[body[starts]]):  # lines starting with a space
                 keep[i] = bool(buf[starts[i] : ends[i]].strip())
+            del body  # the buffer is reused for the next block
             count = rows + np.cumsum(keep)
             last = -1
             for i in np.flatnonzero(keep & (count % size == 0)):
@@ -57,10 +54,48 @@ def line_ranges(path: Path, size: int) -> Iterator[Lines]:
                 chunk_begin, lines, last = end, 0, int(i)
             rows, lines = int(count[-1]) % size, lines + len(ends) - 1 - last
             pos += cut
+        rest = scan.rest
         if rest:  # a last line without a line break
             rows, lines = rows + bool(rest.strip()), lines + 1
         if rows:
             yield Lines(chunk_begin, pos + len(rest), rows, lines != rows)
+
+
+class _Scan:
+    """The file read block by block into one reused buffer (fresh multi-MB buffers per
+    block would be faulted in by the kernel every time)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray(BLOCK)
+        self._mask = np.empty(BLOCK, dtype=bool)
+        self.rest = b""  # the bytes after the last line break
+
+    def blocks(self, fh: BinaryIO) -> Iterator[tuple[bytearray, int]]:
+        """The buffer and the length of its complete lines, block after block; an
+        unfinished line is carried over to the front of the next block."""
+        held = 0
+        while True:
+            if held == len(self._buf):  # a line longer than the buffer
+                self._buf.extend(bytes(len(self._buf)))
+            with memoryview(self._buf) as free:
+                got = fh.readinto(free[held:])
+            if not got:
+                break
+            filled = held + got
+            cut = self._buf.rfind(b"\n", 0, filled) + 1
+            if cut:
+                yield self._buf, cut
+                self._buf[: filled - cut] = self._buf[cut:filled]
+                held = filled - cut
+            else:
+                held = filled
+        self.rest = bytes(self._buf[:held])
+
+    def newlines(self, body: np.ndarray) -> np.ndarray:
+        """Where ``body`` holds a line break (in a reused mask)."""
+        if len(self._mask) < len(body):
+            self._mask = np.empty(len(body), dtype=bool)
+        return np.equal(body, ord("\n"), out=self._mask[: len(body)])
 
 
 def read_lines(path: str | Path, where: Lines) -> bytes:

@@ -10,6 +10,7 @@ row stops the run.
 from __future__ import annotations
 
 import csv
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,14 +33,40 @@ class Parsed:
     bad: list[tuple[int, str]] = field(default_factory=list)
 
 
+class MatrixBuffer:
+    """The memory of a process's chunk matrices, reused from chunk to chunk (a chunk's
+    matrix is used up, predicted and written, before the next chunk is parsed): a fresh
+    multi-MB array per chunk would be faulted in, and zeroed, by the kernel each time."""
+
+    def __init__(self) -> None:
+        self._flat = np.empty(0)
+
+    def matrix(self, rows: int, columns: int, dtype: np.dtype) -> np.ndarray:
+        """A ``rows`` x ``columns`` Fortran-ordered array (contents undefined) in the
+        buffer, which grows when it is too small."""
+        size = rows * columns
+        if self._flat.dtype != dtype or self._flat.size < size:
+            self._flat = np.empty(0)  # the old one is freed before the new one is made
+            self._flat = np.empty(size, dtype=dtype)
+        return self._flat[:size].reshape((rows, columns), order="F")
+
+
 def parse_chunk(
-    chunk: Chunk, fmt: str, where: str, features: Features, id_column: str | None, policy: str
+    chunk: Chunk,
+    fmt: str,
+    where: str,
+    features: Features,
+    id_column: str | None,
+    policy: str,
+    buffer: MatrixBuffer | None = None,
 ) -> Parsed:
-    """Parse ``chunk`` of the file ``where`` (``fmt``: ``csv`` or ``parquet``)."""
+    """Parse ``chunk`` of the file ``where`` (``fmt``: ``csv`` or ``parquet``); a matrix
+    input is built in ``buffer`` (valid until the next call with it) if given."""
     fast = _csv_table if fmt == "csv" else _batch_table
+    buffer = buffer or MatrixBuffer()
     try:
         table = fast(chunk.payload, features, id_column)
-        return _parsed(table, chunk.start, None, features, id_column)
+        return _parsed(table, chunk.start, None, features, id_column, buffer)
     except _Slow:
         pass
     rows = _csv_rows if fmt == "csv" else _batch_rows
@@ -52,13 +79,14 @@ def parse_chunk(
         )
     kept = _keep(chunk.payload, fmt, good)
     table = fast(kept, features, id_column) if good else None
-    return _parsed(table, chunk.start, good, features, id_column, bad)
+    return _parsed(table, chunk.start, good, features, id_column, buffer, bad)
 
 
 class _Slow(Exception):
     """The fast path cannot take this chunk as it is."""
 
 
+@functools.cache
 def _arrow_types(features: Features) -> dict[str, Any]:
     import pyarrow as pa
 
@@ -98,7 +126,7 @@ def _batch_table(batch: Any, features: Features, id_column: str | None) -> Any:
         if col.null_count:
             raise _Slow
         try:
-            columns.append(col.cast(types[name]))
+            columns.append(col if col.type == types[name] else col.cast(types[name]))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise _Slow from exc
         names.append(name)
@@ -163,6 +191,7 @@ def _parsed(
     good: list[int] | None,
     features: Features,
     id_column: str | None,
+    buffer: MatrixBuffer,
     bad: list[tuple[int, str]] | None = None,
 ) -> Parsed:
     import pyarrow as pa
@@ -177,11 +206,14 @@ def _parsed(
     if rows == 0:
         data: ModelInput = np.empty((0, len(features.names)))
     else:
-        arrays = [table.column(n).to_numpy() for n in features.names]
+        columns = [table.column(n) for n in features.names]
         if features.matrix:
-            data = np.empty((rows, len(arrays)), dtype=features.dtypes[0], order="F")
-            for j, arr in enumerate(arrays):
-                data[:, j] = arr
+            data = buffer.matrix(rows, len(columns), features.dtypes[0])
+            for j, column in enumerate(columns):  # piece by piece: no concatenated copy
+                at = 0
+                for piece in column.chunks:
+                    data[at : at + len(piece), j] = piece.to_numpy(zero_copy_only=False)
+                    at += len(piece)
         else:
-            data = dict(zip(features.names, arrays, strict=True))
+            data = {n: c.to_numpy() for n, c in zip(features.names, columns, strict=True)}
     return Parsed(ids, data, bad or [])

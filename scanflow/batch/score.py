@@ -9,6 +9,7 @@ finished chunks in the manifest, then renames the staging folder to the output f
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from scanflow.batch import worker
 from scanflow.batch.errors import BatchError, BatchInputError
 from scanflow.batch.features import Features, features_for
 from scanflow.batch.manifest import Manifest, staging_for
+from scanflow.batch.memory import freed_memory_kept
 from scanflow.batch.source import (
     Chunk,
     InputFile,
@@ -52,6 +54,7 @@ class Summary:
     output: str
     model_uri: str
     model_version: str
+    chunk_size: int = 0  # rows per chunk (the default's value when none was given)
     chunks: int = 0
     chunks_scored: int = 0  # by this call (the others were done before a resume)
     chunks_resumed: int = 0
@@ -76,7 +79,7 @@ def score(
     predictions: str,
     id_column: str | None = None,
     features: list[str] | None = None,
-    chunk_size: int = 10_000,
+    chunk_size: int | None = None,
     workers: int = 0,
     on_error: str = "fail",
     tracking_uri: str | None = None,
@@ -85,16 +88,18 @@ def score(
     """Score ``data`` (a CSV/Parquet file or a folder of them) with the MLflow model
     ``model`` into the folder ``predictions`` (Parquet parts).
 
-    ``workers`` processes score chunks of ``chunk_size`` rows (0: one per core, or this
-    process alone for less than ``IN_PROCESS_ROWS`` rows);
+    ``workers`` processes score chunks of ``chunk_size`` rows (None or 0: the largest of
+    ``CHUNK_ROWS`` whose model input fits in ``CHUNK_BYTES``, 50,000 rows for 64 float
+    columns; workers 0: one per core, or this process alone for less than
+    ``IN_PROCESS_ROWS`` rows);
     ``on_error`` is ``fail`` (stop at the first bad row, output not written) or ``skip``
     (leave bad rows and unreadable files out, counted). ``track`` logs to MLflow (default:
     when running as a workflow step). A run killed half-way resumes when called again."""
     started = time.perf_counter()
     if on_error not in POLICIES:
         raise BatchError(f"on_error is {on_error!r}; use one of: {', '.join(POLICIES)}")
-    if int(chunk_size) < 1:
-        raise BatchError(f"chunk_size is {chunk_size}; it must be at least 1")
+    if chunk_size is not None and int(chunk_size) < 0:
+        raise BatchError(f"chunk_size is {chunk_size}; give a number of rows, or 0 for the default")
     inputs = list_inputs(data)
     output = Path(predictions)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -102,7 +107,7 @@ def score(
     fingerprint = {
         "inputs": [[str(f.path.resolve()), *_stamp(f.path)] for f in inputs],
         "model": model,
-        "chunk_size": int(chunk_size),
+        "chunk_size": int(chunk_size or 0),
         "id_column": id_column,
         "features": features,
         "on_error": on_error,
@@ -114,6 +119,9 @@ def score(
         loaded = load_model(resolved.path, name=resolved.name, version=resolved.version)
         summary = Summary(str(output), model, resolved.version)
         readable, feats = _check_inputs(inputs, loaded.signature, id_column, features, on_error)
+        if "chunk_size" not in manifest.header:  # a resumed run keeps its chunks' rows
+            manifest.pin(chunk_size=int(chunk_size or 0) or default_chunk_size(feats))
+        size = summary.chunk_size = int(manifest.header["chunk_size"])
         summary.skipped_files = [str(f.path) for f in inputs if f not in readable]
         job = worker.Job(
             model_path=resolved.path,
@@ -127,15 +135,15 @@ def score(
             name_files=len(inputs) > 1,
         )
         rows = _rows_estimate(readable)
-        workers = _workers(int(workers), rows, int(chunk_size))
-        target = max(int(chunk_size), rows // (SPANS_PER_WORKER * workers))
-        _run(job, loaded, inputs, readable, int(chunk_size), target, workers, manifest, summary)
+        workers = _workers(int(workers), rows, size)
+        target = max(size, rows // (SPANS_PER_WORKER * workers))
+        _run(job, loaded, inputs, readable, size, target, workers, manifest, summary)
     finally:
         manifest.close()
     _totals(summary, manifest, started)
     _finish(staging, output, summary)
     if track if track is not None else _in_step():
-        _log(summary, chunk_size=int(chunk_size), workers=workers, on_error=on_error)
+        _log(summary, chunk_size=summary.chunk_size, workers=workers, on_error=on_error)
     logger.info(
         "scored %d rows (%d bad) in %.1f s with %s version %s into %s",
         summary.rows,
@@ -236,8 +244,8 @@ def _run(
     if workers == 1:
         from threadpoolctl import threadpool_limits
 
-        worker.init(job, model, limit_threads=False)
-        with threadpool_limits(1):  # as in a worker (idle BLAS threads spin)
+        worker.init(job, model, own_process=False)
+        with threadpool_limits(1), freed_memory_kept():  # as in a worker
             for task in todo:
                 for result in worker.iter_task(task):
                     _record(manifest, [result])
@@ -248,6 +256,12 @@ def _run(
         workers, mp_context=context, initializer=worker.init, initargs=(job, shared)
     )
     pending: set[Future] = set()
+    # The collector leaves today's objects alone, in the forked workers too: their
+    # collections then do not write to (and so copy) every shared page holding one. A
+    # caller that froze objects itself (a pre-fork server) keeps them as they are.
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     try:
         for task in todo:
             pending.add(pool.submit(worker.score_task, task))
@@ -267,7 +281,23 @@ def _run(
                 "workers); the chunks done so far are kept: run the same call again to resume"
             ) from exc
         raise
+    finally:
+        if freeze:
+            gc.unfreeze()
     pool.shutdown()
+
+
+CHUNK_ROWS = (50_000, 20_000, 10_000, 5_000, 2_000, 1_000)  # default chunk sizes
+CHUNK_BYTES = 32 << 20  # a default chunk's model input takes at most this (per worker)
+
+
+def default_chunk_size(features: Features) -> int:
+    """The largest of ``CHUNK_ROWS`` whose model input fits in ``CHUNK_BYTES``: large
+    chunks spread the fixed costs of a chunk (a model call, a part file) over many rows;
+    the bound keeps a wide model's chunks in memory. These sizes divide the usual Parquet
+    row group sizes, so chunks rarely straddle row groups."""
+    row = sum(dtype.itemsize for dtype in features.dtypes) or 8
+    return next((rows for rows in CHUNK_ROWS if rows * row <= CHUNK_BYTES), CHUNK_ROWS[-1])
 
 
 SPANS_PER_WORKER = 4  # Parquet spans per worker at least (a slow span is not left alone)

@@ -25,7 +25,8 @@ from scanflow.batch.errors import BatchInputError
 from scanflow.batch.features import Features
 from scanflow.batch.lines import read_lines
 from scanflow.batch.manifest import RESULT_KEY
-from scanflow.batch.parse import ROW_ID, parse_chunk
+from scanflow.batch.memory import keep_freed_memory
+from scanflow.batch.parse import ROW_ID, MatrixBuffer, parse_chunk
 from scanflow.batch.source import Chunk, read_span
 from scanflow.serving.model import LoadedModel, load_model, normalise_output
 
@@ -67,14 +68,18 @@ _state: dict[str, Any] = {}
 BAD_ROWS_KEPT = 20
 
 
-def init(job: Job, model: LoadedModel | None = None, limit_threads: bool = True) -> None:
+def init(job: Job, model: LoadedModel | None = None, own_process: bool = True) -> None:
     """Set this process up: ``model`` (inherited from the parent by fork) or the model
-    loaded once from ``job.model_path``; one BLAS thread (processes give parallelism)."""
-    if limit_threads:
+    loaded once from ``job.model_path``. A worker process (``own_process``) also gets one
+    BLAS thread (processes give parallelism) and keeps freed memory for the next chunk
+    (see :mod:`~scanflow.batch.memory`)."""
+    if own_process:
         from threadpoolctl import threadpool_limits
 
         _state["limits"] = threadpool_limits(1)
+        _state["memory"] = keep_freed_memory()
     _state["job"] = job
+    _state["buffer"] = MatrixBuffer()
     _state["model"] = model or load_model(
         job.model_path, name=job.model_name, version=job.version, smoke=False
     )
@@ -145,7 +150,9 @@ def score_chunk(chunk: Chunk, read_s: float = 0.0) -> ChunkResult:
     model: LoadedModel = _state["model"]
     path, fmt = job.files[chunk.file]
     t0 = time.perf_counter()
-    parsed = parse_chunk(chunk, fmt, path, job.features, job.id_column, job.policy)
+    parsed = parse_chunk(
+        chunk, fmt, path, job.features, job.id_column, job.policy, _state["buffer"]
+    )
     t1 = time.perf_counter()
     rows = len(parsed.ids)
     output = normalise_output(model.predict(parsed.data)) if rows else np.empty(0)

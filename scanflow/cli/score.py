@@ -29,7 +29,11 @@ def register(app: typer.Typer) -> None:
             "--features",
             help="Comma-separated feature columns (models without column names).",
         ),
-        chunk_size: int = typer.Option(10_000, "--chunk-size", help="Rows per chunk."),
+        chunk_size: int = typer.Option(
+            0,
+            "--chunk-size",
+            help="Rows per chunk (0: by the model's width, 50,000 for 64 floats).",
+        ),
         workers: int = typer.Option(
             0,
             "--workers",
