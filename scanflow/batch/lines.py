@@ -8,10 +8,10 @@ holds some is marked, and they are left out when it is read.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class _Scan:
         self._mask = np.empty(BLOCK, dtype=bool)
         self.rest = b""  # the bytes after the last line break
 
-    def blocks(self, fh: BinaryIO) -> Iterator[tuple[bytearray, int]]:
+    def blocks(self, fh: io.BufferedIOBase) -> Iterator[tuple[bytearray, int]]:
         """The buffer and the length of its complete lines, block after block; an
         unfinished line is carried over to the front of the next block."""
         held = 0

@@ -78,11 +78,12 @@ def _set_arrow_pool(pool: object | None) -> object | None:
 def _set_numpy_huge_pages(enabled: bool) -> bool | None:
     """Whether numpy asks for huge pages for arrays of 4 MB and more; the previous
     setting (None: this numpy cannot say)."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # pragma: no cover - numpy 1
-        from numpy.core import multiarray
+    import importlib
 
+    try:
+        multiarray = importlib.import_module("numpy._core.multiarray")
+    except ImportError:  # pragma: no cover - numpy 1
+        multiarray = importlib.import_module("numpy.core.multiarray")
     switch = getattr(multiarray, "_set_madvise_hugepage", None)
     return None if switch is None else bool(switch(enabled))
 
