@@ -93,7 +93,7 @@ class WriterOptions:
     segment_bytes: int = 16 * 2**20
     max_bytes: int = 512 * 2**20
     queue_size: int = 20_000
-    flush_bytes: int = 256 * 2**10  # wake the writer at this much; also its largest write
+    flush_bytes: int = 2**20  # wake the writer at this much; also its largest write
     queue_bytes: int = 8 * 2**20  # encoded records waiting; more are dropped
     fsync: bool = False
 
