@@ -8,6 +8,8 @@ from conftest import start_service, wait_for
 
 from scanflow.spec.model import Service
 
+from .conftest import mlflow_store
+
 
 def worker_env(proc) -> dict[str, str]:
     """The environment of the service's (one) worker process."""
@@ -61,5 +63,35 @@ def test_a_worker_for_a_model_with_its_own_code_keeps_docstrings_and_asserts(
     try:
         env = worker_env(proc)
         assert env["MALLOC_ARENA_MAX"] == "2" and "PYTHONOPTIMIZE" not in env
+    finally:
+        proc.stop()
+
+
+def test_a_worker_without_docstrings_takes_a_pyfunc_version_and_says_so(
+    registry, tmp_path, monkeypatch
+):
+    import mlflow
+
+    for name in ("MALLOC_ARENA_MAX", "PYTHONOPTIMIZE"):
+        monkeypatch.delenv(name, raising=False)
+    client = registry.client()
+    with mlflow_store(registry.tracking_uri):  # a model whose versions change kind
+        first = mlflow.register_model(client.get_model_version("digits", "1").source, "kinds")
+        second = mlflow.register_model(registry.flaky_uri, "kinds")
+    client.set_registered_model_alias("kinds", "champion", first.version)
+    proc = serve(registry, tmp_path, "models:/kinds@champion")
+    try:
+        assert worker_env(proc)["PYTHONOPTIMIZE"] == "2"
+        client.set_registered_model_alias("kinds", "champion", second.version)
+        wait_for(
+            lambda: proc.client.status()["model_version"] == str(second.version),
+            120,
+            "the pyfunc version serving",
+        )
+        predictions, version = proc.client.predict(registry.X[:3].tolist())
+        assert version == str(second.version)
+        assert predictions == registry.X[:3].sum(axis=1).tolist()  # what Flaky answers
+        log = (tmp_path / "server.log").read_text()
+        assert "is not a scikit-learn model saved by skops" in log
     finally:
         proc.stop()
