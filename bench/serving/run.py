@@ -649,7 +649,13 @@ def main() -> int:
         (work / "rows.json").write_text(json.dumps(model))
         bodies = write_bodies(work, model, kind)
         table = servers(work, model, port, kind)
-        order = [n for n in table if available(n) and (not args.only or n in args.only.split(","))]
+        order = [
+            n
+            for n in table
+            if available(n)
+            and table[n].protocol in bodies  # e.g. no single tensor for the mixed model
+            and (not args.only or n in args.only.split(","))
+        ]
         plan.append((kind, bodies, table, order))
     results: list[dict] = []
     for rnd in range(args.rounds):

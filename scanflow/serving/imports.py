@@ -14,15 +14,13 @@ and from the model files themselves: the globals a pickle or cloudpickle file re
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import pickletools
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanflow.serving import lean
+from scanflow.serving import lean, skops_trust
 from scanflow.serving.resolve import read_mlmodel
 
 logger = logging.getLogger(__name__)
@@ -39,6 +37,7 @@ class Needs:
     modules: list[str] = field(default_factory=list)
     complete: bool = True
     skips: tuple[str, ...] = ()  # optional libraries it does not need (:mod:`.lean`)
+    skops_types: list[tuple[str, str]] = field(default_factory=list)  # (module, class)
 
 
 def needed_modules(path: str | Path, fast: bool = True) -> Needs:
@@ -61,7 +60,7 @@ def needed_modules(path: str | Path, fast: bool = True) -> Needs:
     for file in sorted(p for pattern in _PICKLES for p in path.rglob(pattern)):
         needs.complete &= _add(needs.modules, _pickle_modules, file)
     for file in sorted(path.rglob("*.skops")):
-        needs.complete &= _add(needs.modules, _skops_modules, file)
+        needs.complete &= _add(needs.modules, lambda f: _skops_modules(f, needs), file)
     needs.modules = list(dict.fromkeys(m for m in needs.modules if m))
     return needs
 
@@ -71,7 +70,10 @@ def import_all(needs: Needs) -> None:
     lean.let_in(set(lean.kept_out()) - set(needs.skips))
     for name in needs.modules:
         try:
-            importlib.import_module(name)
+            if name == "skops.io":  # trusting only the estimators the files hold
+                skops_trust.import_skops(needs.skops_types)
+            else:
+                importlib.import_module(name)
         except Exception as exc:  # the model's own loading says what is wrong with it
             logger.debug("pre-import of %s failed: %s", name, exc)
 
@@ -120,22 +122,9 @@ def _pickle_modules(file: Path) -> list[str]:
     return found
 
 
-def _skops_modules(file: Path) -> list[str]:
-    """Modules named in a skops file's ``schema.json`` (``__module__`` of every node)."""
-    with zipfile.ZipFile(file) as archive:
-        schema = json.loads(archive.read("schema.json"))
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            module = node.get("__module__")
-            if isinstance(module, str):
-                found.append(module)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    return found
+def _skops_modules(file: Path, needs: Needs) -> list[str]:
+    """Modules named in a skops file's ``schema.json`` (``__module__`` of every node); its
+    types are noted in ``needs``."""
+    types = skops_trust.schema_types(file)
+    needs.skops_types += types
+    return [module for module, _ in types]

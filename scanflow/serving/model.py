@@ -186,9 +186,9 @@ class PyfuncModel(LoadedModel):
 def _load_estimator(path: Path, conf: dict[str, Any]) -> Any:
     pickled = path / conf.get("pickled_model", "model.pkl")
     if conf.get("serialization_format") == "skops":
-        import skops.io
+        from scanflow.serving import skops_trust
 
-        return skops.io.load(pickled, trusted=conf.get("skops_trusted_types"))
+        return skops_trust.load(pickled, trusted=conf.get("skops_trusted_types"))
     import mlflow.sklearn  # pickle formats: MLflow's own loader and its safety switches
 
     return mlflow.sklearn.load_model(str(path))
@@ -237,6 +237,9 @@ def load_model(
                 )
             import mlflow.pyfunc
 
+            from scanflow.serving import skops_trust
+
+            skops_trust.trust_all()  # MLflow's loader expects skops's default list
             model = PyfuncModel(
                 name=name,
                 version=version,

@@ -8,9 +8,15 @@ or its writer stops. Sealed segments are never written again; the oldest are del
 keep the folder under its byte limit.
 
 Durability: a background thread writes what requests queued every ``flush_interval``
-seconds. A SIGKILL loses at most that window (plus a torn last line, which readers skip);
-earlier lines and segments are complete. When the queue is full or the disk refuses a
-write, records are dropped and counted, never making a request wait.
+seconds, or as soon as ``flush_bytes`` of encoded records wait, whichever comes first. A
+SIGKILL loses at most that window (plus a torn last line, which readers skip); earlier
+lines and segments are complete. When the queue is full (``queue_size`` records or
+``queue_bytes``) or the disk refuses a write, records are dropped and counted, never making
+a request wait.
+
+Memory: records are queued encoded (bytes) and written with ``writev`` in pieces of at most
+``flush_bytes``, never joined into one large buffer, so a busy worker holds about
+``flush_bytes`` of log, not what a whole ``flush_interval`` of traffic encodes to.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class WriterOptions:
     segment_bytes: int = 16 * 2**20
     max_bytes: int = 512 * 2**20
     queue_size: int = 20_000
+    flush_bytes: int = 2**20  # wake the writer at this much; also its largest write
+    queue_bytes: int = 8 * 2**20  # encoded records waiting; more are dropped
     fsync: bool = False
 
 
@@ -103,7 +111,10 @@ class PredictionLogWriter:
     ) -> None:
         self.directory = Path(directory)
         self.options = options or WriterOptions()
-        self._queue: deque[Any] = deque()
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0  # of encoded records in the queue or being written
+        self._bytes_lock = threading.Lock()
+        self._wake = threading.Event()  # set when flush_bytes wait, or to stop
         self._stop = threading.Event()
         self._on_written = on_written
         self._on_dropped = on_dropped
@@ -126,18 +137,37 @@ class PredictionLogWriter:
         The record is encoded here (a few microseconds with orjson): a queue of bytes
         holds a fraction of the memory of a queue of dicts and arrays.
         """
-        if len(self._queue) >= self.options.queue_size:
+        options = self.options
+        if len(self._queue) >= options.queue_size or self._queued_bytes >= options.queue_bytes:
             self._drop("queue_full", 1)
             return
         try:
-            self._queue.append(orjson.dumps(record, option=_DUMP, default=_default))
+            line = orjson.dumps(record, option=_DUMP, default=_default)
         except Exception as exc:  # a record that cannot be encoded is dropped alone
             self._drop("encode_error", 1, exc)
+            return
+        with self._bytes_lock:
+            self._queued_bytes += len(line)
+            queued = self._queued_bytes
+        self._queue.append(line)
+        if queued >= options.flush_bytes and not self._wake.is_set():
+            self._wake.set()
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of encoded records waiting to be written (or being written)."""
+        return self._queued_bytes
+
+    def _written_off(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     # -- writer thread -------------------------------------------------------------
     def _loop(self) -> None:
         last_trim = time.monotonic()
-        while not self._stop.wait(self.options.flush_interval):
+        while not self._stop.is_set():
+            self._wake.wait(self.options.flush_interval)
+            self._wake.clear()
             self._flush()
             if time.monotonic() - last_trim > 1.0:
                 _trim_heap()  # the queued records were freed: give their pages back
@@ -146,42 +176,45 @@ class PredictionLogWriter:
         self._seal()
 
     def _flush(self) -> None:
-        n = len(self._queue)
-        if not n:
-            return
+        """Write what is queued, in pieces of at most ``flush_bytes`` (and a new segment
+        whenever one reaches ``segment_bytes``)."""
         chunk: list[bytes] = []
         size = 0
-        for _ in range(n):
+        for _ in range(len(self._queue)):
             line = self._queue.popleft()
             chunk.append(line)
             size += len(line)
-            if self._size + size >= self.options.segment_bytes:
-                if not self._write(chunk):
+            full = self._size + size >= self.options.segment_bytes
+            if full or size >= self.options.flush_bytes:
+                if not self._write(chunk, size):
                     return
                 chunk, size = [], 0
-                self._seal()
-                self._enforce_limit()
+                if full:
+                    self._seal()
+                    self._enforce_limit()
         if chunk:
-            self._write(chunk)
+            self._write(chunk, size)
 
-    def _write(self, lines: list[bytes]) -> bool:
-        data = b"".join(lines)
+    def _write(self, lines: list[bytes], size: int) -> bool:
+        """Append ``lines`` (``size`` bytes) to the open segment, then free them."""
+        n = len(lines)
         try:
             fd = self._open()
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_lines(fd, lines)
             if self.options.fsync:
                 os.fsync(fd)
         except OSError as exc:
-            self._drop("write_error", len(lines) + self._discard_queue(), exc)
+            self._written_off(size)
+            self._drop("write_error", n + self._discard_queue(), exc)
             self._abandon()
             return False
-        self._size += len(data)
-        self.written += len(lines)
+        finally:
+            lines.clear()  # the caller's list: its records are freed now
+        self._written_off(size)
+        self._size += size
+        self.written += n
         if self._on_written:
-            self._on_written(len(lines))
+            self._on_written(n)
         return True
 
     def _discard_queue(self) -> int:
@@ -190,9 +223,10 @@ class PredictionLogWriter:
         n = 0
         while True:
             try:
-                self._queue.popleft()
+                line = self._queue.popleft()
             except IndexError:
                 return n
+            self._written_off(len(line))
             n += 1
 
     def _open(self) -> int:
@@ -267,7 +301,26 @@ class PredictionLogWriter:
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, seal the segment and stop the thread."""
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout)
+
+
+_IOV_MAX = 1024  # buffers one writev may take (Linux)
+
+
+def _write_lines(fd: int, lines: list[bytes]) -> None:
+    """Write ``lines`` in order with ``writev``, without joining them into one buffer."""
+    for start in range(0, len(lines), _IOV_MAX):
+        group = lines[start : start + _IOV_MAX]
+        done = os.writev(fd, group)
+        for line in group:  # a short write (rare on files): finish it piece by piece
+            if done >= len(line):
+                done -= len(line)
+                continue
+            view = memoryview(line)[done:]
+            while view:
+                view = view[os.write(fd, view) :]
+            done = 0
 
 
 def _trim_heap() -> None:

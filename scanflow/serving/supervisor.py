@@ -155,6 +155,7 @@ class Supervisor:
         self._next_poll = 0.0
         self._crashes: list[float] = []
         self._keep_out: list[str] = []
+        self._optimize = False  # workers run with PYTHONOPTIMIZE=2 (unless it is set)
         self.on_backup = False  # serving backup_model because the model cannot be loaded
         self._last_gen = 0
         self._signals: list[int] = []
@@ -638,7 +639,7 @@ class Supervisor:
         self._last_gen = max(self._last_gen, gen)
         self.generation.set(gen)  # <- every worker switches here
         self.current = {"version": version, "path": path, "gen": gen, "since": time.time()}
-        self._keep_out = self._not_needed(path)
+        self._keep_out, self._optimize = self._worker_traits(path)
         self.on_backup = st.backup
         if not self.on_backup:
             self.last_error = None
@@ -691,13 +692,17 @@ class Supervisor:
             for worker in self.workers.values():
                 worker.channel.send({"op": "reason", "reason": reason})
 
-    def _not_needed(self, path: str) -> list[str]:
-        from scanflow.serving.lean import NEVER_NEEDED, not_needed
+    def _worker_traits(self, path: str) -> tuple[list[str], bool]:
+        """What workers started for the model in ``path`` keep out, and whether they run
+        with ``PYTHONOPTIMIZE=2`` (:mod:`scanflow.serving.lean`)."""
+        from scanflow.serving.lean import NEVER_NEEDED, not_needed, optimizable
 
         try:
-            return list(not_needed(read_mlmodel(path), self.service.fast_path))
+            mlmodel = read_mlmodel(path)
         except ModelLoadError:
-            return list(NEVER_NEEDED)
+            return list(NEVER_NEEDED), False
+        fast = self.service.fast_path
+        return list(not_needed(mlmodel, fast)), optimizable(mlmodel, fast)
 
     def _retry_interval(self) -> float:
         return max(self.service.poll_interval, 5.0)
@@ -747,8 +752,9 @@ class Supervisor:
             reason=self.last_error or "the model is still loading",
             token=self.token,
         )
-        env = {
+        env = {  # defaults for workers; the environment's own settings win
             "MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would only hold freed memory
+            **({"PYTHONOPTIMIZE": "2"} if self._optimize else {}),  # no docstrings: ~16 MB
             **os.environ,
             ENV_SETUP: setup.to_env(),
             "SCANFLOW_LOG_LEVEL": logging.getLevelName(logging.getLogger().level),

@@ -53,6 +53,9 @@ def main() -> int:
         from scanflow.serving import lean
 
         lean.keep_out(setup.keep_out)
+    from scanflow.serving import skops_trust
+
+    skops_trust.narrow()  # skops imports only the estimators the model's files hold
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; SIGTERM drains
     import logging
 
@@ -152,6 +155,7 @@ async def _serve(setup: WorkerSetup, started: float) -> int:
         gen, version = int(msg["gen"]), str(msg["version"])
         spent: dict[str, float] = {}
         begun = time.monotonic()
+        _warn_if_optimized_for(msg["path"], version, fast)
         try:
             needs = await loop.run_in_executor(None, needed_modules, msg["path"], fast)
             mark = time.monotonic()
@@ -238,6 +242,28 @@ async def _serve(setup: WorkerSetup, started: float) -> int:
     if writer is not None:
         writer.close()
     return 0
+
+
+def _warn_if_optimized_for(path: str, version: str, fast: bool) -> None:
+    """Say so when this worker, started with docstrings and asserts stripped for a
+    scikit-learn model, takes a version that goes through MLflow or its own code."""
+    from scanflow.serving import lean
+    from scanflow.serving.resolve import read_mlmodel
+
+    try:
+        if not sys.flags.optimize or lean.optimizable(read_mlmodel(path), fast):
+            return
+    except Exception:  # the loader reports an unreadable model
+        return
+    import logging
+
+    logging.getLogger("scanflow.serving.worker").warning(
+        "version %s is not a scikit-learn model saved by skops, and this worker runs with "
+        "PYTHONOPTIMIZE=%d (no docstrings, no asserts); workers started from now on run "
+        "without it (set PYTHONOPTIMIZE=0 in the service's environment to never use it)",
+        version,
+        sys.flags.optimize,
+    )
 
 
 async def _publish_depth(metrics: Any, batcher: Any, every: float = 0.5) -> None:

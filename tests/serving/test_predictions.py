@@ -97,6 +97,52 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting(tmp_path):
     assert PredictionLog(tmp_path).count() == 10
 
 
+def test_the_writer_wakes_when_flush_bytes_wait_not_only_on_its_interval(tmp_path):
+    # an interval of ten minutes: only the size trigger can write these records
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=600, flush_bytes=2_000))
+    appended = 0
+    while writer.written == 0 and writer.queued_bytes < 2_000:
+        writer.append(record(appended))
+        appended += 1
+    wait_for(lambda: writer.written == appended, 60, "a write before the interval")
+    assert writer.queued_bytes == 0
+    writer.close()
+
+
+def test_the_queue_is_bounded_in_bytes(tmp_path):
+    dropped: list[tuple[str, int]] = []
+    writer = PredictionLogWriter(  # a writer that never wakes before close(): a stuck sink
+        tmp_path,
+        WriterOptions(flush_interval=600, flush_bytes=10**9, queue_bytes=5_000),
+        on_dropped=lambda reason, n: dropped.append((reason, n)),
+    )
+    sizes = [
+        len(orjson.dumps(record(i), option=orjson.OPT_SERIALIZE_NUMPY)) + 1 for i in range(200)
+    ]
+    for i in range(200):
+        writer.append(record(i))
+    kept, queued = 0, 0
+    while queued < 5_000:  # appended while under the bound: the last one may cross it
+        queued += sizes[kept]
+        kept += 1
+    assert writer.queued_bytes == queued <= 5_000 + max(sizes)
+    assert writer.dropped == 200 - kept and {r for r, _ in dropped} == {"queue_full"}
+    writer.close()
+    assert PredictionLog(tmp_path).count() == kept
+    assert writer.queued_bytes == 0
+
+
+def test_many_lines_are_written_whole_and_in_order(tmp_path):
+    """More lines than one writev takes (1,024), of different sizes."""
+    writer = PredictionLogWriter(tmp_path, WriterOptions(flush_interval=600, flush_bytes=10**9))
+    for i in range(3_000):
+        writer.append({**record(i), "inputs": np.full((1, i % 7 + 1), float(i))})
+    writer.close()
+    records = list(PredictionLog(tmp_path).read())
+    assert [r["id"] for r in records] == [f"r{i}" for i in range(3_000)]
+    assert records[2_999]["inputs"] == [[2_999.0] * (2_999 % 7 + 1)]
+
+
 def test_a_failing_disk_drops_and_counts(tmp_path):
     folder = tmp_path / "log"
     dropped: list[tuple[str, int]] = []
