@@ -26,7 +26,7 @@ from scanflow.agents.clients import HttpServiceControl, JsonlFeed
 from scanflow.agents.demo.drift import corruption
 from scanflow.agents.demo.report import Moment, decision_moments, plot, summarise
 from scanflow.agents.demo.traffic import Traffic
-from scanflow.agents.state import AgentState, all_decisions, endpoints
+from scanflow.agents.state import OPEN, AgentState, all_decisions, endpoints
 from scanflow.auth import app_token
 from scanflow.errors import ScanflowError
 from scanflow.spec import load_project
@@ -277,9 +277,11 @@ def run_demo(
         traffic.set_load(phases.rate / 2, 2)
         minimum = service_spec.min_workers
         deadline = time.monotonic() + phases.calm
-        while time.monotonic() < deadline:  # the calm phase ends early once back at the minimum
+        while time.monotonic() < deadline:  # the calm phase ends early once back at the
+            # minimum and the scaler has recorded how its last decision ended
             workers = control.status().get("workers")
-            if workers is not None and workers <= minimum:
+            settled = not any(d.status in OPEN for d in all_decisions(store, "scaler"))
+            if workers is not None and workers <= minimum and settled:
                 watch.workers.append((time.time(), int(workers)))
                 break
             time.sleep(1.0)
