@@ -147,7 +147,6 @@ class LocalEngine:
         is still queued for it (the run's status is recorded before that);
         ``start_method``: how steps start unless their executor says (``spawn`` or
         ``forkserver``, see :mod:`scanflow.engines.local.starters`)."""
-
         from scanflow.tracking.config import tracking_uri as resolve_uri
 
         self.project = project
