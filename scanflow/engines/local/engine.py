@@ -522,8 +522,12 @@ class LocalEngine:
         attempt_id = self.store.add_attempt(
             AttemptRecord(step_id=step.id, number=number, engine_ref=ref.to_ref(), started_at=now())
         )
-        preload = preload_modules(executor, ctx.base_dir, env.get("MLFLOW_TRACKING_URI"))
         starter = self._starter(executor.start_method or self.start_method)
+        preload = (
+            preload_modules(executor, ctx.base_dir, env.get("MLFLOW_TRACKING_URI"))
+            if starter.preloads
+            else ()
+        )
         try:
             process = starter.start(
                 StepStart(argv, env, step_dir / "work", log_path, executor.timeout, preload)

@@ -42,7 +42,10 @@ LOST = -1  # the exit code of a child whose fork server ended before it
 
 
 class Starter(Protocol):
-    """Starts step processes."""
+    """Starts step processes; ``preloads``: whether it uses :attr:`StepStart.preload`
+    (the engine reads a step's imports only for a starter that does)."""
+
+    preloads: bool
 
     def start(self, step: StepStart) -> StepProcess:
         """Start ``step``'s process."""
@@ -56,11 +59,13 @@ class Starter(Protocol):
 class SpawnStarter:
     """A new process per start."""
 
+    preloads = False
+
     def __init__(self, state_dir: Path) -> None:
         del state_dir  # nothing to keep
 
     def start(self, step: StepStart) -> StepProcess:
-        """A spawned process (``preload`` is not needed: it imports what it uses)."""
+        """A spawned process (it imports what it uses itself)."""
         return SpawnedProcess(step)
 
     def close(self) -> None:
@@ -192,6 +197,8 @@ class ForkServer:
 class ForkServerStarter:
     """Forks each start from a server that imported ``preload`` (one server per Python,
     module list and environment, started on first use)."""
+
+    preloads = True
 
     def __init__(self, state_dir: Path) -> None:
         self.log_path = state_dir / "forkserver.log"
